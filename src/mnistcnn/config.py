@@ -1,0 +1,148 @@
+"""Typed, frozen configuration for training runs, and the named recipes.
+
+No I/O here: the CLI builds a :class:`TrainConfig` from flags, library code
+only reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("adam", "sgd", "adadelta")
+SCHEDULERS = ("none", "step", "cosine", "onecycle")
+LOADERS = ("dataloader", "tensor")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run.
+
+    The defaults are the ``tutorial`` recipe: the classic MNIST CNN tutorial's
+    setup exactly (``ToTensor`` only, no normalization; batch 64; shuffled;
+    cross-entropy; Adam with a constant learning rate of 0.01; 10 epochs).
+
+    Attributes:
+        recipe: name of the recipe the settings started from.
+        dataset: dataset name (see ``mnistcnn.data.list_datasets()``).
+        model: model name (see ``mnistcnn.models.list_models()``).
+        epochs: number of passes over the training split (>= 1).
+        batch_size: training images per optimizer step (>= 1).
+        eval_batch_size: images per forward pass at evaluation (does not change results).
+        lr: (peak) learning rate.
+        optimizer: one of ``adam``, ``sgd``, ``adadelta``.
+        momentum: SGD momentum (ignored by the other optimizers).
+        weight_decay: L2 penalty passed to the optimizer.
+        scheduler: learning-rate schedule: ``none`` (constant), ``step``
+            (multiply by ``gamma`` every ``step_size`` epochs), ``cosine``
+            (cosine annealing to 0 over all steps), ``onecycle`` (Smith & Topin 2017).
+        step_size: epochs between decays for ``step``.
+        gamma: decay factor for ``step``.
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+        normalize: subtract the dataset's pixel mean and divide by its std
+            (``False`` in the tutorial: inputs stay in [0, 1]).
+        val_fraction: fraction of the training split held out (seeded) as a
+            validation split, in [0, 1). ``best.pt`` is chosen on it when > 0.
+        loader: ``dataloader`` (torchvision dataset + DataLoader) or ``tensor``
+            (the whole split as one tensor on the device).
+        num_workers: DataLoader worker processes.
+        seed: seeds Python, NumPy and torch, and the data order.
+        device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
+        max_steps: stop after this many optimizer steps in total (smoke runs).
+        deterministic: call ``torch.use_deterministic_algorithms(True)``.
+    """
+
+    recipe: str = "tutorial"
+    dataset: str = "mnist"
+    model: str = "tutorial"
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    lr: float = 0.01
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    step_size: int = 1
+    gamma: float = 0.7
+    label_smoothing: float = 0.0
+    normalize: bool = False
+    val_fraction: float = 0.0
+    loader: str = "dataloader"
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    max_steps: int | None = None
+    deterministic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.eval_batch_size < 1:
+            problems.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.scheduler not in SCHEDULERS:
+            problems.append(
+                f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"
+            )
+        if self.loader not in LOADERS:
+            problems.append(f"loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.num_workers < 0:
+            problems.append(f"num_workers must be >= 0, got {self.num_workers}")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """All settings as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Named starting points. ``tutorial`` is the seed tutorial's setup, unchanged forever.
+RECIPES: dict[str, dict[str, Any]] = {
+    "tutorial": {},
+}
+
+
+def recipe_config(name: str, **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of recipe ``name`` with ``overrides`` applied.
+
+    Overrides whose value is ``None`` are ignored (unset CLI flags).
+
+    Raises:
+        ValueError: unknown recipe name (the message lists the valid ones) or
+            an invalid setting.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
+    values: dict[str, Any] = {"recipe": name, **RECIPES[name]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)

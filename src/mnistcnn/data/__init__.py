@@ -1,0 +1,54 @@
+"""The data layer: obtain, verify and load MNIST-style IDX datasets.
+
+Public API::
+
+    list_datasets() -> ["fashion-mnist", "kmnist", "mnist"]
+    get_spec(name) -> DatasetSpec
+    resolve_root(root) -> Path            # arg, else $MNISTCNN_DATA, else ~/.cache/mnistcnn
+    fetch_dataset(name, root, mirror, ...) -> FetchResult
+    load_dataset(name, train, root, mirror, transform, ...) -> torchvision dataset
+    load_arrays(name, train, root, mirror, ...) -> (uint8 (N, 28, 28), int64 (N,))
+    dataset_info(name, root, mirror) -> dict
+    read_idx(path) / write_idx(path, array) / validate_idx_file(path, kind, ...)
+
+Errors: :class:`DataError` (base), :class:`IDXError` (a bad file),
+:class:`SourceError` (every source failed).
+"""
+
+from mnistcnn.data.datasets import dataset_info, load_arrays, load_dataset, pixel_stats
+from mnistcnn.data.errors import DataError, IDXError, SourceError
+from mnistcnn.data.idx import (
+    IdxHeader,
+    read_idx,
+    read_idx_header,
+    validate_idx_file,
+    validate_pair,
+    write_idx,
+)
+from mnistcnn.data.sources import FetchResult, fetch_dataset, resolve_mirror, resolve_root
+from mnistcnn.data.specs import DatasetSpec, IdxFileSpec, SplitFiles, get_spec, list_datasets
+
+__all__ = [
+    "DataError",
+    "DatasetSpec",
+    "FetchResult",
+    "IDXError",
+    "IdxFileSpec",
+    "IdxHeader",
+    "SourceError",
+    "SplitFiles",
+    "dataset_info",
+    "fetch_dataset",
+    "get_spec",
+    "list_datasets",
+    "load_arrays",
+    "load_dataset",
+    "pixel_stats",
+    "read_idx",
+    "read_idx_header",
+    "resolve_mirror",
+    "resolve_root",
+    "validate_idx_file",
+    "validate_pair",
+    "write_idx",
+]

@@ -1,0 +1,267 @@
+"""Dataset specifications: each dataset described by data, as torchvision's ``mnist.py`` does.
+
+A :class:`DatasetSpec` says where a dataset's four IDX files live
+(``<root>/<folder>/raw/``, the layout torchvision's own classes read), how many
+items and which checksums they have, where to get them, and its normalization
+constants. The registry is an immutable table.
+
+Sources of the constants:
+    * file names, ``mirrors``, ``.gz`` md5 sums, ``classes``: torchvision's
+      ``MNIST``/``FashionMNIST``/``KMNIST`` classes (``mirrors``, ``resources``,
+      ``classes``), read from the installed torchvision.
+    * md5 of the uncompressed MNIST and Fashion-MNIST files: the original
+      distributions (as listed in ``../shared/datasets/README.md``).
+    * mean/std: pixel mean and standard deviation of the train split on the
+      0..1 scale (recomputed by :func:`mnistcnn.data.dataset_info`).
+
+Specs are built on first use, so importing this module does not import
+torchvision (about 2 s).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+from mnistcnn.data.idx import IdxKind, idx_size
+
+SPLITS = ("train", "test")
+# md5 sums of train images, train labels, test images, test labels (None: unknown)
+Md5s = tuple[str | None, str | None, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class IdxFileSpec:
+    """One IDX file of a dataset.
+
+    Attributes:
+        name: uncompressed file name, e.g. ``"train-images-idx3-ubyte"``.
+        kind: ``"images"`` (uint8 (N, 28, 28)) or ``"labels"`` (uint8 (N,)).
+        count: number of images or labels.
+        md5: md5 of the uncompressed file, or None if unknown.
+        gz_md5: md5 of the official ``.gz`` file, or None; only checked when
+            ``md5`` is None (re-compressed copies differ but hold the same data).
+    """
+
+    name: str
+    kind: IdxKind
+    count: int
+    md5: str | None
+    gz_md5: str | None = None
+
+    @property
+    def gz_name(self) -> str:
+        """The compressed file name, ``name + ".gz"``."""
+        return self.name + ".gz"
+
+    def size(self, image_shape: tuple[int, int] = (28, 28)) -> int:
+        """Exact length of the uncompressed file in bytes."""
+        return idx_size(self.kind, self.count, image_shape)
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """The images file and labels file of one split (same ``count``)."""
+
+    images: IdxFileSpec
+    labels: IdxFileSpec
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the data layer knows about one dataset.
+
+    Attributes:
+        name: registry name, e.g. ``"fashion-mnist"``.
+        folder: torchvision's class name, which is also its folder under the root
+            (``<root>/<folder>/raw/``), e.g. ``"FashionMNIST"``.
+        tv_class: the torchvision dataset class (``torchvision.datasets.FashionMNIST``).
+        classes: class names, index = label.
+        files: ``{"train": SplitFiles, "test": SplitFiles}`` (read-only mapping).
+        mirrors: official base URLs, each ending in ``/`` (torchvision's list).
+        mean, std: train-split pixel mean and std on the 0..1 scale.
+        system_dirs: folders where an OS package installs the ``.gz`` files.
+        pypi_fallback: whether the PyPI wheel fallback applies (MNIST only).
+        image_shape: (height, width) in pixels.
+    """
+
+    name: str
+    folder: str
+    tv_class: type
+    classes: tuple[str, ...]
+    files: Mapping[str, SplitFiles] = field(hash=False)
+    mirrors: tuple[str, ...]
+    mean: float
+    std: float
+    system_dirs: tuple[str, ...] = ()
+    pypi_fallback: bool = False
+    image_shape: tuple[int, int] = (28, 28)
+
+    def __post_init__(self) -> None:
+        if set(self.files) != set(SPLITS):
+            raise ValueError(f"{self.name}: files needs splits {SPLITS}, got {sorted(self.files)}")
+        if self.folder != self.tv_class.__name__:
+            raise ValueError(
+                f"{self.name}: folder {self.folder!r} must equal the torchvision class name "
+                f"{self.tv_class.__name__!r} (torchvision reads <root>/<ClassName>/raw/)"
+            )
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
+        object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
+        object.__setattr__(self, "system_dirs", tuple(self.system_dirs))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (labels are 0..num_classes-1)."""
+        return len(self.classes)
+
+    def all_files(self) -> tuple[IdxFileSpec, ...]:
+        """The four files: train images, train labels, test images, test labels."""
+        return tuple(f for s in SPLITS for f in (self.files[s].images, self.files[s].labels))
+
+    def raw_dir(self, root: Path) -> Path:
+        """``<root>/<folder>/raw``, where torchvision's class looks for the files."""
+        return root / self.folder / "raw"
+
+
+def make_files(
+    counts: tuple[int, int],
+    md5s: Md5s = (None, None, None, None),
+    gz_md5s: Md5s = (None, None, None, None),
+) -> dict[str, SplitFiles]:
+    """Build ``files`` with the standard MNIST file names.
+
+    Args:
+        counts: (train count, test count).
+        md5s, gz_md5s: for train images, train labels, test images, test labels.
+    """
+    out = {}
+    for i, (split, prefix) in enumerate((("train", "train"), ("test", "t10k"))):
+        out[split] = SplitFiles(
+            images=IdxFileSpec(
+                f"{prefix}-images-idx3-ubyte", "images", counts[i], md5s[2 * i], gz_md5s[2 * i]
+            ),
+            labels=IdxFileSpec(
+                f"{prefix}-labels-idx1-ubyte",
+                "labels",
+                counts[i],
+                md5s[2 * i + 1],
+                gz_md5s[2 * i + 1],
+            ),
+        )
+    return out
+
+
+def _tv_gz_md5s(tv_class: type) -> Md5s:
+    """torchvision's ``.gz`` md5 sums, ordered train images/labels, test images/labels."""
+    table: dict[str, str] = dict(tv_class.resources)  # type: ignore[attr-defined]
+    get = table.get
+    return (
+        get("train-images-idx3-ubyte.gz"),
+        get("train-labels-idx1-ubyte.gz"),
+        get("t10k-images-idx3-ubyte.gz"),
+        get("t10k-labels-idx1-ubyte.gz"),
+    )
+
+
+def _from_torchvision(
+    name: str,
+    tv_class: type,
+    md5s: Md5s,
+    mean: float,
+    std: float,
+    system_dirs: tuple[str, ...] = (),
+    pypi_fallback: bool = False,
+) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        folder=tv_class.__name__,
+        tv_class=tv_class,
+        classes=tuple(tv_class.classes),  # type: ignore[attr-defined]
+        files=make_files((60000, 10000), md5s, _tv_gz_md5s(tv_class)),
+        mirrors=tuple(tv_class.mirrors),  # type: ignore[attr-defined]
+        mean=mean,
+        std=std,
+        system_dirs=system_dirs,
+        pypi_fallback=pypi_fallback,
+    )
+
+
+class _Row(NamedTuple):
+    """One registered dataset, before torchvision supplies mirrors, classes and .gz md5s."""
+
+    folder: str  # torchvision class name
+    md5s: Md5s  # uncompressed train images, train labels, test images, test labels
+    mean: float
+    std: float
+    system_dirs: tuple[str, ...] = ()
+    pypi_fallback: bool = False
+
+
+_TABLE: Mapping[str, _Row] = MappingProxyType(
+    {
+        "fashion-mnist": _Row(
+            "FashionMNIST",
+            (
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                "9018921c3c673c538a1fc5bad174d6f9",
+                "8181f5470baa50b63fa0f6fddb340f0a",
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ),
+            mean=0.2860,
+            std=0.3530,
+            system_dirs=("/usr/share/datasets/fashion-mnist",),
+        ),
+        "kmnist": _Row("KMNIST", (None, None, None, None), mean=0.1918, std=0.3483),
+        "mnist": _Row(
+            "MNIST",
+            (
+                "6bbc9ace898e44ae57da46a324031adb",
+                "a25bea736e30d166cdddb491f175f624",
+                "2646ac647ad5339dbf082846283269ea",
+                "27ae3e4e09519cfbb04c329615203637",
+            ),
+            mean=0.1307,
+            std=0.3081,
+            pypi_fallback=True,
+        ),
+    }
+)
+_ALIASES: Mapping[str, str] = MappingProxyType({r.folder.lower(): n for n, r in _TABLE.items()})
+
+
+@functools.cache
+def _build(name: str) -> DatasetSpec:
+    """The spec of registered ``name`` (built on first use: importing torchvision takes ~2 s)."""
+    from torchvision import datasets as tvd
+
+    row = _TABLE[name]
+    return _from_torchvision(
+        name, getattr(tvd, row.folder), row.md5s, row.mean, row.std, row.system_dirs,
+        row.pypi_fallback,
+    )  # fmt: skip
+
+
+def list_datasets() -> list[str]:
+    """Names of the registered datasets, sorted: ``["fashion-mnist", "kmnist", "mnist"]``."""
+    return sorted(_TABLE)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of dataset ``name`` (the same object on every call).
+
+    Case and ``_``/``-`` are ignored, and torchvision's class names are accepted
+    (``"FashionMNIST"`` -> ``"fashion-mnist"``).
+
+    Raises:
+        ValueError: unknown name; the message lists the valid names.
+    """
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in _TABLE:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
+    return _build(key)

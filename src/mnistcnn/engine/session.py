@@ -1,0 +1,230 @@
+"""Whole jobs: ``train`` (data + model + loop + run directory) and ``evaluate``.
+
+These are what the CLI calls; each returns data and writes only the run
+directory or the output folder it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnistcnn import data as mdata
+from mnistcnn.config import TrainConfig
+from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
+from mnistcnn.engine.checkpoint import CheckpointError, load_model
+from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
+from mnistcnn.engine.rundir import RunDir, default_run_dir, ensure_new_run_dir
+from mnistcnn.engine.train import EpochCallback, History, fit
+from mnistcnn.engine.utils import seed_everything, select_device, versions
+from mnistcnn.models import check_model_name, create_model
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class DataSources:
+    """Batch sources of one dataset: ``train`` (shuffled), ``test``, optional ``val``."""
+
+    train: BatchSource
+    evals: dict[str, BatchSource]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+def normalization_for(config: TrainConfig) -> tuple[list[float], list[float]]:
+    """(mean, std) applied to inputs on the 0..1 scale: the dataset's if ``normalize``, else 0/1."""
+    if not config.normalize:
+        return [0.0], [1.0]
+    spec = mdata.get_spec(config.dataset)
+    return [spec.mean], [spec.std]
+
+
+def build_sources(
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+) -> DataSources:
+    """Obtain the dataset and build the train/test(/val) batch sources of ``config.loader``."""
+    mean, std = normalization_for(config)
+    spec = mdata.get_spec(config.dataset)
+    bs, ebs = config.batch_size, config.eval_batch_size
+    if config.loader == "tensor":
+        x_tr, y_tr = mdata.load_arrays(config.dataset, train=True, root=data_root, mirror=mirror)
+        x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
+        train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
+        kw: dict[str, Any] = {"mean": mean, "std": std, "device": device}
+        train: BatchSource = TensorSource(
+            x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, **kw
+        )
+        evals: dict[str, BatchSource] = {"test": TensorSource(x_te, y_te, ebs, **kw)}
+        if len(val_idx):
+            evals["val"] = TensorSource(x_tr[val_idx], y_tr[val_idx], ebs, **kw)
+    else:
+        from torchvision import transforms
+
+        steps: list[Any] = [transforms.ToTensor()]  # the tutorial's only transform
+        if config.normalize:
+            steps.append(transforms.Normalize(mean, std))
+        tf = transforms.Compose(steps)
+        kw = {"root": data_root, "mirror": mirror, "transform": tf}
+        ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
+        ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
+        train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
+        dl: dict[str, Any] = {"num_workers": config.num_workers, "device": device}
+        train = DataLoaderSource(ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, **dl)
+        evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
+        if len(val_idx):
+            evals["val"] = DataLoaderSource(ds_tr, ebs, indices=val_idx, **dl)
+    return DataSources(train, evals, list(spec.classes), mean, std)
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its directory, history, and final metrics."""
+
+    run_dir: Path
+    history: History
+    config: TrainConfig
+    device: str
+
+
+def train(
+    config: TrainConfig,
+    *,
+    out: PathLike | None = None,
+    runs_dir: PathLike = "runs",
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``config.model`` on ``config.dataset`` and write a run directory.
+
+    The run directory is ``out`` or ``<runs_dir>/<timestamp>-<model>-<dataset>``
+    (see :mod:`mnistcnn.engine.rundir` for its files). Seeds everything with
+    ``config.seed`` first, so the same seed on CPU gives the same metrics.
+
+    Raises:
+        RunDirError: ``out`` is a non-empty folder or not writable.
+        mnistcnn.data.DataError: the dataset cannot be obtained.
+        NonFiniteLossError: training diverged.
+    """
+    check_model_name(config.model)
+    mdata.get_spec(config.dataset)  # ValueError listing the valid names
+    device = select_device(config.device)
+    run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+    ensure_new_run_dir(run_path)
+    seed_everything(config.seed)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    sources = build_sources(config, device, data_root=data_root, mirror=mirror)
+    run = RunDir(run_path, with_val=config.val_fraction > 0)
+    if config.batch_size > sources.train.num_samples:
+        raise ValueError(
+            f"--batch-size {config.batch_size} is larger than the training split "
+            f"({sources.train.num_samples} images)"
+        )
+    seed_everything(config.seed)  # the same initial weights whatever the data path did
+    model = create_model(config.model, num_classes=len(sources.classes)).to(device)
+    run.write_config(
+        {
+            **config.to_dict(),
+            "data_root": str(mdata.resolve_root(data_root)),
+            "device_used": str(device),
+            "versions": versions(),
+        }
+    )
+    meta = {
+        "model": {
+            "name": config.model,
+            "kwargs": {"num_classes": len(sources.classes), "in_chans": 1},
+        },
+        "dataset": config.dataset,
+        "classes": sources.classes,
+        "normalization": {"mean": sources.mean, "std": sources.std},
+        "input_size": [1, 28, 28],
+        "config": config.to_dict(),
+    }
+    log.info("training %s on %s (%s) into %s", config.model, config.dataset, device, run.path)
+    history = fit(
+        model,
+        sources.train,
+        sources.evals,
+        config,
+        run=run,
+        checkpoint_meta=meta,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    _save_curves(run.path, history)
+    return TrainResult(run.path, history, config, str(device))
+
+
+def _save_curves(folder: Path, history: History) -> None:
+    from mnistcnn.plots import plot_curves, save_figure
+
+    save_figure(plot_curves(history.rows), folder / "curves.png")
+
+
+def evaluate(
+    checkpoints: Sequence[PathLike],
+    *,
+    dataset: str | None = None,
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 1000,
+    out: PathLike | None = None,
+) -> EvalResult:
+    """Evaluate one checkpoint, or an ensemble (averaged probabilities) of several, on a test split.
+
+    Writes ``confusion_matrix.png`` and ``confusion_matrix.csv`` into ``out``
+    when given.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or checkpoints that disagree on classes.
+    """
+    if not checkpoints:
+        raise ValueError("give at least one checkpoint")
+    dev = select_device(device)
+    loaded = [load_model(p, map_location=dev) for p in checkpoints]
+    first = loaded[0][1]
+    for _, ck in loaded[1:]:
+        if ck.classes != first.classes:
+            raise CheckpointError(f"{ck.path}: classes differ from {first.path}; cannot ensemble")
+    name = dataset or first.dataset or "mnist"
+    x, y = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
+    probs_sum = None
+    for model, ck in loaded:  # each model sees inputs with its own normalization
+        src = TensorSource(x, y, batch_size, mean=ck.mean, std=ck.std, device=dev)
+        probs, labels = predict_probabilities([model], src)
+        probs_sum = probs if probs_sum is None else probs_sum + probs
+    assert probs_sum is not None
+    result = classification_report(probs_sum / len(loaded), labels, first.classes)
+    result.checkpoints = [str(ck.path) for _, ck in loaded]
+    result.dataset = name
+    if out is not None:
+        _save_confusion(Path(out), result)
+    return result
+
+
+def _save_confusion(folder: Path, result: EvalResult) -> None:
+    from mnistcnn.plots import plot_confusion_matrix, save_figure, write_confusion_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_confusion_csv(folder / "confusion_matrix.csv", result.confusion, result.classes)
+    save_figure(
+        plot_confusion_matrix(result.confusion, result.classes), folder / "confusion_matrix.png"
+    )

@@ -1,0 +1,44 @@
+"""Explanations with the numbers written out: the worked convolution and model summaries.
+
+Names are imported lazily (PEP 562) so that ``import mnistcnn.explain.conv_arithmetic``
+(used by the CLI to list filters) does not load matplotlib or torchinfo.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CROSS_CORRELATION_NOTE": "conv_arithmetic",
+    "FILTERS": "conv_arithmetic",
+    "TUTORIAL_INPUT": "conv_arithmetic",
+    "TUTORIAL_KERNEL": "conv_arithmetic",
+    "AxisArithmetic": "conv_arithmetic",
+    "ConvInputError": "conv_arithmetic",
+    "ConvWorked": "conv_arithmetic",
+    "WorkedElement": "conv_arithmetic",
+    "list_filters": "conv_arithmetic",
+    "load_image_matrix": "conv_pictures",
+    "named_filter": "conv_arithmetic",
+    "parse_matrix": "conv_arithmetic",
+    "worked_convolution": "conv_arithmetic",
+    "convolution_figure": "conv_pictures",
+    "LayerRow": "model_summary",
+    "ModelSummary": "model_summary",
+    "load_model_for_summary": "model_summary",
+    "summarize_model": "model_summary",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,121 @@
+"""Pictures in and out of the worked convolution: an image read as the input matrix,
+and the input, kernel and feature map drawn side by side."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from mnistcnn.explain.conv_arithmetic import ConvInputError, ConvWorked, Matrix, format_number
+
+logger = logging.getLogger(__name__)
+
+
+def load_image_matrix(
+    path: str | Path, size: int | None = None, unit_range: bool = False
+) -> Matrix:
+    """Read an image as a grayscale matrix of pixel values.
+
+    Grayscale is Pillow's ``convert("L")`` (ITU-R 601-2 luma,
+    ``L = R*299/1000 + G*587/1000 + B*114/1000``); ``size`` resizes to
+    ``size x size`` with bilinear filtering.
+
+    Returns:
+        H x W ints in [0, 255], or floats in [0, 1] when ``unit_range`` (pixel / 255,
+        as ``torchvision.transforms.ToTensor`` does).
+
+    Raises:
+        ConvInputError: missing or unreadable file (``"image"``), size < 1 (``"size"``).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if size is not None and size < 1:
+        raise ConvInputError("size", f"size must be >= 1, got {size}")
+    try:
+        with Image.open(path) as img:
+            gray = img.convert("L")
+    except FileNotFoundError:
+        raise ConvInputError("image", f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ConvInputError("image", f"cannot read image {path}: {exc}") from None
+    if size is not None:
+        gray = gray.resize((size, size), Image.Resampling.BILINEAR)
+    width, height = gray.size
+    pixels = list(gray.tobytes())  # mode "L": one byte per pixel, row by row
+    matrix: Matrix = [list(pixels[r * width : (r + 1) * width]) for r in range(height)]
+    if unit_range:
+        matrix = [[v / 255 for v in row] for row in matrix]
+    logger.info("loaded %s as a %dx%d grayscale matrix", path, height, width)
+    return matrix
+
+
+def convolution_figure(
+    worked: ConvWorked, annotate_max: int = 12, kernel_name: str | None = None
+) -> Figure:
+    """Input (zero-padded if p > 0), kernel and feature map side by side.
+
+    Matrices with at most ``annotate_max`` rows and columns get their cell values
+    written on the cells. Input and feature map use a gray colormap (black = low),
+    the kernel a diverging one centred on 0. ``kernel_name`` (e.g. ``"edge"``) is
+    added to the kernel's title.
+
+    Returns:
+        A matplotlib Figure (not shown, not saved; the caller saves it).
+    """
+    fig = Figure(figsize=(13, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    shown = worked.padded if worked.padding else worked.input
+    h, w = len(worked.input), len(worked.input[0])
+    title = f"Input A ({h}x{w})"
+    if worked.padding:
+        title += f", zero-padded by {worked.padding}"
+    _draw_matrix(axes[0], shown, title, "gray", annotate_max)
+    if worked.padding:
+        _outline(axes[0], worked.padding, h, w)
+    kh, kw = len(worked.kernel), len(worked.kernel[0])
+    kernel_title = f"Kernel F ({kh}x{kw})" + (f": {kernel_name}" if kernel_name else "")
+    _draw_matrix(axes[1], worked.kernel, kernel_title, "RdBu_r", annotate_max)
+    oh, ow = worked.rows.size, worked.cols.size
+    out_title = f"Feature map ({oh}x{ow}), stride {worked.stride}, padding {worked.padding}"
+    _draw_matrix(axes[2], worked.output, out_title, "gray", annotate_max)
+    fig.suptitle("Cross-correlation (no kernel flip): each output = sum of input x kernel")
+    return fig
+
+
+def _draw_matrix(ax: Any, matrix: Matrix, title: str, cmap: str, annotate_max: int) -> None:
+    values = [v for row in matrix for v in row]
+    lo, hi = min(values), max(values)
+    if cmap == "RdBu_r":
+        bound = max(abs(lo), abs(hi)) or 1
+        lo, hi = -bound, bound
+    elif lo == hi:
+        lo, hi = lo - 1, hi + 1
+    image = ax.imshow(matrix, cmap=cmap, vmin=lo, vmax=hi)
+    ax.set_title(title, fontsize=11)
+    rows, cols = len(matrix), len(matrix[0])
+    if rows <= annotate_max and cols <= annotate_max:
+        fontsize = 13 if max(rows, cols) <= 6 else 9
+        ax.set_xticks(range(cols), [str(c + 1) for c in range(cols)])
+        ax.set_yticks(range(rows), [str(r + 1) for r in range(rows)])
+        for r, row in enumerate(matrix):
+            for c, v in enumerate(row):
+                level = (v - lo) / (hi - lo)
+                dark = level < 0.5 if cmap == "gray" else abs(level - 0.5) > 0.3
+                color = "white" if dark else "black"
+                text = format_number(v)
+                ax.text(c, r, text, ha="center", va="center", fontsize=fontsize, color=color)
+    else:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _outline(ax: Any, padding: int, h: int, w: int) -> None:
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(
+        Rectangle((padding - 0.5, padding - 0.5), w, h, fill=False, edgecolor="tab:orange", lw=2)
+    )

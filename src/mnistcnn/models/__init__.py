@@ -1,0 +1,12 @@
+"""Networks for 28x28 inputs, built by name: ``create_model("tutorial")``."""
+
+from mnistcnn.models import tutorial as _tutorial  # noqa: F401  (registers "tutorial")
+from mnistcnn.models.registry import (
+    check_model_name,
+    create_model,
+    describe_model,
+    list_models,
+    register_model,
+)
+
+__all__ = ["check_model_name", "create_model", "describe_model", "list_models", "register_model"]

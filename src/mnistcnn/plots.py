@@ -1,0 +1,173 @@
+"""Figures from training histories and evaluation results.
+
+Each ``plot_*`` function returns a matplotlib ``Figure``; the caller saves it
+(:func:`save_figure`), so nothing here writes files except the two ``save``/
+``write`` helpers. Uses the non-interactive Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Path:
+    """Save ``fig`` as PNG (via a temp name, then rename) and close it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
+    """Loss (left) and accuracy in percent (right) per epoch, for train, test and val if present."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = [r["epoch"] for r in rows]
+    for split, style in (("train", "o-"), ("test", "s-"), ("val", "^--")):
+        if f"{split}_loss" not in rows[0]:
+            continue
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
+        ax_acc.plot(epochs, [100 * r[f"{split}_accuracy"] for r in rows], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    best = max(rows, key=lambda r: r.get("test_accuracy", 0.0))
+    if "test_accuracy" in best:
+        ax_acc.annotate(
+            f"{100 * best['test_accuracy']:.2f}%",
+            (best["epoch"], 100 * best["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+        )
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, classes: Sequence[str]) -> Figure:
+    """Heat map of an int (C, C) confusion matrix; rows true class, columns predicted."""
+    c = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * c, 0.6 * c + 0.8))
+    mat = confusion.cpu().numpy()
+    ax.imshow(mat, cmap="Blues")
+    ax.set_xticks(range(c), classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right")
+    ax.set_yticks(range(c), classes)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    threshold = mat.max() / 2
+    for i in range(c):
+        for j in range(c):
+            ax.text(
+                j,
+                i,
+                str(mat[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if mat[i, j] > threshold else "black",
+            )
+    fig.tight_layout()
+    return fig
+
+
+def write_confusion_csv(
+    path: str | os.PathLike[str], confusion: torch.Tensor, classes: Sequence[str]
+) -> None:
+    """CSV with a header row of predicted classes and one row per true class."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["true\\predicted", *classes])
+        for name, row in zip(classes, confusion.tolist()):
+            writer.writerow([name, *row])
+
+
+def plot_samples(images: torch.Tensor, titles: Sequence[str], columns: int = 8) -> Figure:
+    """A grid of grayscale images with a title each.
+
+    Args:
+        images: float (N, 1, H, W) or (N, H, W), values 0..1 (white ink on black, as stored).
+        titles: N strings.
+    """
+    n = len(images)
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image.squeeze(0).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_accuracy(
+    accuracy: Sequence[float], classes: Sequence[str], overall: float | None = None
+) -> Figure:
+    """Bars of per-class accuracy (recall) in percent, with the overall accuracy as a line.
+
+    Args:
+        accuracy: C fractions in [0, 1] (NaN for a class without test samples: no bar).
+        classes: C class names.
+        overall: the overall accuracy (0..1), drawn dashed when given.
+    """
+    c = len(classes)
+    fig = Figure(figsize=(max(6.0, 0.7 * c + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    values = [100 * a for a in accuracy]
+    bars = ax.bar(range(c), values, color="tab:blue")
+    ax.bar_label(bars, [f"{v:.1f}" for v in values], fontsize=8, padding=-12, color="white")
+    long_names = max(map(len, classes)) > 2
+    ax.set_xticks(
+        range(c), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center"
+    )
+    shown = [v for v in values if v == v] + ([100 * overall] if overall is not None else [])
+    ax.set_ylim(max(0.0, 10 * math.floor((min(shown, default=0.0) - 5) / 10)), 101)
+    if overall is not None:
+        ax.axhline(
+            100 * overall, ls="--", color="tab:orange", label=f"overall {100 * overall:.2f}%"
+        )
+        ax.legend(loc="lower right")
+    ax.set(xlabel="true class", ylabel="accuracy (recall, %)", title="Accuracy per class")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_confused_pairs(labels: Sequence[str], counts: Sequence[int], total: int) -> Figure:
+    """Horizontal bars of the most-confused (true -> predicted) pairs, most frequent on top.
+
+    Args:
+        labels: one text per pair, e.g. ``"4 → 9"``.
+        counts: test images of each pair.
+        total: all misclassified test images (for the title).
+    """
+    n = len(labels)
+    fig = Figure(figsize=(7, 0.4 * max(n, 1) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.barh(range(n), counts, color="tab:red")
+    ax.bar_label(bars, [str(v) for v in counts], fontsize=8, padding=2)
+    ax.set_yticks(range(n), labels)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="test images",
+        ylabel="true → predicted",
+        title=f"Most-confused pairs ({total} errors in all)",
+    )
+    ax.margins(x=0.12)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

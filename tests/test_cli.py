@@ -1,0 +1,159 @@
+"""The command line: help texts, data commands and a smoke run of train, on real MNIST."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from mnistcnn.cli import main
+
+COMMANDS = [[], ["train"], ["evaluate"], ["models"], ["data"], ["data", "fetch"], ["data", "info"],
+            ["data", "show"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "main")
+def test_help(args):
+    result = CliRunner().invoke(main, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+    if args == ["train"]:
+        for flag in (
+            "--epochs",
+            "--batch-size",
+            "--lr",
+            "--optimizer",
+            "--seed",
+            "--model",
+            "--dataset",
+            "--device",
+            "--no-progress",
+            "--data-root",
+            "--mirror",
+        ):
+            assert flag in result.output
+
+
+def test_python_dash_m_works():
+    out = subprocess.run(
+        [sys.executable, "-m", "mnistcnn", "models"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "tutorial" in out and "156,640" in out
+
+
+def test_models_json():
+    result = CliRunner().invoke(main, ["models", "--json"])
+    rows = json.loads(result.output)
+    by_name = {r["name"]: r["parameters"] for r in rows}
+    assert by_name["tutorial"] == 156_640
+
+
+def test_data_show_labels(mnist_root):
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "show",
+            "mnist",
+            "--split",
+            "train",
+            "--index",
+            "34",
+            "--count",
+            "5",
+            "--data-root",
+            str(mnist_root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    # the first labels of MNIST's training set: 5 0 4 1 9 2 1 3 1 4 3 5 3 6 1 7 2 8 6 9 4 0 9 1 1 2
+    # 4 3 2 7 3 8 6 9 0 5 6 0 7 6; samples 34..38 are 0 5 6 0 7
+    assert [ln.split()[2] for ln in lines] == ["0", "5", "6", "0", "7"]
+    assert lines[0].startswith("train[34]: label 0")
+
+
+def test_data_show_tensor_and_grid(mnist_root, tmp_path):
+    grid = tmp_path / "grid.png"
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "show",
+            "mnist",
+            "--index",
+            "12",
+            "--tensor",
+            "--grid",
+            str(grid),
+            "--data-root",
+            str(mnist_root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "train[12]: label 3" in result.output
+    assert "shape (1, 28, 28) dtype torch.float32" in result.output
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_show_index_past_end_is_a_clean_error(mnist_root):
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "show",
+            "mnist",
+            "--split",
+            "test",
+            "--index",
+            "10000",
+            "--data-root",
+            str(mnist_root),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "past the end of the test split (10000 images)" in result.output
+
+
+def test_train_dry_run_writes_run_dir(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--dry-run", "--out", str(out), "--data-root", str(mnist_root), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "epoch   1" in result.output and f"run written to {out}" in result.output
+    for name in ("config.json", "metrics.csv", "last.pt", "best.pt", "curves.png"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_steps"] == 10 and config["lr"] == 0.01 and config["batch_size"] == 64
+    assert set(config["versions"]) == {"python", "torch", "torchvision", "mnistcnn"}
+    # a second run into the same folder is refused, the first run is untouched
+    before = (out / "last.pt").read_bytes()
+    again = CliRunner().invoke(
+        main,
+        ["train", "--dry-run", "--out", str(out), "--data-root", str(mnist_root), "--no-progress"],
+    )
+    assert again.exit_code == 1 and "not empty" in again.output
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_train_bad_flags_are_clean_errors(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--epochs", "0"])
+    assert r.exit_code == 2 and "--epochs" in r.output
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "nope",
+            "--out",
+            str(tmp_path / "x"),
+            "--data-root",
+            str(tmp_path / "d"),
+            "--dry-run",
+        ],
+    )
+    assert r.exit_code == 1
+    assert "unknown model 'nope'; valid models: " in r.output

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from mnistcnn.models import create_model, list_models
+
+
+def test_tutorial_parameter_count_and_layers():
+    model = create_model("tutorial")
+    assert sum(p.numel() for p in model.parameters()) == 156_640
+    per_layer = [sum(p.numel() for p in m.parameters()) for m in model if list(m.parameters())]
+    assert per_layer == [260, 5020, 125_250, 25_100, 1010]
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == [
+        "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d", "Flatten",
+        "Linear", "ReLU", "Linear", "ReLU", "Linear",
+    ]  # fmt: skip
+
+
+def test_tutorial_shape_trace():
+    model = create_model("tutorial")
+    x = torch.zeros(2, 1, 28, 28)
+    shapes = []
+    for layer in model:
+        x = layer(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes[0] == (10, 28, 28)  # conv 5x5 pad 2 keeps 28
+    assert shapes[2] == (10, 14, 14)  # avg-pool 2
+    assert shapes[3] == (20, 10, 10)  # conv 5x5: 14 - 5 + 1
+    assert shapes[5] == (20, 5, 5)
+    assert shapes[6] == (500,)  # 20 * 5 * 5
+    assert shapes[-1] == (10,)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_returns_logits_and_gets_gradients(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7)
+    x = torch.rand(3, 1, 28, 28)
+    out = model(x)
+    assert out.shape == (3, 7)
+    assert torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match="valid models: .*tutorial"):
+        create_model("lenet-9000")

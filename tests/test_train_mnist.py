@@ -1,0 +1,64 @@
+"""The tutorial recipe on real MNIST (read through --mirror from ../shared/datasets)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mnistcnn.cli import main
+from mnistcnn.config import recipe_config
+from mnistcnn.engine import evaluate, load_checkpoint, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(mnist_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tutorial") / "run"
+    config = recipe_config("tutorial", epochs=1, seed=0)
+    return train(config, out=out, data_root=mnist_root)
+
+
+def test_one_tutorial_epoch_reaches_96_5_percent(one_epoch_run):
+    row = one_epoch_run.history.last
+    assert row["epoch"] == 1
+    assert row["test_accuracy"] >= 0.965, row
+    assert 0.0 < row["test_loss"] < 0.15
+    assert row["lr"] == 0.01
+    ckpt = load_checkpoint(one_epoch_run.run_dir / "last.pt")
+    assert ckpt.step == 938  # ceil(60000 / 64): nothing dropped
+    assert ckpt.normalization == {"mean": [0.0], "std": [1.0]}  # ToTensor only
+    assert ckpt.classes[:2] == ["0 - zero", "1 - one"]
+
+
+def test_reloaded_last_pt_gives_the_same_accuracy(one_epoch_run, mnist_root, tmp_path):
+    result = evaluate([one_epoch_run.run_dir / "last.pt"], data_root=mnist_root, out=tmp_path)
+    assert result.num_samples == 10_000
+    assert result.accuracy == pytest.approx(one_epoch_run.history.last["test_accuracy"], abs=1e-9)
+    assert result.loss == pytest.approx(one_epoch_run.history.last["test_loss"], rel=1e-4)
+    assert int(result.confusion.sum()) == 10_000
+    assert int(result.confusion.trace()) == round(result.accuracy * 10_000)
+    assert sum(r["support"] for r in result.per_class) == 10_000
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+    lines = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
+    assert len(lines) == 11 and lines[0].startswith("true\\predicted,")
+
+
+def test_evaluate_cli_json(one_epoch_run, mnist_root, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(one_epoch_run.run_dir / "best.pt"),
+            "--json",
+            "--data-root",
+            str(mnist_root),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["accuracy"] == pytest.approx(one_epoch_run.history.last["test_accuracy"])
+    assert len(payload["per_class"]) == 10
+    assert set(payload["per_class"][0]) == {"class", "precision", "recall", "f1", "support"}
