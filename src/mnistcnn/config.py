@@ -13,6 +13,8 @@ from typing import Any
 OPTIMIZERS = ("adam", "sgd", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LOADERS = ("dataloader", "tensor")
+PRECISIONS = ("fp32", "bf16")
+AUGMENTATIONS = ("none", "affine")  # mnistcnn.data.augment.build_augment
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,30 @@ class TrainConfig:
             (``False`` in the tutorial: inputs stay in [0, 1]).
         val_fraction: fraction of the training split held out (seeded) as a
             validation split, in [0, 1). ``best.pt`` is chosen on it when > 0.
-        loader: ``dataloader`` (torchvision dataset + DataLoader) or ``tensor``
-            (the whole split as one tensor on the device).
+        loader: ``tensor`` (the whole split as one uint8 tensor on the device;
+            the default: every dataset here is MNIST-sized) or ``dataloader``
+            (torchvision dataset + ``ToTensor`` + DataLoader). Same batches for
+            the same seed.
         num_workers: DataLoader worker processes.
         seed: seeds Python, NumPy and torch, and the data order.
         device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
         max_steps: stop after this many optimizer steps in total (smoke runs).
+        train_subset: train on only the first N training images (quick runs, tests).
         deterministic: call ``torch.use_deterministic_algorithms(True)``.
+        augment: training-batch augmentation: ``none`` or ``affine`` (random
+            rotation/translation/scale per sample, on the device; never at evaluation).
+        aug_degrees: largest rotation of ``affine``, degrees.
+        aug_translate: largest shift of ``affine``, fraction of the image size.
+        aug_scale: largest relative zoom of ``affine`` (scale in [1 - s, 1 + s]).
+        ema_decay: exponential moving average of the weights (and BatchNorm
+            buffers) with this decay per step, in [0, 1); evaluation and
+            checkpoints use the average. 0 turns it off.
+        precision: ``fp32``, or ``bf16`` (autocast to bfloat16 for the forward
+            pass on CPU and CUDA; weights and optimizer stay float32).
+        channels_last: train in the channels-last memory format (faster convs
+            with oneDNN/cuDNN; same math).
+        warmup_fraction: fraction of the steps spent warming up in ``onecycle``
+            (its ``pct_start``), in (0, 1).
     """
 
     recipe: str = "tutorial"
@@ -69,12 +88,21 @@ class TrainConfig:
     label_smoothing: float = 0.0
     normalize: bool = False
     val_fraction: float = 0.0
-    loader: str = "dataloader"
+    loader: str = "tensor"
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
     max_steps: int | None = None
+    train_subset: int | None = None
     deterministic: bool = False
+    augment: str = "none"
+    aug_degrees: float = 10.0
+    aug_translate: float = 0.1
+    aug_scale: float = 0.1
+    ema_decay: float = 0.0
+    precision: str = "fp32"
+    channels_last: bool = False
+    warmup_fraction: float = 0.3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,10 +131,36 @@ class TrainConfig:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.train_subset is not None and self.train_subset < 1:
+            problems.append(f"train_subset must be >= 1, got {self.train_subset}")
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
+        problems += self._speed_problems()
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def _speed_problems(self) -> list[str]:
+        """Problems with the augmentation, averaging, precision and warm-up settings."""
+        problems = []
+        if self.augment not in AUGMENTATIONS:
+            problems.append(
+                f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}"
+            )
+        if self.aug_degrees < 0:
+            problems.append(f"aug_degrees must be >= 0, got {self.aug_degrees}")
+        if not 0.0 <= self.aug_translate < 1.0:
+            problems.append(f"aug_translate must be in [0, 1), got {self.aug_translate}")
+        if not 0.0 <= self.aug_scale < 1.0:
+            problems.append(f"aug_scale must be in [0, 1), got {self.aug_scale}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.precision not in PRECISIONS:
+            problems.append(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if not 0.0 < self.warmup_fraction < 1.0:
+            problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         """All settings as a JSON-serialisable dict."""
@@ -120,6 +174,23 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**values)
+
+    def math_differences(self, other: TrainConfig) -> list[str]:
+        """Settings that differ from ``other`` and would change the computed weights.
+
+        Device, worker count, evaluation batch size and ``max_steps`` do not
+        count; ``epochs`` counts only when the schedule depends on the total
+        number of steps (``cosine``, ``onecycle``).
+        """
+        harmless = {"device", "num_workers", "eval_batch_size", "max_steps", "deterministic"}
+        if self.scheduler not in ("cosine", "onecycle"):
+            harmless.add("epochs")
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{k}: {theirs[k]!r} -> {mine[k]!r}"
+            for k in mine
+            if k not in harmless and mine[k] != theirs.get(k)
+        ]
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""

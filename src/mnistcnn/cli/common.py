@@ -39,13 +39,16 @@ def user_errors(fn: F) -> F:
         from mnistcnn.data import DataError
         from mnistcnn.engine.checkpoint import CheckpointError
         from mnistcnn.engine.rundir import RunDirError
-        from mnistcnn.engine.train import NonFiniteLossError
+        from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
 
         try:
             return fn(*args, **kwargs)
         except (DataError, CheckpointError, RunDirError, NonFiniteLossError, ValueError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except TrainingInterrupted as exc:
+            click.echo(f"interrupted: {exc}", err=True)
+            sys.exit(130)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -34,9 +34,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
 @click.option(
     "--recipe",
     type=click.Choice(sorted(RECIPES)),
-    default="tutorial",
-    show_default=True,
-    help="Starting point for every setting; flags below override it.",
+    help="Starting point for every setting; flags below override it. [default: tutorial]",
 )
 @click.option("--dataset", help="Dataset name (mnist, fashion-mnist, kmnist). [recipe: mnist]")
 @click.option("--model", help="Model name (see `mnistcnn models`). [recipe: tutorial]")
@@ -82,13 +80,32 @@ def _epoch_line(row: dict[str, Any]) -> str:
     help="Run directory. [default: runs/<timestamp>-<model>-<dataset>]",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a terminal).")
+@click.option(
+    "--resume",
+    type=click.Path(exists=True),
+    help="Continue a stopped run (its folder or a checkpoint) exactly where it stopped.",
+)
+@click.option("--force", is_flag=True, help="With --resume: accept flags that change the math.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    help="Also write a resumable last.pt every N steps inside epochs.",
+)
+@click.option(
+    "--train-subset",
+    type=click.IntRange(min=1),
+    help="Train on only the first N training images (quick experiments).",
+)
 @data_options
 @user_errors
 def train(
-    recipe: str,
+    recipe: str | None,
     dry_run: bool,
     out: str | None,
     no_progress: bool,
+    resume: str | None,
+    force: bool,
+    checkpoint_every: int | None,
     data_root: str | None,
     mirror: str | None,
     **flags: Any,
@@ -99,13 +116,24 @@ def train(
     Example:
       mnistcnn train                       # the tutorial: 10 epochs on MNIST
       mnistcnn train --epochs 3 --seed 1 --out runs/quick
+      mnistcnn train --resume runs/quick   # after Ctrl-C, a crash or a kill
+
+    \b
+    Ctrl-C (or SIGTERM) stops at the next step and writes a resumable last.pt;
+    a second Ctrl-C stops at once.
     """
     from mnistcnn.config import recipe_config
     from mnistcnn.engine import train as train_run
+    from mnistcnn.engine.session import resume_config
 
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
-    config = recipe_config(recipe, **flags)
+    if resume:
+        if recipe is not None:
+            flags["recipe"] = recipe
+        config = resume_config(resume, **flags)
+    else:
+        config = recipe_config(recipe or "tutorial", **flags)
     progress = not no_progress and sys.stderr.isatty()
     click.echo(
         f"recipe {config.recipe}: {config.model} on {config.dataset}, {config.epochs} epochs, "
@@ -118,6 +146,9 @@ def train(
         mirror=mirror,
         progress=progress,
         on_epoch_end=lambda row: click.echo(_epoch_line(row)),
+        resume=resume,
+        force=force,
+        checkpoint_every=checkpoint_every,
     )
     last = result.history.last
     click.echo(
@@ -125,6 +156,11 @@ def train(
         f"on {result.device}"
     )
     click.echo(f"run written to {result.run_dir}")
+    from mnistcnn.report import write_report
+
+    run, history = result.run_dir, result.history.rows
+    path = write_report(run, [run / "best.pt"], data_root, mirror, result.device, history=history)
+    click.echo(f"report written to {path}")
 
 
 @click.command()
@@ -172,6 +208,10 @@ def evaluate(
         batch_size=batch_size,
         out=out_dir,
     )
+    from mnistcnn.report import write_report
+
+    kw = {"dataset": dataset, "batch_size": batch_size}
+    report_path = write_report(out_dir, list(checkpoints), data_root, mirror, device, **kw)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -184,6 +224,7 @@ def evaluate(
             f"{pct(row['f1']):>10} {row['support']:>8}"
         )
     click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
+    click.echo(f"report written to {report_path}")
 
 
 @click.command()

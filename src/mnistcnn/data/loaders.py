@@ -10,18 +10,25 @@ Two paths give the same batches for the same seed:
   Python or PIL work.
 
 Both draw the order of an epoch from :func:`epoch_permutation`, so the data
-order depends only on ``(seed, epoch)``.
+order depends only on ``(seed, epoch)``. Both apply an optional batched
+augmentation (:mod:`mnistcnn.data.augment`) on the 0..1 scale, then the
+normalization, with a generator seeded from ``(seed, epoch)``: the same seed
+gives the same batches on either path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from mnistcnn.data.augment import augment_generator
+
 Batch = tuple[torch.Tensor, torch.Tensor]
+#: ``augment(images float (B, C, H, W) on 0..1, generator) -> images`` (same shape).
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class BatchSource(Protocol):
@@ -83,6 +90,12 @@ class DataLoaderSource:
         shuffle: draw the order from :func:`epoch_permutation`; else dataset order.
         seed: data-order seed.
         num_workers: DataLoader worker processes.
+        device: where batches are moved (``None``: left where the loader made them).
+        augment: batched augmentation applied on ``device`` to the 0..1 images
+            (see :mod:`mnistcnn.data.augment`); ``None`` for none.
+        mean, std: normalization applied after augmentation, as in
+            :class:`TensorSource` (the default 0/1 leaves batches untouched). Leave
+            ``Normalize`` out of the dataset's transform when augmenting.
     """
 
     def __init__(
@@ -95,12 +108,16 @@ class DataLoaderSource:
         seed: int = 0,
         num_workers: int = 0,
         device: torch.device | None = None,
+        augment: Augment | None = None,
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
     ) -> None:
         if indices is not None:
             dataset = Subset(dataset, [int(i) for i in indices])
         self.num_samples = len(dataset)  # type: ignore[arg-type]
         self.sampler = _PermutationSampler(self.num_samples, seed, shuffle)
-        self.device = device
+        self.device, self.seed, self.augment = device, seed, augment
+        self.post = _Normalize(mean, std, device or torch.device("cpu"))
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
@@ -116,11 +133,26 @@ class DataLoaderSource:
         self.sampler.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
+        gen = augment_generator(self.seed, self.sampler.epoch) if self.augment else None
         for images, labels in self.loader:
             if self.device is not None:
                 images = images.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
-            yield images, labels
+            if self.augment is not None and gen is not None:
+                images = self.augment(images, gen)
+            yield self.post(images), labels
+
+
+class _Normalize:
+    """``(x - mean) / std`` per channel in place, with the ops of ``transforms.Normalize``."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device) -> None:
+        self.identity = all(m == 0.0 for m in mean) and all(s == 1.0 for s in std)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.identity else x.sub_(self.mean).div_(self.std)
 
 
 class TensorSource:
@@ -134,6 +166,8 @@ class TensorSource:
             ``(images / 255 - mean) / std``, float32 (B, C, 28, 28).
         shuffle, seed: as :class:`DataLoaderSource` (same order for the same seed).
         device: where the data lives and batches are made.
+        augment: batched augmentation of the 0..1 images before normalization,
+            with a generator seeded from ``(seed, epoch)``; ``None`` for none.
     """
 
     def __init__(
@@ -147,6 +181,7 @@ class TensorSource:
         shuffle: bool = False,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        augment: Augment | None = None,
     ) -> None:
         if images.dtype != torch.uint8:
             raise TypeError(f"images must be uint8, got {images.dtype}")
@@ -159,10 +194,9 @@ class TensorSource:
         self.labels = labels.to(self.device, dtype=torch.int64)
         self.num_samples = len(self.labels)
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.augment = augment
         # The same float ops as ToTensor + Normalize, so both paths give identical batches.
-        self.identity = all(m == 0.0 for m in mean) and all(s == 1.0 for s in std)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self.post = _Normalize(mean, std, self.device)
 
     def __len__(self) -> int:
         return (self.num_samples + self.batch_size - 1) // self.batch_size
@@ -175,6 +209,7 @@ class TensorSource:
             order = epoch_permutation(self.num_samples, self.seed, self.epoch).to(self.device)
         else:
             order = None
+        gen = augment_generator(self.seed, self.epoch) if self.augment else None
         for start in range(0, self.num_samples, self.batch_size):
             if order is None:
                 sl = slice(start, start + self.batch_size)
@@ -183,6 +218,6 @@ class TensorSource:
                 idx = order[start : start + self.batch_size]
                 x, y = self.images[idx], self.labels[idx]
             x = x.float().div_(255.0)  # (B, C, 28, 28) in [0, 1]
-            if not self.identity:
-                x = x.sub_(self.mean).div_(self.std)
-            yield x, y
+            if self.augment is not None and gen is not None:
+                x = self.augment(x, gen)
+            yield self.post(x), y

@@ -11,6 +11,9 @@ so ``torch.load(weights_only=True)`` can read it without executing code)::
     scheduler       scheduler state_dict (or None)
     epoch           completed epochs (int)
     step            optimizer steps taken in total (int)
+    position        where to resume: {"epoch", "batch" (batches done in it),
+                    "loss_sum", "correct", "seen", "seconds" (partial epoch sums)}
+    best            {"value", "epoch"}: the best monitored accuracy so far
     metrics         the last metrics row (dict)
     history         every metrics row (list of dicts)
     config          TrainConfig.to_dict()
@@ -66,6 +69,8 @@ class Checkpoint:
     rng: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    position: dict[str, Any] | None = None
+    best: dict[str, Any] | None = None
 
     @property
     def mean(self) -> list[float]:
@@ -204,6 +209,8 @@ def _from_dict(path: Path, raw: Any) -> Checkpoint:
         rng=raw.get("rng"),
         versions=dict(raw.get("versions") or {}),
         extra=dict(raw.get("extra") or {}),
+        position=raw.get("position"),
+        best=raw.get("best"),
     )
 
 

@@ -82,9 +82,12 @@ class RunDir:
             overwritten), or it cannot be created.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, with_val: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, with_val: bool = False, existing: bool = False
+    ) -> None:
         self.path = Path(path)
-        ensure_new_run_dir(self.path)
+        if not existing:
+            ensure_new_run_dir(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -108,6 +111,20 @@ class RunDir:
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json_atomic(self.path / "config.json", config)
+
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.csv atomically with ``rows`` (a resumed run's checkpoint history)."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path)
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.metrics_csv)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row to metrics.csv (header first); the row is written whole and fsynced."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ import torch
 from mnistcnn import data as mdata
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
-from mnistcnn.engine.checkpoint import CheckpointError, load_model
+from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model
 from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
 from mnistcnn.engine.rundir import RunDir, default_run_dir, ensure_new_run_dir
+from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
 from mnistcnn.engine.utils import seed_everything, select_device, versions
 from mnistcnn.models import check_model_name, create_model
@@ -64,6 +65,7 @@ def build_sources(
         x_tr, y_tr = mdata.load_arrays(config.dataset, train=True, root=data_root, mirror=mirror)
         x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
         train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
+        train_idx = train_idx[: config.train_subset]
         kw: dict[str, Any] = {"mean": mean, "std": std, "device": device}
         train: BatchSource = TensorSource(
             x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, **kw
@@ -82,6 +84,7 @@ def build_sources(
         ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
         ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
         train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
+        train_idx = train_idx[: config.train_subset]
         dl: dict[str, Any] = {"num_workers": config.num_workers, "device": device}
         train = DataLoaderSource(ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, **dl)
         evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
@@ -100,6 +103,23 @@ class TrainResult:
     device: str
 
 
+def resume_checkpoint_path(path: PathLike) -> Path:
+    """The checkpoint a ``--resume`` argument means: a file, or a run directory's last.pt."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "last.pt"
+    if not p.is_file():
+        raise CheckpointError(f"{p}: nothing to resume (no such checkpoint)")
+    return p
+
+
+def resume_config(path: PathLike, **overrides: Any) -> TrainConfig:
+    """The config of the run to resume, with ``overrides`` (None values ignored) applied."""
+    ckpt = load_checkpoint(resume_checkpoint_path(path))
+    base = TrainConfig.from_dict(ckpt.config)
+    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
 def train(
     config: TrainConfig,
     *,
@@ -109,44 +129,104 @@ def train(
     mirror: PathLike | None = None,
     on_epoch_end: EpochCallback | None = None,
     progress: bool = False,
+    resume: PathLike | None = None,
+    force: bool = False,
+    checkpoint_every: int | None = None,
+    handle_signals: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` and write a run directory.
 
     The run directory is ``out`` or ``<runs_dir>/<timestamp>-<model>-<dataset>``
     (see :mod:`mnistcnn.engine.rundir` for its files). Seeds everything with
     ``config.seed`` first, so the same seed on CPU gives the same metrics.
+    With ``resume`` (a run directory or checkpoint) training continues in that
+    run's directory exactly where it stopped. SIGINT/SIGTERM stop at the next
+    step with a resumable last.pt (``handle_signals``); so does ``stop()``
+    (polled after every step) returning true.
 
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable.
         mnistcnn.data.DataError: the dataset cannot be obtained.
         NonFiniteLossError: training diverged.
+        TrainingInterrupted: stopped by a signal (last.pt is resumable).
+        ValueError: bad settings, or a resume that would change the math without ``force``.
     """
     check_model_name(config.model)
     mdata.get_spec(config.dataset)  # ValueError listing the valid names
     device = select_device(config.device)
-    run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
-    ensure_new_run_dir(run_path)
+    ckpt = _checked_resume(resume, config, force) if resume is not None else None
+    if ckpt is not None:
+        run_path = ckpt.path.parent
+    else:
+        run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+        ensure_new_run_dir(run_path)
     seed_everything(config.seed)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     sources = build_sources(config, device, data_root=data_root, mirror=mirror)
-    run = RunDir(run_path, with_val=config.val_fraction > 0)
+    _check_batch_size(config, sources)
+    seed_everything(config.seed)  # the same initial weights whatever the data path did
+    model = create_model(config.model, num_classes=len(sources.classes)).to(device)
+    run = RunDir(run_path, with_val=config.val_fraction > 0, existing=ckpt is not None)
+    if ckpt is None:
+        run.write_config(_config_record(config, data_root, device))
+    else:
+        run.rewrite_metrics(ckpt.history)
+    meta = _checkpoint_meta(config, sources)
+    log.info("training %s on %s (%s) into %s", config.model, config.dataset, device, run.path)
+    with graceful_stop(handle_signals) as flag:
+        history = fit(
+            model,
+            sources.train,
+            sources.evals,
+            config,
+            run=run,
+            checkpoint_meta=meta,
+            on_epoch_end=on_epoch_end,
+            progress=progress,
+            resume=ckpt,
+            checkpoint_every=checkpoint_every,
+            stop=lambda: flag() or (stop is not None and stop()),
+        )
+    if history.rows:
+        _save_curves(run.path, history)
+    return TrainResult(run.path, history, config, str(device))
+
+
+def _checked_resume(resume: PathLike, config: TrainConfig, force: bool) -> Checkpoint:
+    ckpt = load_checkpoint(resume_checkpoint_path(resume))
+    diffs = config.math_differences(TrainConfig.from_dict(ckpt.config))
+    if diffs and not force:
+        raise ValueError(
+            f"{ckpt.path}: resuming with changed settings would change the result: "
+            + "; ".join(diffs)
+            + " (pass --force to resume anyway)"
+        )
+    if diffs:
+        log.warning("resuming with changed settings (--force): %s", "; ".join(diffs))
+    return ckpt
+
+
+def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
     if config.batch_size > sources.train.num_samples:
         raise ValueError(
             f"--batch-size {config.batch_size} is larger than the training split "
             f"({sources.train.num_samples} images)"
         )
-    seed_everything(config.seed)  # the same initial weights whatever the data path did
-    model = create_model(config.model, num_classes=len(sources.classes)).to(device)
-    run.write_config(
-        {
-            **config.to_dict(),
-            "data_root": str(mdata.resolve_root(data_root)),
-            "device_used": str(device),
-            "versions": versions(),
-        }
-    )
-    meta = {
+
+
+def _config_record(config: TrainConfig, data_root: PathLike | None, device: torch.device) -> dict:
+    return {
+        **config.to_dict(),
+        "data_root": str(mdata.resolve_root(data_root)),
+        "device_used": str(device),
+        "versions": versions(),
+    }
+
+
+def _checkpoint_meta(config: TrainConfig, sources: DataSources) -> dict[str, Any]:
+    return {
         "model": {
             "name": config.model,
             "kwargs": {"num_classes": len(sources.classes), "in_chans": 1},
@@ -157,19 +237,6 @@ def train(
         "input_size": [1, 28, 28],
         "config": config.to_dict(),
     }
-    log.info("training %s on %s (%s) into %s", config.model, config.dataset, device, run.path)
-    history = fit(
-        model,
-        sources.train,
-        sources.evals,
-        config,
-        run=run,
-        checkpoint_meta=meta,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-    )
-    _save_curves(run.path, history)
-    return TrainResult(run.path, history, config, str(device))
 
 
 def _save_curves(folder: Path, history: History) -> None:

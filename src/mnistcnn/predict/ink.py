@@ -1,0 +1,217 @@
+"""Find the ink in a grayscale picture: background, polarity, contrast, clean-up.
+
+The model was trained on MNIST: light ink (up to 1.0) on an exactly black (0.0)
+background. A user's picture is usually the opposite (dark pen on paper), lit
+unevenly, with paper texture, sensor noise and JPEG artefacts. :func:`ink_map`
+turns it into an "ink strength" map in [0, 1] whose background is exactly 0:
+
+1. **Background**: a smooth surface (a quadratic in x and y, which models a
+   linear lighting gradient or a vignette) fitted robustly: first to the
+   border pixels, then re-fitted to every pixel within 2.5 robust standard
+   deviations of the surface (the ink are the outliers).
+2. **Polarity**: the ink is whichever side (darker or lighter than the
+   background) holds more mass beyond the noise; ``invert="yes"``/``"no"``
+   force it. "Inverted" means dark-on-light input, flipped to MNIST's polarity.
+3. **Contrast**: strength relative to the local paper brightness (dark ink:
+   ``(bg - g) / bg``; light ink: ``(g - bg) / (1 - bg)``, i.e. the ink's alpha
+   over the local background), so uneven lighting cancels; then stretched so
+   that solid ink is 1.0.
+4. **Threshold and denoise**: a soft ramp from a low threshold (above the
+   noise) to the ink level keeps anti-aliased edges; hysteresis keeps weak
+   pixels only where they connect to strong ink, so a thin or faint stroke
+   survives while isolated noise and texture specks go to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+InvertMode = Literal["auto", "yes", "no"]
+
+#: 1.4826 * MAD estimates the standard deviation of Gaussian noise.
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class InkSettings:
+    """Thresholds of :func:`ink_map` (all on the 0..1 intensity scale unless noted).
+
+    Attributes:
+        min_contrast: ink must differ from the local paper by at least this
+            fraction of the available range (12 %: a light pencil line on white
+            paper still counts, JPEG ringing and paper grain do not).
+        noise_k: and by at least this many noise standard deviations.
+        strong: pixels above this fraction of the ink level seed the hysteresis.
+        weak: pixels above this fraction of the ink level (and above the noise)
+            are kept when connected to strong ones; also the ramp's zero point.
+        ink_level_percentile: percentile of the candidate ink pixels taken as
+            "solid ink" (1.0 after stretching).
+        min_ink_pixels: fewer candidate pixels than this (at working resolution)
+            means the picture is blank.
+        fit_size: longest side (px) of the coarse copy the background is fitted on.
+    """
+
+    min_contrast: float = 0.12
+    noise_k: float = 4.0
+    strong: float = 0.5
+    weak: float = 0.2
+    ink_level_percentile: float = 90.0
+    min_ink_pixels: int = 4
+    fit_size: int = 48
+
+
+@dataclass(frozen=True)
+class InkMap:
+    """Result of :func:`ink_map`.
+
+    Attributes:
+        strength: float32 (H, W) in [0, 1]; 0 = background, 1 = solid ink.
+        inverted: the picture was dark-on-light (and was flipped).
+        ink_found: some ink survived the thresholds (else ``strength`` is all 0).
+        background: float32 (H, W), the fitted paper brightness in [0, 1].
+        noise: robust standard deviation of the non-ink pixels (0..1 scale).
+    """
+
+    strength: np.ndarray
+    inverted: bool
+    ink_found: bool
+    background: np.ndarray
+    noise: float
+
+
+def _design(h: int, w: int) -> np.ndarray:
+    """Quadratic surface basis (h*w, 6): 1, x, y, x^2, xy, y^2 with x, y in [-1, 1]."""
+    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    x, y = x.ravel(), y.ravel()
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+
+
+def _coarse(gray: np.ndarray, size: int) -> np.ndarray:
+    """Area-averaged copy of ``gray`` whose longest side is at most ``size`` px."""
+    h, w = gray.shape
+    f = max(h, w) / size
+    if f <= 1:
+        return gray
+    t = torch.from_numpy(gray)[None, None]
+    out = F.adaptive_avg_pool2d(t, (max(2, round(h / f)), max(2, round(w / f))))
+    return out[0, 0].numpy()
+
+
+def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
+    """Robust quadratic fit of the paper brightness.
+
+    Args:
+        gray: float32 (H, W) in [0, 1].
+        fit_size: longest side of the coarse copy that is fitted.
+
+    Returns:
+        float32 (H, W), the fitted background clipped to [0, 1].
+    """
+    small = _coarse(gray, fit_size).astype(np.float64)
+    h, w = small.shape
+    a, z = _design(h, w), small.ravel()
+    band = max(1, min(h, w) // 12)
+    inl = np.zeros((h, w), bool)
+    inl[:band], inl[-band:], inl[:, :band], inl[:, -band:] = True, True, True, True
+    inl = inl.ravel()
+    coef = np.zeros(6)
+    for _ in range(6):
+        if inl.sum() < 6:
+            break
+        coef = np.linalg.lstsq(a[inl], z[inl], rcond=None)[0]
+        res = z - a @ coef
+        mad = np.median(np.abs(res[inl] - np.median(res[inl])))
+        new = np.abs(res) <= max(2.5 * _MAD_TO_SIGMA * mad, 0.02)
+        if np.array_equal(new, inl):
+            break
+        inl = new
+    full = _design(*gray.shape) @ coef
+    return np.clip(full, 0.0, 1.0).reshape(gray.shape).astype(np.float32)
+
+
+def border_band(shape: tuple[int, int], fraction: float = 0.08) -> np.ndarray:
+    """bool (H, W): the outer ``fraction`` of each side (at least 1 px), where paper usually is."""
+    h, w = shape
+    bh, bw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    band = np.ones((h, w), bool)
+    band[bh : h - bh, bw : w - bw] = False
+    return band
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """1.4826 * median absolute deviation: the noise std if most values are background."""
+    if values.size == 0:
+        return 0.0
+    return float(_MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+
+
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (reflect padding) of float32 (H, W); ``sigma`` in px."""
+    if sigma <= 0:
+        return img
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
+    k = k / k.sum()
+    t = torch.from_numpy(np.ascontiguousarray(img, np.float32))[None, None]
+    mode = "reflect" if min(img.shape) > r else "replicate"
+    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
+    t = F.conv2d(F.pad(t, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
+    return t[0, 0].numpy()
+
+
+def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Pixels of ``weak`` 8-connected to a pixel of ``strong`` (both bool (H, W))."""
+    keep = torch.from_numpy(strong & weak)[None, None].float()
+    allowed = torch.from_numpy(weak)[None, None].float()
+    while True:
+        grown = F.max_pool2d(keep, 3, stride=1, padding=1) * allowed
+        if torch.equal(grown, keep):
+            return keep[0, 0].numpy() > 0
+        keep = grown
+
+
+def choose_polarity(residual: np.ndarray, threshold: float, invert: InvertMode) -> bool:
+    """True when the ink is darker than the background (so the picture must be inverted).
+
+    ``auto`` compares the mass of the residual beyond ``threshold`` on each side.
+    """
+    if invert != "auto":
+        return invert == "yes"
+    dark = np.clip(-residual - threshold, 0, None).sum()
+    light = np.clip(residual - threshold, 0, None).sum()
+    return bool(dark > light)
+
+
+def ink_map(gray: np.ndarray, invert: InvertMode = "auto", s: InkSettings | None = None) -> InkMap:
+    """Ink strength of a grayscale picture, background exactly 0 (see the module docstring).
+
+    Args:
+        gray: float32 (H, W) in [0, 1] (0 black, 1 white).
+        invert: ``auto`` detects dark-on-light; ``yes`` treats dark as ink;
+            ``no`` treats light as ink (MNIST's own polarity).
+        s: thresholds; the defaults of :class:`InkSettings` when ``None``.
+    """
+    s = s or InkSettings()
+    bg = fit_background(gray, s.fit_size)
+    residual = gaussian_blur(gray - bg, 0.7)
+    noise = robust_sigma(residual[border_band(gray.shape)])
+    inverted = choose_polarity(residual, max(s.noise_k * noise, s.min_contrast / 2), invert)
+    paper = np.maximum(bg if inverted else 1.0 - bg, 0.05)  # room the ink has to differ
+    strength = (bg - gray if inverted else gray - bg) / paper
+    strength = gaussian_blur(np.clip(strength, 0, 1).astype(np.float32), 0.7)
+    noise_a = noise / float(np.median(paper))
+    cand = strength > max(s.noise_k * noise_a, s.min_contrast)
+    if cand.sum() < s.min_ink_pixels:
+        return InkMap(np.zeros_like(gray), inverted, False, bg, noise)
+    level = float(np.percentile(strength[cand], s.ink_level_percentile))
+    lo = max(s.weak * level, 2.5 * noise_a)
+    hi = max(s.strong * level, s.noise_k * noise_a, s.min_contrast)
+    keep = hysteresis(strength > lo, strength > hi)
+    out = np.clip((strength - lo) / max(level - lo, 1e-6), 0, 1) * keep
+    return InkMap(out.astype(np.float32), inverted, bool(keep.any()), bg, noise)

@@ -1,0 +1,425 @@
+"""Interpretation report of a trained model on its test split: figures and ``report.html``.
+
+What a person wants to see after training or evaluating: the training curves,
+the test images with the highest loss, the most-confused class pairs, the
+accuracy of each class, the confusion matrix, the metrics table and the
+configuration, in one page.
+
+:func:`evaluation_report` computes everything (the per-sample probabilities
+with :func:`mnistcnn.engine.evaluate.predict_probabilities` on the test split)
+and returns a :class:`Report`; :func:`save_report` writes its pictures and
+``report.html`` (pictures linked relatively, so the folder can be moved whole)::
+
+    report.html  curves.png  worst_errors.png  confused_pairs.png
+    per_class_accuracy.png  confusion_matrix.png
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from mnistcnn.engine.evaluate import EvalResult, classification_report
+
+PathLike = str | os.PathLike[str]
+REPORT_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class WorstError:
+    """One high-loss test sample. Probabilities are 0..1; loss is ``-ln p(true)`` in nats."""
+
+    index: int
+    true: int
+    predicted: int
+    prob_true: float
+    prob_predicted: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class ConfusedPair:
+    """``count`` test images of class ``true`` predicted as ``predicted``;
+    ``rate`` = count / test images of ``true`` (0..1)."""
+
+    true: int
+    predicted: int
+    count: int
+    rate: float
+
+
+def worst_errors(probs: torch.Tensor, labels: torch.Tensor, k: int = 24) -> list[WorstError]:
+    """The ``k`` samples with the highest cross-entropy loss, highest first.
+
+    Args:
+        probs: float (N, C) class probabilities (rows sum to 1).
+        labels: int64 (N,) true classes.
+
+    Loss is ``-ln max(p(true), 1e-12)``; ties keep the lower index first. All
+    samples compete (a correct but unsure prediction can rank too), but a
+    sample with p(true) < 1/2 outranks any correct one with p(true) > 1/2.
+
+    Raises:
+        ValueError: shapes do not match.
+    """
+    if probs.ndim != 2 or labels.shape != probs.shape[:1]:
+        raise ValueError(
+            f"expected probs (N, C) and labels (N,), got {tuple(probs.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    p_true = probs.gather(1, labels.view(-1, 1)).squeeze(1).double()  # (N,)
+    loss = -p_true.clamp_min(1e-12).log()
+    order = torch.sort(loss, descending=True, stable=True).indices[:k]
+    pred = probs.argmax(1)
+    return [
+        WorstError(
+            int(i),
+            int(labels[i]),
+            int(pred[i]),
+            float(p_true[i]),
+            float(probs[i, pred[i]]),
+            float(loss[i]),
+        )
+        for i in order.tolist()
+    ]
+
+
+def most_confused_pairs(confusion: torch.Tensor, k: int = 10) -> list[ConfusedPair]:
+    """The ``k`` most frequent off-diagonal cells of a confusion matrix, most frequent first.
+
+    Args:
+        confusion: int (C, C), rows = true class, columns = predicted class.
+
+    Ties go to the lower (true, predicted) pair; empty cells are left out.
+    """
+    mat = confusion.long().cpu()
+    support = mat.sum(1)
+    cells = [
+        (-int(mat[t, p]), t, p)
+        for t in range(mat.shape[0])
+        for p in range(mat.shape[1])
+        if t != p and mat[t, p] > 0
+    ]
+    return [ConfusedPair(t, p, -neg, -neg / int(support[t])) for neg, t, p in sorted(cells)[:k]]
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
+    """Accuracy (recall) of each true class, 0..1: diagonal / row sum (NaN for an empty row)."""
+    mat = confusion.double().cpu()
+    return (mat.diagonal() / mat.sum(1)).tolist()
+
+
+@dataclass
+class Report:
+    """Everything the report shows; ``figures`` maps a PNG file name to its figure
+    and ``captions`` the same names to a sentence."""
+
+    title: str
+    evaluation: EvalResult
+    worst: list[WorstError]
+    confused: list[ConfusedPair]
+    figures: dict[str, Figure]
+    captions: dict[str, str]
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def html(self) -> str:
+        """The report page (UTF-8 HTML); pictures are referenced by their file names."""
+        ev = self.evaluation
+        sections = [
+            f"<h1>{_e(self.title)}</h1>",
+            f"<p>Test split of <b>{_e(ev.dataset)}</b>: {ev.num_samples} images. "
+            f"Accuracy <b>{100 * ev.accuracy:.2f}%</b>, loss {ev.loss:.4f} nats. "
+            f"Checkpoints: {_e(', '.join(ev.checkpoints))}. "
+            f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
+            "<h2>Metrics</h2>",
+            _metrics_table(ev),
+        ]
+        for file_name in self.figures:
+            caption = self.captions.get(file_name, "")
+            sections.append(f"<h2>{_e(_HEADINGS.get(file_name, file_name))}</h2>")
+            sections.append(
+                f'<figure><img src="{_e(file_name)}" alt="{_e(caption)}">'
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+            if file_name == "worst_errors.png":
+                sections.append(_worst_table(self.worst, ev.classes))
+            if file_name == "confused_pairs.png":
+                sections.append(_pairs_table(self.confused, ev.classes))
+        if self.history:
+            sections += ["<h2>Training history</h2>", _history_table(self.history)]
+        if self.config:
+            sections += ["<h2>Configuration</h2>", _config_table(self.config)]
+        body = "\n".join(sections)
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{_e(self.title)}</title><style>{_CSS}</style></head>\n"
+            f"<body>\n{body}\n</body></html>\n"
+        )
+
+
+def build_report(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    images: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    title: str,
+    config: dict[str, Any] | None = None,
+    history: Sequence[dict[str, Any]] | None = None,
+    num_worst: int = 24,
+    num_pairs: int = 10,
+) -> Report:
+    """Assemble a :class:`Report` from test-set predictions.
+
+    Args:
+        probs: float (N, C) probabilities; labels: int64 (N,).
+        images: uint8 (N, H, W) or (N, 1, H, W), the test images (0..255).
+        classes: C class names.
+        config: training settings shown as a table.
+        history: per-epoch metrics rows (as in metrics.csv); curves when given.
+    """
+    from mnistcnn.plots import (
+        plot_confused_pairs,
+        plot_confusion_matrix,
+        plot_curves,
+        plot_per_class_accuracy,
+        plot_samples,
+        short_class,
+    )
+
+    evaluation = classification_report(probs, labels, list(classes))
+    worst = worst_errors(probs, labels, num_worst)
+    confused = most_confused_pairs(evaluation.confusion, num_pairs)
+    names = [short_class(c) for c in classes]
+    figures: dict[str, Figure] = {}
+    captions: dict[str, str] = {}
+    if history:
+        figures["curves.png"] = plot_curves(list(history))
+        captions["curves.png"] = "Training curves: loss and accuracy after each epoch."
+    picked = torch.tensor([w.index for w in worst], dtype=torch.long)
+    titles = [
+        f"#{w.index} true {names[w.true]}\npred {names[w.predicted]} p={w.prob_predicted:.2f}"
+        for w in worst
+    ]
+    figures["worst_errors.png"] = plot_samples(images[picked].float() / 255.0, titles)
+    captions["worst_errors.png"] = (
+        f"The {len(worst)} test images with the highest loss (-ln p(true class)), worst first: "
+        "test index, true class, predicted class and its probability."
+    )
+    errors = int(evaluation.confusion.sum() - evaluation.confusion.trace())
+    figures["confused_pairs.png"] = plot_confused_pairs(
+        [f"{names[c.true]} → {names[c.predicted]}" for c in confused],
+        [c.count for c in confused],
+        errors,
+    )
+    captions["confused_pairs.png"] = "The class pairs the model mixes up most (true → predicted)."
+    figures["per_class_accuracy.png"] = plot_per_class_accuracy(
+        per_class_accuracy(evaluation.confusion), names, evaluation.accuracy
+    )
+    captions["per_class_accuracy.png"] = "Fraction of each class's test images classified right."
+    figures["confusion_matrix.png"] = plot_confusion_matrix(evaluation.confusion, list(classes))
+    captions["confusion_matrix.png"] = "Confusion matrix: rows true class, columns predicted."
+    return Report(
+        title,
+        evaluation,
+        worst,
+        confused,
+        figures,
+        captions,
+        dict(config or {}),
+        list(history or []),
+    )
+
+
+def evaluation_report(
+    checkpoints: Sequence[PathLike],
+    *,
+    dataset: str | None = None,
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 1000,
+    history: Sequence[dict[str, Any]] | None = None,
+) -> Report:
+    """The report of one checkpoint, or an ensemble (averaged probabilities), on a test split.
+
+    The per-sample probabilities are recomputed here with
+    :func:`~mnistcnn.engine.evaluate.predict_probabilities`, each model with its
+    own normalization, exactly as :func:`mnistcnn.engine.evaluate` does.
+    ``history``: the per-epoch rows for the curves; by default, for a single
+    checkpoint, its run's ``metrics.csv`` if next to it, else the checkpoint's
+    own history.
+
+    Raises:
+        CheckpointError: unreadable checkpoints, or ones that disagree on classes.
+        mnistcnn.data.DataError: the dataset cannot be obtained.
+    """
+    from mnistcnn import data as mdata
+    from mnistcnn.data.loaders import TensorSource
+    from mnistcnn.engine import CheckpointError, load_model, select_device
+    from mnistcnn.engine.evaluate import predict_probabilities
+
+    if not checkpoints:
+        raise ValueError("give at least one checkpoint")
+    dev = select_device(device)
+    loaded = [load_model(p, map_location=dev) for p in checkpoints]
+    first = loaded[0][1]
+    if any(ck.classes != first.classes for _, ck in loaded):
+        raise CheckpointError(f"{first.path}: the checkpoints' classes differ; cannot ensemble")
+    name = dataset or first.dataset or "mnist"
+    images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
+    total = None
+    for model, ck in loaded:
+        source = TensorSource(images, labels, batch_size, mean=ck.mean, std=ck.std, device=dev)
+        probs, _ = predict_probabilities([model], source)
+        total = probs if total is None else total + probs
+    assert total is not None
+    if history is None and len(loaded) == 1:
+        history = _history_of(first.path, first.history)
+    what = first.model_name if len(loaded) == 1 else f"ensemble of {len(loaded)} checkpoints"
+    report = build_report(
+        total / len(loaded),
+        labels,
+        images,
+        first.classes,
+        title=f"mnistcnn report: {what} on {name}",
+        config=first.config,
+        history=history,
+    )
+    report.evaluation.checkpoints = [str(ck.path) for _, ck in loaded]
+    report.evaluation.dataset = name
+    return report
+
+
+def write_report(
+    folder: PathLike,
+    checkpoints: Sequence[PathLike],
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    device: str = "auto",
+    **kwargs: Any,
+) -> Path:
+    """:func:`evaluation_report` (``kwargs``: dataset, batch_size, history) saved into
+    ``folder`` by :func:`save_report`; returns the path of ``report.html``."""
+    report = evaluation_report(
+        checkpoints, data_root=data_root, mirror=mirror, device=device, **kwargs
+    )
+    return save_report(report, folder)
+
+
+def _history_of(checkpoint: Path, fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from mnistcnn.engine.rundir import read_metrics
+
+    csv_path = checkpoint.parent / "metrics.csv"
+    if csv_path.is_file():
+        try:
+            return list(read_metrics(csv_path))
+        except (OSError, ValueError, KeyError):
+            pass
+    return fallback
+
+
+def save_report(report: Report, folder: PathLike) -> Path:
+    """Write the report's PNGs and ``report.html`` into ``folder``; return the HTML's path.
+
+    Figures are closed once saved. Existing files of the same names are replaced
+    (each via a temporary file and a rename).
+    """
+    from mnistcnn.plots import save_figure
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for file_name, fig in report.figures.items():
+        save_figure(fig, out / file_name)
+    path = out / REPORT_NAME
+    tmp = out / f".{REPORT_NAME}.tmp"
+    tmp.write_text(report.html(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+_HEADINGS = {
+    "curves.png": "Training curves",
+    "worst_errors.png": "Highest-loss test images",
+    "confused_pairs.png": "Most-confused pairs",
+    "per_class_accuracy.png": "Accuracy per class",
+    "confusion_matrix.png": "Confusion matrix",
+}
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+    "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555}"
+)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def _metrics_table(ev: EvalResult) -> str:
+    rows = [
+        [r["class"], _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), r["support"]]
+        for r in ev.per_class
+    ]
+    rows.append(["all (accuracy)", "", _pct(ev.accuracy), "", ev.num_samples])
+    return _table(["class", "precision", "recall (accuracy)", "F1", "test images"], rows, "metrics")
+
+
+def _worst_table(worst: Sequence[WorstError], classes: Sequence[str]) -> str:
+    rows = [
+        [
+            w.index,
+            classes[w.true],
+            classes[w.predicted],
+            f"{w.prob_predicted:.4f}",
+            f"{w.prob_true:.4g}",
+            f"{w.loss:.3f}",
+        ]
+        for w in worst
+    ]
+    header = ["test index", "true", "predicted", "p(predicted)", "p(true)", "loss (nats)"]
+    return _table(header, rows, "worst")
+
+
+def _pairs_table(pairs: Sequence[ConfusedPair], classes: Sequence[str]) -> str:
+    rows = [[classes[p.true], classes[p.predicted], p.count, _pct(p.rate)] for p in pairs]
+    return _table(["true", "predicted as", "test images", "of the true class"], rows, "pairs")
+
+
+def _history_table(history: Sequence[dict[str, Any]]) -> str:
+    columns = [k for k in history[0] if isinstance(history[0][k], (int, float))]
+    rows = [[_cell(row.get(k)) for k in columns] for row in history]
+    return _table(columns, rows, "history")
+
+
+def _config_table(config: dict[str, Any]) -> str:
+    rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in config.items()]
+    return _table(["setting", "value"], rows, "config")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
