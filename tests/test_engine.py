@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 
 import pytest
 import torch
@@ -246,3 +247,20 @@ def test_checkpoint_loads_from_run_directory(tmp_path):
     ckpt = load_checkpoint(run.path)
     assert ckpt.path.name == "best.pt"
     assert math.isclose(ckpt.metrics["test_accuracy"], history.last["test_accuracy"])
+
+
+def test_latest_link_follows_the_newest_run(tmp_path):
+    from mnistcnn.engine.rundir import update_latest_link
+
+    for name in ("20260101-000000-tutorial-mnist", "20260102-000000-tutorial-mnist"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "best.pt").write_bytes(name.encode())
+        link = update_latest_link(tmp_path / name)
+        assert link == tmp_path / "latest"
+        assert (tmp_path / "latest" / "best.pt").read_bytes() == name.encode()
+    assert os.readlink(tmp_path / "latest") == "20260102-000000-tutorial-mnist"  # relative
+    (tmp_path / "other").mkdir()
+    (tmp_path / "latest").unlink()
+    (tmp_path / "latest").mkdir()  # a user's own folder named latest is left alone
+    assert update_latest_link(tmp_path / "other") is None
+    assert (tmp_path / "latest").is_dir() and not (tmp_path / "latest").is_symlink()

@@ -50,6 +50,28 @@ def default_run_dir(model: str, dataset: str, base: str | os.PathLike[str] = "ru
     return path
 
 
+def update_latest_link(run_path: Path) -> Path | None:
+    """Point ``<run_path's parent>/latest`` at ``run_path`` (a relative symlink).
+
+    The link is replaced atomically (new link under a temp name, then rename),
+    so ``runs/latest/best.pt`` always names a complete run's checkpoint path.
+    A real file or folder called ``latest`` is left alone. Returns the link, or
+    None where symlinks cannot be made (the run itself is unaffected).
+    """
+    link = run_path.parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return None
+    tmp = run_path.parent / f".latest.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_path.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return None
+    return link
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON via a temp file and rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

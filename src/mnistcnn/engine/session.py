@@ -20,7 +20,12 @@ from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
 from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model
 from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
-from mnistcnn.engine.rundir import RunDir, default_run_dir, ensure_new_run_dir
+from mnistcnn.engine.rundir import (
+    RunDir,
+    default_run_dir,
+    ensure_new_run_dir,
+    update_latest_link,
+)
 from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
 from mnistcnn.engine.utils import seed_everything, select_device, versions
@@ -169,6 +174,8 @@ def train(
     seed_everything(config.seed)  # the same initial weights whatever the data path did
     model = create_model(config.model, num_classes=len(sources.classes)).to(device)
     run = RunDir(run_path, with_val=config.val_fraction > 0, existing=ckpt is not None)
+    if ckpt is None and not out:
+        update_latest_link(run.path)  # runs/latest -> this run
     if ckpt is None:
         run.write_config(_config_record(config, data_root, device))
     else:
