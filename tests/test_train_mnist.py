@@ -62,3 +62,36 @@ def test_evaluate_cli_json(one_epoch_run, mnist_root, tmp_path):
     assert payload["accuracy"] == pytest.approx(one_epoch_run.history.last["test_accuracy"])
     assert len(payload["per_class"]) == 10
     assert set(payload["per_class"][0]) == {"class", "precision", "recall", "f1", "support"}
+    assert (tmp_path / "report.html").is_file()
+    assert (tmp_path / "worst_errors.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_activations_of_a_test_digit(one_epoch_run, mnist_root, tmp_path):
+    args = ["explain", "activations", str(one_epoch_run.run_dir / "best.pt"), "mnist:test:0",
+            "--out", str(tmp_path), "--data-root", str(mnist_root), "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["label"] == 7 and payload["predicted"] == 7  # test image 0 is a clear 7
+    assert payload["probabilities"][7] > 0.9
+    assert payload["feature_maps"] == {"0": [10, 28, 28], "3": [20, 10, 10]}
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    expected = ["feature_maps_1.png", "feature_maps_2.png", "input.png", "kernels.png"]
+    assert names == [*expected, "saliency.png"]
+
+
+def test_explain_invariance_shift_hurts_more_than_small_rotation(
+    one_epoch_run, mnist_root, tmp_path
+):
+    args = ["explain", "invariance", str(one_epoch_run.run_dir / "best.pt"), "--limit", "300",
+            "--out", str(tmp_path), "--data-root", str(mnist_root), "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    points = {(p["transform"], p["value"]): p["accuracy"] for p in payload["points"]}
+    assert points[("shift", 0.0)] == pytest.approx(payload["plain_accuracy"], abs=1e-6)
+    assert payload["plain_accuracy"] > 0.95
+    assert points[("shift", 6.0)] < 0.5 < points[("rotation", 5.0)]
+    rows = (tmp_path / "invariance.csv").read_text().splitlines()
+    assert len(rows) == 1 + 7 + 10 + 11  # header, shifts, angles, scales
+    assert (tmp_path / "invariance.png").read_bytes()[:4] == b"\x89PNG"

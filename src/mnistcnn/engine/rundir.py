@@ -9,6 +9,11 @@ Layout::
         best.pt         checkpoint of the best epoch (validation accuracy if a
                         validation split is used, else test accuracy)
         curves.png      loss and accuracy per epoch
+        report.html     the evaluation report (:mod:`mnistcnn.report`) with its
+                        PNGs: worst_errors, confused_pairs, per_class_accuracy,
+                        confusion_matrix
+
+``<runs>/latest`` is a symlink to the newest run made under ``<runs>``.
 """
 
 from __future__ import annotations
