@@ -4,15 +4,23 @@ Each picture is one digit 0-9 rendered with a TrueType font bundled inside
 matplotlib (so the set is the same on every machine with the same matplotlib
 and Pillow), then given the look of a real input:
 
-* font: DejaVu Sans / Serif / Mono in regular, bold and italic cuts;
-* size: the digit is 25-85 % of the canvas height; canvases are 48-320 px and
-  not square; extra stroke width 0-6 % of the font size;
-* position anywhere the digit fits, rotation within +-15 degrees;
+* font: 20 faces bundled with matplotlib: DejaVu Sans / Serif / Mono, STIX
+  (Times-like) and Computer Modern (roman, sans, typewriter, bold, italic:
+  its italic 4 is open, as handwritten ones are), in regular, bold and
+  italic/oblique cuts;
+* shape: extra stroke width 0-6 % of the font size, horizontal shear within
+  +-0.25, width scaled by 0.75-1.25, rotation within +-15 degrees;
+* size and place: the digit is 25-85 % of the canvas height; canvases are
+  48-320 px high, 40-400 px wide; anywhere the digit fits;
 * polarity and colours: mostly dark ink (black, blue, red, green, pencil grey)
-  on light paper, 25 % light ink on a dark board;
+  on light paper, 25 % light ink (white, chalk yellow) on a dark board;
 * background: flat, linear or radial lighting gradient, paper texture,
-  Gaussian noise, or transparent (RGBA, ink opaque, as canvas drawings are);
-* photographed look: Gaussian blur and JPEG compression (quality 35-90).
+  Gaussian noise, or transparent (RGBA, ink opaque, as canvas drawings are;
+  the hidden colour is the paper's or, half the time, black as on a cleared
+  HTML canvas; the ink may be light);
+* photographed look: Gaussian blur and JPEG compression (quality 35-90);
+* files: PNG, JPEG, BMP, WebP, TIFF, GIF (palette); 20 % saved as 8-bit
+  grayscale, as scanners do.
 
 Nothing here depends on global random state: everything is drawn from a
 ``numpy.random.Generator`` seeded per image with ``(seed, index)``.
@@ -39,6 +47,17 @@ FONTS = (
     "DejaVuSerif-Italic.ttf",
     "DejaVuSansMono.ttf",
     "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "STIXGeneralBolIta.ttf",
+    "cmr10.ttf",
+    "cmss10.ttf",
+    "cmtt10.ttf",
+    "cmb10.ttf",
+    "cmti10.ttf",
 )
 DARK_INKS = ((0, 0, 0), (20, 30, 140), (150, 20, 20), (10, 90, 30), (70, 70, 70))
 LIGHT_PAPERS = ((255, 255, 255), (245, 240, 225), (200, 200, 200), (230, 235, 250))
@@ -66,11 +85,22 @@ def _ink_mask(digit: int, rng: np.random.Generator) -> tuple[Image.Image, str]:
     ImageDraw.Draw(canvas).text(
         (size, size), str(digit), fill=255, font=font, stroke_width=stroke, stroke_fill=255
     )
+    shear, stretch = float(rng.uniform(-0.25, 0.25)), float(rng.uniform(0.75, 1.25))
+    c = 1.5 * size  # shear about the canvas centre: x_in = x + shear * (y - c)
+    canvas = canvas.transform(
+        canvas.size,
+        Image.Transform.AFFINE,
+        (1, shear, -shear * c, 0, 1, 0),
+        Image.Resampling.BICUBIC,
+    )
     angle = float(rng.uniform(-15, 15))
     canvas = canvas.rotate(angle, resample=Image.Resampling.BICUBIC)
     bbox = canvas.getbbox()
     assert bbox is not None
-    return canvas.crop(bbox), f"{font_name} stroke={stroke} rot={angle:+.0f}"
+    mask = canvas.crop(bbox)
+    mask = mask.resize((max(1, round(mask.width * stretch)), mask.height), Image.Resampling.LANCZOS)
+    desc = f"{font_name} stroke={stroke} shear={shear:+.2f} width={stretch:.2f} rot={angle:+.0f}"
+    return mask, desc
 
 
 def _background(h: int, w: int, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -104,7 +134,7 @@ def _compose(mask: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, 
     cover = np.zeros((h, w), np.float32)
     cover[y0 : y0 + mh, x0 : x0 + mw] = np.asarray(mask, np.float32) / 255
     kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-    dark_ink = rng.uniform() < 0.75 or kind == "transparent"
+    dark_ink = rng.uniform() < 0.75
     if dark_ink:
         ink = np.array(DARK_INKS[int(rng.integers(len(DARK_INKS)))], np.float32)
         paper = np.array(LIGHT_PAPERS[int(rng.integers(len(LIGHT_PAPERS)))], np.float32)
@@ -121,24 +151,34 @@ def _compose(mask: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, 
     if blur > 0:
         img = img.filter(ImageFilter.GaussianBlur(blur * h / 100))
     if kind == "transparent":
+        if rng.uniform() < 0.5:  # a cleared HTML canvas: transparent black, then the ink
+            rgb = np.asarray(img, np.float32) * (cover[..., None] > 0)
+            img = Image.fromarray(rgb.astype(np.uint8), "RGB")
         img.putalpha(Image.fromarray((cover * 255).round().astype(np.uint8), "L"))
     desc = f"{'dark' if dark_ink else 'light'} ink, {kind} bg, blur={blur:.1f}, {w}x{h}"
     return img, desc
 
 
 def _encode(img: Image.Image, rng: np.random.Generator) -> tuple[bytes, str, str]:
-    """Encode as PNG (always for RGBA), JPEG (photos), or BMP/WebP/TIFF/GIF; returns bytes."""
+    """Encode as PNG (always for RGBA), JPEG (photos), or BMP/WebP/TIFF/GIF; returns bytes.
+
+    20 % of the opaque pictures are first converted to 8-bit grayscale.
+    """
     buf = io.BytesIO()
     if img.mode == "RGBA":
         img.save(buf, "PNG")
         return buf.getvalue(), "png", ""
     fmt = str(rng.choice(["png", "jpeg", "jpeg", "jpeg", "bmp", "webp", "tiff", "gif"]))
+    gray = rng.uniform() < 0.2
+    if gray:
+        img = img.convert("L")
+    extra = " gray" if gray else ""
     if fmt == "jpeg":
         quality = int(rng.integers(35, 91))
         img.save(buf, "JPEG", quality=quality)
-        return buf.getvalue(), fmt, f" q={quality}"
+        return buf.getvalue(), fmt, f"{extra} q={quality}"
     img.save(buf, fmt.upper(), **({"lossless": True} if fmt == "webp" else {}))
-    return buf.getvalue(), fmt, ""
+    return buf.getvalue(), fmt, extra
 
 
 def make_digit(seed: int, index: int, label: int | None = None) -> SynthDigit:

@@ -275,3 +275,64 @@ def plot_saliency(
         ax.set_yticks([])
     fig.suptitle(title)
     return fig
+
+
+def plot_predict_input(
+    original: Any,
+    pixels: Any,
+    probabilities: Any,
+    classes: Sequence[str],
+    title: str,
+    calibrated: bool = True,
+    original_size: tuple[int, int] | None = None,
+) -> Figure:
+    """What ``mnistcnn predict`` did with one picture: original, the 28x28 input, probabilities.
+
+    Args:
+        original: the picture as decoded (a Pillow image or an (H, W[, 3|4])
+            array; transparency shows the grey axes behind it), or None when
+            there is none (an IDX image is used as it is).
+        pixels: uint8 (28, 28), 0..255, light ink on black: what the model saw.
+        probabilities: float (C,) summing to 1, or None (blank: not shown to the model).
+        classes: C class names (shortened as by :func:`short_class`).
+        title: the figure's title (file name, prediction).
+        calibrated: the probabilities are temperature-scaled (said on the axis).
+        original_size: (width, height) of the full picture, for the panel's title.
+    """
+    import numpy as np
+
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax_org, ax_in, ax_bar = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
+    if original is not None:
+        ax_org.set_facecolor("0.6")
+        image = np.asarray(original)
+        ax_org.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        w, h = original_size or (image.shape[1], image.shape[0])
+        ax_org.set_title(f"original, {w}x{h} px", fontsize=10)
+    else:
+        ax_org.text(0.5, 0.5, "no original:\nan IDX image,\nused as is", ha="center", va="center")
+        ax_org.set_axis_off()
+    ax_in.imshow(np.asarray(pixels), cmap="gray", vmin=0, vmax=255)
+    seen = "what the model saw" if probabilities is not None else "the input (blank)"
+    ax_in.set_title(f"{seen}, 28x28", fontsize=10)
+    for ax in (ax_org, ax_in):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    names = [short_class(c) for c in classes]
+    if probabilities is None:
+        ax_bar.text(0.5, 0.5, "no ink found:\nnot shown to the model", ha="center", va="center")
+        ax_bar.set_axis_off()
+    else:
+        probs = np.asarray(probabilities, dtype=float)
+        best = int(probs.argmax())
+        colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(names))]
+        bars = ax_bar.barh(range(len(names)), probs, color=colors)
+        labels = [f"{100 * p:.1f}%" if p >= 0.005 else "" for p in probs]
+        ax_bar.bar_label(bars, labels, fontsize=8, padding=2)
+        ax_bar.set_yticks(range(len(names)), names)
+        ax_bar.invert_yaxis()
+        xlabel = "probability (calibrated)" if calibrated else "probability (softmax, uncalibrated)"
+        ax_bar.set(xlim=(0, 1.15), xlabel=xlabel, title="class probabilities")
+        ax_bar.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    return fig

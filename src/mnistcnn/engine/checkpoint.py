@@ -24,11 +24,14 @@ so ``torch.load(weights_only=True)`` can read it without executing code)::
     input_size      [channels, height, width]
     rng             RNG states (torch, numpy, python)
     versions        python, torch, torchvision, mnistcnn
-    extra           free-form dict (e.g. calibration temperature)
+    extra           free-form dict
+    calibration     optional: {"temperature", "fitted_on", "nll_before", "nll_after", ...}
+                    (see mnistcnn.engine.calibration); absent = not calibrated
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import tempfile
@@ -71,6 +74,7 @@ class Checkpoint:
     extra: dict[str, Any] = field(default_factory=dict)
     position: dict[str, Any] | None = None
     best: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def mean(self) -> list[float]:
@@ -136,7 +140,9 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: missing, truncated, not a torch file, unsafe pickle,
-            not an mnistcnn checkpoint, or from a newer format version.
+            not an mnistcnn checkpoint, from a newer format version, a field
+            of the wrong type (classes, normalization, input_size...), or
+            GPU tensors with a ``map_location`` that has no GPU.
     """
     path = _resolve(Path(path))
     try:
@@ -151,6 +157,11 @@ def load_checkpoint(
             f"(weights_only=True refused it; it may try to execute code). {_unpickler_detail(exc)}"
         ) from None
     except Exception as exc:  # torch raises many kinds (KeyError, EOFError, RuntimeError...)
+        if "CUDA" in str(exc):  # tensors saved on a GPU, map_location asks for an absent one
+            raise CheckpointError(
+                f"{path}: saved on a GPU and cannot be placed on {map_location!r} here "
+                "(CUDA is not available); load it with map_location='cpu' (the default)"
+            ) from None
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or not a torch file): {exc}"
         ) from None
@@ -180,37 +191,88 @@ def _from_dict(path: Path, raw: Any) -> Checkpoint:
             "a bare state_dict or another tool's file cannot be used)"
         )
     version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is not valid")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this mnistcnn "
             f"understands ({FORMAT_VERSION}); upgrade mnistcnn"
         )
     missing = [k for k in _REQUIRED if k not in raw]
-    model = raw.get("model") or {}
-    if missing or not isinstance(model, dict) or "name" not in model:
+    model = raw.get("model")
+    if missing or not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise CheckpointError(f"{path}: checkpoint lacks {missing or ['model.name']}")
-    kwargs = dict(model.get("kwargs") or {})
+    try:
+        return _checked(path, raw, model)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint: {exc}") from None
+
+
+def _field(raw: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    """``raw[name]`` if it has type ``kind``, ``default`` if absent or None; else ValueError."""
+    value = raw.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ValueError(f"field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoint:
+    """The :class:`Checkpoint` of ``raw``; TypeError/ValueError name a field with bad content."""
+    kwargs = _field(model, "kwargs", dict, {})
+    state = raw["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ValueError("field 'state_dict' must map parameter names to tensors")
+    classes = _field(raw, "classes", list, None)
+    if classes is None:
+        classes = [str(i) for i in range(int(kwargs.get("num_classes", 10)))]
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError("field 'classes' must be a non-empty list of names")
+    norm = _field(raw, "normalization", dict, {"mean": [0.0], "std": [1.0]})
+    mean, std = norm.get("mean"), norm.get("std")
+    if not (_numbers(mean) and _numbers(std) and len(mean) == len(std) and min(std) > 0):
+        raise ValueError("field 'normalization' needs equally long lists 'mean' and 'std' > 0")
+    size = _field(raw, "input_size", list, [1, 28, 28])
+    if len(size) != 3 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(f"field 'input_size' must be [channels, height, width], found {size}")
+    opt = (dict, type(None))
     return Checkpoint(
         path=path,
-        model_name=str(model["name"]),
-        model_kwargs=kwargs,
-        state_dict=raw["state_dict"],
-        classes=list(raw.get("classes") or [str(i) for i in range(kwargs.get("num_classes", 10))]),
-        normalization=dict(raw.get("normalization") or {"mean": [0.0], "std": [1.0]}),
-        input_size=list(raw.get("input_size") or [1, 28, 28]),
-        epoch=int(raw.get("epoch", 0)),
-        step=int(raw.get("step", 0)),
-        dataset=str(raw.get("dataset", "")),
-        config=dict(raw.get("config") or {}),
-        metrics=dict(raw.get("metrics") or {}),
-        history=list(raw.get("history") or []),
-        optimizer=raw.get("optimizer"),
-        scheduler=raw.get("scheduler"),
-        rng=raw.get("rng"),
-        versions=dict(raw.get("versions") or {}),
-        extra=dict(raw.get("extra") or {}),
-        position=raw.get("position"),
-        best=raw.get("best"),
+        model_name=model["name"],
+        model_kwargs=dict(kwargs),
+        state_dict=state,
+        classes=list(classes),
+        normalization={"mean": list(mean), "std": list(std)},
+        input_size=list(size),
+        epoch=_field(raw, "epoch", int, 0),
+        step=_field(raw, "step", int, 0),
+        dataset=_field(raw, "dataset", str, ""),
+        config=dict(_field(raw, "config", dict, {})),
+        metrics=dict(_field(raw, "metrics", dict, {})),
+        history=list(_field(raw, "history", list, [])),
+        optimizer=_field(raw, "optimizer", opt, None),
+        scheduler=_field(raw, "scheduler", opt, None),
+        rng=_field(raw, "rng", opt, None),
+        versions=dict(_field(raw, "versions", dict, {})),
+        extra=dict(_field(raw, "extra", dict, {})),
+        position=_field(raw, "position", opt, None),
+        best=_field(raw, "best", opt, None),
+        calibration=_field(raw, "calibration", opt, None),
+    )
+
+
+def _numbers(values: Any) -> bool:
+    """A non-empty list of finite real numbers."""
+    return (
+        isinstance(values, list)
+        and len(values) > 0
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        )
     )
 
 
@@ -218,8 +280,10 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
     """Instantiate the checkpoint's architecture and load its weights (strict).
 
     Raises:
-        CheckpointError: unknown model name, or weights that do not fit the
-            architecture (missing/unexpected keys or shape mismatches are named).
+        CheckpointError: unknown model name, weights that do not fit the
+            architecture (missing/unexpected keys or shape mismatches are named),
+            or a model that cannot take ``input_size`` or gives another number
+            of logits than there are ``classes`` (checked with one forward pass).
     """
     from mnistcnn.models import create_model
 
@@ -234,7 +298,29 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
             f"{ckpt.path}: weights do not fit architecture {ckpt.model_name!r}: "
             + " ".join(str(exc).split())
         ) from None
+    _probe(model, ckpt)
     return model
+
+
+def _probe(model: nn.Module, ckpt: Checkpoint) -> None:
+    """One forward pass of zeros (1, *input_size) in eval mode: one logit per class, or refuse."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(torch.zeros(1, *ckpt.input_size))
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "
+            f"{ckpt.input_size}: {' '.join(str(exc).split())}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if tuple(logits.shape) != (1, len(ckpt.classes)):
+        raise CheckpointError(
+            f"{ckpt.path}: model outputs {tuple(logits.shape)[1:]} logits per image but the "
+            f"checkpoint names {len(ckpt.classes)} classes"
+        )
 
 
 def load_model(

@@ -1,10 +1,15 @@
-"""Prediction on people's own images: MNIST-style preprocessing of any picture.
+"""Prediction on people's own images: MNIST-style preprocessing, calibrated predictions.
 
 :func:`preprocess_image` turns a photo, scan or canvas drawing of one digit into
 the 28x28 uint8 image MNIST would have made of it (see
-:mod:`mnistcnn.predict.preprocess`).
+:mod:`mnistcnn.predict.preprocess`). :class:`Predictor` loads a checkpoint and
+returns a :class:`Prediction` per picture (see :mod:`mnistcnn.predict.predictor`);
+:func:`expand_inputs` turns command-line arguments (files, folders, globs, ``-``,
+IDX files) into its inputs.
 """
 
+from mnistcnn.predict.inputs import ImageInputError, InputItem, decode_image, expand_inputs
+from mnistcnn.predict.predictor import DEFAULT_THRESHOLD, Prediction, Predictor
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
     PreprocessResult,
@@ -12,4 +17,16 @@ from mnistcnn.predict.preprocess import (
     preprocess_image,
 )
 
-__all__ = ["INVERT_MODES", "PreprocessResult", "PreprocessSettings", "preprocess_image"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "INVERT_MODES",
+    "ImageInputError",
+    "InputItem",
+    "Prediction",
+    "Predictor",
+    "PreprocessResult",
+    "PreprocessSettings",
+    "decode_image",
+    "expand_inputs",
+    "preprocess_image",
+]

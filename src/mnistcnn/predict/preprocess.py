@@ -17,9 +17,12 @@ to position this point at the center of the 28x28 field".
    contrast, threshold and denoise; background becomes exactly 0.
 4. Crop to the ink's bounding box; a digit that is small in a large picture is
    found again at full resolution (the crop around it is re-processed).
-5. Resize so that the longer side is 20 px, keeping the aspect ratio (area
+5. Stroke width (:mod:`mnistcnn.predict.stroke`): the crop is scaled so its
+   longer side is ``box * upsample`` px, and eroded or dilated until its
+   stroke width is ``stroke`` (2-3 px at 20 px, MNIST's range) times ``upsample``.
+6. Resize so that the longer side is 20 px, keeping the aspect ratio (area
    averaging when shrinking, which is exact anti-aliasing; bicubic when growing).
-6. Paste into 28x28 so that the intensity-weighted centre of mass lands on
+7. Paste into 28x28 so that the intensity-weighted centre of mass lands on
    pixel (14, 14) (row, column; pixel ``i`` has coordinate ``i``). That is
    where MNIST's centres of mass are: on the first 10,000 training images the
    mean is (14.00, 14.00) with standard deviation 0.29 = 1/sqrt(12), i.e. an
@@ -52,6 +55,12 @@ class PreprocessSettings:
         work_size: longest side of the working copy the ink is searched in.
         refine_below: when the ink's box is shorter than this at working
             resolution and the picture was shrunk, redo steps 2-4 on a crop.
+        stroke: (low, high) stroke width in px of the ``box``-sized digit that
+            step 5 brings the ink into; None skips step 5. MNIST's strokes are
+            2.5 px wide (median; 5th-95th percentile 1.7-3.9 px, see
+            :mod:`mnistcnn.predict.stroke`).
+        upsample: step 5 works at ``upsample`` times the box size, so that
+            erosion moves in quarter-pixel steps of the final image.
         ink: thresholds of :func:`~mnistcnn.predict.ink.ink_map`.
     """
 

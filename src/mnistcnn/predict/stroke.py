@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -34,20 +32,21 @@ def stroke_width(ink: np.ndarray) -> float:
 
 
 def _morph(ink: np.ndarray, radius: int, grow: bool) -> np.ndarray:
-    """Grey-level dilation (``grow``) or erosion by an octagon of ``radius`` px."""
-    t = torch.from_numpy(np.ascontiguousarray(ink, np.float32))[None, None]
+    """Grey-level dilation (``grow``) or erosion by an octagon of ``radius`` px.
+
+    Alternates a 3x3 square and a 3x3 cross (together they approximate a disk).
+    Outside the image counts as background for dilation and is ignored for erosion.
+    """
+    t = np.asarray(ink, np.float32)
     if not grow:
         t = -t
+    h, w = t.shape
+    square = [(dy, dx) for dy in range(3) for dx in range(3)]
+    cross = [(1, 1), (0, 1), (2, 1), (1, 0), (1, 2)]
     for i in range(radius):
-        if i % 2 == 0:  # 3x3 square
-            t = F.max_pool2d(t, 3, stride=1, padding=1)
-        else:  # 3x3 cross; alternating the two approximates a disk
-            p = F.pad(t, (1, 1, 1, 1), value=-math.inf)
-            t = torch.maximum(
-                torch.maximum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]),
-                torch.maximum(torch.maximum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]), t),
-            )
-    return (t if grow else -t)[0, 0].numpy()
+        p = np.pad(t, 1, constant_values=-np.inf)
+        t = np.max([p[dy : dy + h, dx : dx + w] for dy, dx in (square if i % 2 == 0 else cross)], 0)
+    return t if grow else -t
 
 
 def normalize_stroke(ink: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -1,0 +1,242 @@
+"""``mnistcnn predict`` (digits on your own pictures) and ``mnistcnn calibrate``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import click
+
+from mnistcnn.cli.common import data_options, pct, user_errors
+
+if TYPE_CHECKING:
+    from mnistcnn.predict import Prediction, Predictor
+    from mnistcnn.predict.ink import InvertMode
+
+#: Exit status when some inputs could not be predicted (the others were).
+EXIT_SOME_FAILED = 2
+
+
+def _status(p: Prediction) -> str:
+    if p.error is not None:
+        return "error"
+    if p.blank:
+        return "unsure (no ink)"
+    return "unsure" if p.unsure else "confident"
+
+
+def _table(preds: list[Prediction], top_k: int) -> str:
+    width = min(max([len(p.path) for p in preds] + [4]), 60)
+    lines = [f"{'file':<{width}}  {'label':<5}  {'top-' + str(top_k):<{top_k * 13}}  status"]
+    for p in preds:
+        name = p.path if len(p.path) <= width else "..." + p.path[-(width - 3) :]
+        if p.error is not None:
+            lines.append(f"{name:<{width}}  {'-':<5}  error: {p.error}")
+            continue
+        top = "  ".join(f"{lab} {100 * prob:5.1f}%" for lab, prob in p.topk) or "-"
+        lines.append(f"{name:<{width}}  {p.label or '-':<5}  {top:<{top_k * 13}}  {_status(p)}")
+    return "\n".join(lines)
+
+
+def _write_csv(preds: list[Prediction], top_k: int) -> None:
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    header = ["path", "label", "probability", "unsure", "error"]
+    w.writerow(header + [f"top{i}_{f}" for i in range(1, top_k + 1) for f in ("label", "prob")])
+    for p in preds:
+        top = [x for lab, prob in p.topk for x in (lab, f"{prob:.6f}")]
+        prob = "" if p.probability is None else f"{p.probability:.6f}"
+        row = [p.path, p.label or "", prob, str(p.unsure).lower(), p.error or ""]
+        w.writerow(row + top + [""] * (2 * top_k - len(top)))
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name.replace("#", "-")).stem if name != "-" else "stdin"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60] or "input"
+
+
+def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -> None:
+    """Write ``NNNN-name.input.png`` (the 28x28 the model saw) and ``NNNN-name.png`` (compare)."""
+    from PIL import Image
+
+    from mnistcnn.plots import plot_predict_input, save_figure
+
+    if p.input is None:
+        return
+    base = folder / f"{index:04d}-{_safe_stem(p.path)}"
+    Image.fromarray(p.input, "L").save(base.with_name(base.name + ".input.png"))
+    if p.error is None:
+        verdict = f"{_status(p)}: {p.label}" if p.label else _status(p)
+        title = f"{p.path}  ->  {verdict}"
+        fig = plot_predict_input(
+            p.preview,
+            p.input,
+            p.probabilities,
+            predictor.classes,
+            title,
+            calibrated=predictor.calibrated,
+            original_size=p.size,
+        )
+        save_figure(fig, base.with_name(base.name + ".png"))
+    p.preview = None  # the picture is written; free the memory
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Classes listed."
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per picture.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option(
+    "--invert",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="Dark ink on light paper? auto detects it from the picture; yes/no force it.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="Report 'unsure' below this calibrated top probability. [default: 0.5]",
+)
+@click.option(
+    "--show-input",
+    type=click.Path(file_okay=False),
+    help="Folder to save, per picture, the 28x28 the model saw and a side-by-side PNG.",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@user_errors
+def predict(
+    checkpoint: str,
+    inputs: tuple[str, ...],
+    top_k: int,
+    as_json: bool,
+    as_csv: bool,
+    invert: str,
+    threshold: float | None,
+    show_input: str | None,
+    device: str,
+) -> None:
+    """Predict the digit in each picture of INPUTS with CHECKPOINT.
+
+    INPUTS are image files (PNG, JPEG, BMP, GIF, TIFF, WebP, ...), folders
+    (their image files), glob patterns, - (standard input) or IDX files (one
+    prediction per image, named file#index). Each picture is prepared the way
+    MNIST was: ink found and made white on black, cropped, fitted into 20x20,
+    centred by its centre of mass in 28x28.
+
+    A picture without ink, or whose calibrated top probability is below
+    --threshold, is reported as unsure (label '-', JSON null).
+
+    Exit status: 0 when every input was predicted, 2 when some could not be
+    read (each says why; the others are still predicted), 1 on other errors.
+
+    \b
+    Example:
+      mnistcnn predict runs/latest/best.pt photo.jpg drawings/ "scans/*.png"
+      cat digit.png | mnistcnn predict runs/latest/best.pt - --json
+    """
+    from mnistcnn.predict import Predictor, expand_inputs
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be combined")
+    mode = cast("InvertMode", invert)
+    predictor = Predictor.from_checkpoint(
+        checkpoint, device=device, invert=mode, threshold=threshold, top_k=top_k
+    )
+    if not predictor.calibrated and not (as_json or as_csv):
+        click.echo(
+            "note: this checkpoint is not calibrated; probabilities are raw softmax "
+            "(see `mnistcnn calibrate`)",
+            err=True,
+        )
+    items = expand_inputs(list(inputs), sys.stdin.buffer)
+    folder = Path(show_input) if show_input else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(len(items)))
+
+    def shown(p: Prediction) -> None:
+        if folder is not None:
+            _show_input(folder, next(counter), p, predictor)
+
+    preds = predictor.predict_items(items, keep_previews=folder is not None, on_prediction=shown)
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in preds], indent=2))
+    elif as_csv:
+        _write_csv(preds, top_k)
+    elif preds:
+        click.echo(_table(preds, top_k))
+    failed = sum(p.error is not None for p in preds)
+    if not (as_json or as_csv):
+        unsure = sum(p.unsure for p in preds)
+        click.echo(
+            f"{len(preds)} pictures: {len(preds) - unsure - failed} confident, "
+            f"{unsure} unsure, {failed} failed",
+            err=True,
+        )
+    if not preds:
+        click.echo("error: no pictures found in the inputs", err=True)
+        sys.exit(1)
+    if failed:
+        sys.exit(EXIT_SOME_FAILED)
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else pct(x)
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option(
+    "--split",
+    type=click.Choice(["val", "test"]),
+    default="val",
+    show_default=True,
+    help="Held-out data to fit on: val (the images training held out; needs a run "
+    "trained with --val-fraction) or test (then test figures are not independent).",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@data_options
+@user_errors
+def calibrate(
+    checkpoint: str, split: str, device: str, data_root: str | None, mirror: str | None
+) -> None:
+    """Fit the temperature that calibrates CHECKPOINT's probabilities, and store it in the file.
+
+    Temperature scaling (Guo et al. 2017): one number T, fitted on held-out
+    images by minimising the negative log-likelihood; predictions then use
+    softmax(logits / T). The predicted digits do not change, only how sure the
+    model says it is. Prints what each --threshold of `mnistcnn predict` means
+    on the test split: how many images it answers and how many of those are wrong.
+
+    \b
+    Example:
+      mnistcnn train --val-fraction 0.1 --out runs/cal
+      mnistcnn calibrate runs/cal/best.pt
+    """
+    from mnistcnn.engine.calibration import calibrate_from_split
+
+    r = calibrate_from_split(checkpoint, split, data_root=data_root, mirror=mirror, device=device)
+    f = r.fit
+    click.echo(f"temperature {f.temperature:.4f}, fitted on {f.fitted_on}")
+    click.echo(
+        f"NLL {f.nll_before:.4f} -> {f.nll_after:.4f} nats, "
+        f"ECE {pct(f.ece_before)} -> {pct(f.ece_after)}"
+    )
+    click.echo(f"written to {r.path}")
+    if split == "test":
+        click.echo("warning: fitted on the test split; the figures below are not independent")
+    click.echo(f"\non {r.test_described}, accuracy {pct(r.test_accuracy)}, calibrated:")
+    click.echo("threshold  answered  wrong among answered  wrong among unsure  errors flagged")
+    for row in r.test_rows:
+        click.echo(
+            f"{row.threshold:<9g}  {_fmt(row.answered):>8}  {_fmt(row.error_answered):>20}  "
+            f"{_fmt(row.error_unsure):>18}  {_fmt(row.errors_caught):>14}"
+        )

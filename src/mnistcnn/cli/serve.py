@@ -1,0 +1,130 @@
+"""``mnistcnn serve CHECKPOINT``: the HTTP API and drawing page (see docs/serve.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mnistcnn.cli.common import user_errors
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; 0.0.0.0 to accept other machines.",
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes, each with its own copy of the model.",
+)
+@click.option(
+    "--max-body-mb",
+    default=8.0,
+    show_default=True,
+    type=click.FloatRange(0.001, 1024),
+    help="Largest request body, MiB.",
+)
+@click.option(
+    "--max-image-side",
+    default=8192,
+    show_default=True,
+    type=click.IntRange(8),
+    help="Largest width or height of an uploaded image, pixels.",
+)
+@click.option(
+    "--max-images",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most images in one batch request.",
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds one request may take before it is answered 503.",
+)
+@click.option(
+    "--torch-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Torch threads per worker. Each image is one small forward pass, so one "
+    "thread is fastest; use --workers to use more cores.",
+)
+@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@click.option(
+    "--invert",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="Pictures' polarity: auto-detect, dark ink, light ink.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Probability under which a prediction is 'unsure'. [default: the Predictor's]",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request on stderr: method, path, status, milliseconds.",
+)
+@user_errors
+def serve(
+    checkpoint: str,
+    host: str,
+    port: int,
+    workers: int,
+    max_body_mb: float,
+    max_image_side: int,
+    max_images: int,
+    timeout: float,
+    torch_threads: int,
+    device: str,
+    invert: str,
+    threshold: float | None,
+    access_log: bool,
+) -> None:
+    """Serve CHECKPOINT (a .pt file or a run folder): open http://HOST:PORT/ to draw a digit.
+
+    API: POST /v1/predict, GET /v1/model, GET /healthz; OpenAPI docs at /docs.
+    """
+    try:
+        from mnistcnn.serve import ModelSource, ServeSettings, run_server
+    except ImportError as exc:
+        raise click.ClickException(
+            f"serving needs the 'serve' extra ({exc.name} is missing): "
+            "pip install 'mnistcnn[serve]'"
+        ) from None
+    if access_log:
+        logging.getLogger("mnistcnn.serve.access").setLevel(logging.INFO)
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    settings = ServeSettings(
+        max_body_bytes=int(max_body_mb * 2**20),
+        max_image_side=max_image_side,
+        max_images=max_images,
+        timeout_s=timeout,
+    )
+    source = ModelSource(
+        checkpoint, device=device, invert=invert, threshold=threshold, torch_threads=torch_threads
+    )
+    click.echo(
+        f"mnistcnn: loading {checkpoint}, then serving the drawing page at http://{host}:{port}/ "
+        "and the API docs at /docs (Ctrl-C stops)",
+        err=True,
+    )
+    run_server(source, settings, host=host, port=port, workers=workers)

@@ -1,0 +1,342 @@
+"""What ``mnistcnn predict`` reads: files, folders, globs, stdin and IDX files; safe decoding.
+
+:func:`expand_inputs` turns command-line arguments into :class:`InputItem`
+objects, one per picture. Nothing is decoded yet, and a bad argument becomes
+an item that carries its error, so one bad file never stops a batch:
+
+* an image file (anything Pillow reads: PNG, JPEG, BMP, GIF, TIFF, WebP, ...);
+* a folder: the image files in it and its sub-folders (by extension, sorted);
+* a glob pattern (``"scans/*.png"``, ``"**/*.jpg"``), sorted;
+* ``-``: the bytes of standard input;
+* an IDX file (MNIST's format; plain or ``.gz``, found by its magic number,
+  not its name): one item per 28x28 image, named ``file#index``. Those images
+  are already MNIST-style and go to the model as they are.
+
+:func:`decode_image` opens encoded bytes with Pillow and turns every way it can
+fail into an :class:`ImageInputError` with a message for people: an empty
+file, a text or SVG file, a truncated file, a decompression bomb (Pillow's
+``DecompressionBombWarning`` is an error here too) or a degenerate size.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import math
+import os
+import struct
+import warnings
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mnistcnn.predict.preprocess import to_grayscale
+
+#: File extensions a folder is searched for (lower case). Named files are never filtered.
+IMAGE_SUFFIXES = frozenset(
+    (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp")
+    + (".pgm", ".ppm", ".pbm", ".pnm", ".ico")
+)
+#: A picture needs at least this many pixels on its shorter side ...
+MIN_SIDE = 8
+#: ... and at most this ratio between its sides (a digit is about 1:1 to 1:2).
+MAX_ASPECT = 20.0
+#: Largest IDX payload read (after gunzip): MNIST's training images are 47 MB.
+MAX_IDX_BYTES = 512 * 2**20
+#: Longest side of the copy of a picture kept for display (``keep_previews``).
+PREVIEW_SIZE = 256
+
+#: What :meth:`~mnistcnn.predict.Predictor.predict` accepts.
+Input = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
+
+
+class ImageInputError(ValueError):
+    """An input cannot be used as a picture; the message says why, for people."""
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One picture to predict, not yet decoded.
+
+    Exactly one of ``path``, ``data``, ``prepared`` is set, or ``error``.
+
+    Attributes:
+        name: how the input is reported: the path as given, ``-`` for stdin,
+            ``file#12`` for image 12 of an IDX file.
+        path: an image file, read when it is predicted.
+        data: encoded image bytes (stdin).
+        prepared: uint8 (28, 28), light ink on black: an IDX image, used as is.
+        error: why this input cannot be predicted (a missing file, a bad IDX file).
+    """
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    prepared: np.ndarray | None = None
+    error: str | None = None
+
+
+def is_idx(head: bytes) -> bool:
+    """True when ``head`` starts with an IDX magic number (0, 0, type 0x08..0x0E, 1..4 dims)."""
+    return len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4
+
+
+def _gz_head(data: bytes, n: int = 16) -> bytes:
+    """The first ``n`` decompressed bytes of gzip ``data`` (b"" when it is not valid gzip)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[: 1 << 16], n)
+    except zlib.error:
+        return b""
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Decompress gzipped IDX ``data``, reading no more than its header announces (+1 byte).
+
+    Raises:
+        ImageInputError: damaged gzip, or a header announcing more than MAX_IDX_BYTES.
+    """
+    head = _gz_head(data, 4 + 4 * 4)
+    ndim = head[3] if len(head) >= 4 else 0
+    if len(head) < 4 + 4 * ndim:
+        raise ImageInputError("a truncated IDX header")
+    need = 4 + 4 * ndim + math.prod(struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim]))
+    if need > MAX_IDX_BYTES:
+        raise ImageInputError(f"IDX header announces {need} bytes, more than {MAX_IDX_BYTES}")
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            return f.read(need + 1)  # one byte more shows trailing data
+    except (OSError, EOFError) as exc:
+        raise ImageInputError(f"a damaged gzip file: {exc}") from None
+
+
+def idx_images(data: bytes) -> np.ndarray:
+    """The images of an IDX file's bytes: uint8 (N, 28, 28) (a 2-D file gives N = 1).
+
+    Raises:
+        ImageInputError: not IDX, a wrong element type or shape (labels, other
+            sizes), or a length that disagrees with the header (truncated).
+    """
+    if not is_idx(data):
+        raise ImageInputError("not an IDX file (no IDX magic number)")
+    code, ndim = data[2], data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ImageInputError("a truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    if code != 0x08:
+        raise ImageInputError(f"IDX element type 0x{code:02x}; images must be unsigned bytes")
+    if ndim == 1:
+        raise ImageInputError("a 1-D IDX file holds labels, not images")
+    if shape[-2:] != (28, 28) or ndim > 3:
+        raise ImageInputError(f"IDX shape {shape}; predict reads 28x28 images (N, 28, 28)")
+    need = 4 + 4 * ndim + math.prod(shape)
+    if len(data) != need:
+        raise ImageInputError(
+            f"IDX header says {need} bytes, the file has {len(data)} (truncated or padded)"
+        )
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(-1, 28, 28)
+
+
+def items_from_bytes(name: str, data: bytes) -> list[InputItem]:
+    """Items of one file's bytes: one per image of an IDX file (``name#i``), else one."""
+    gz = data[:2] == b"\x1f\x8b"
+    if not is_idx(_gz_head(data) if gz else data[:4]):
+        return [InputItem(name, data=data)]
+    try:
+        images = idx_images(_gunzip(data) if gz else data)
+    except ImageInputError as exc:
+        return [InputItem(name, error=str(exc))]
+    return [InputItem(f"{name}#{i}", prepared=images[i]) for i in range(len(images))]
+
+
+def _file_items(path: Path, name: str) -> list[InputItem]:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if head[:2] == b"\x1f\x8b" or is_idx(head):
+                return items_from_bytes(name, head + f.read())
+    except OSError as exc:
+        return [InputItem(name, error=f"cannot read: {exc.strerror or exc}")]
+    return [InputItem(name, path=path)]
+
+
+def _folder_items(folder: Path) -> list[InputItem]:
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    return [InputItem(str(p), path=p) for p in files]
+
+
+def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[InputItem]:
+    """Command-line inputs -> one :class:`InputItem` per picture, in the order given.
+
+    Args:
+        specs: files, folders, glob patterns, ``-`` (stdin) or IDX files (see
+            the module docstring). A folder gives its image files only (by
+            extension); IDX files must be named (or matched by a glob).
+        stdin: binary stream ``-`` reads (``sys.stdin.buffer`` in the CLI).
+
+    Returns:
+        Items in argument order (folder and glob matches sorted). An argument
+        that matches nothing gives one item with ``error`` set; an empty folder
+        gives none.
+    """
+    items: list[InputItem] = []
+    for spec in specs:
+        if spec == "-":
+            data = stdin.read() if stdin is not None else b""
+            items += items_from_bytes("-", data)
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            items += _folder_items(path)
+        elif path.exists():
+            items += _file_items(path, spec)
+        elif glob.has_magic(spec):
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                items.append(InputItem(spec, error="no file matches this pattern"))
+            for m in matches:
+                mp = Path(m)
+                items += _folder_items(mp) if mp.is_dir() else _file_items(mp, m)
+        else:
+            items.append(InputItem(spec, error="no such file or folder"))
+    return items
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuse sizes no digit picture has.
+
+    Raises:
+        ImageInputError: a side shorter than :data:`MIN_SIDE` px, or sides in a
+            ratio above :data:`MAX_ASPECT`.
+    """
+    if min(width, height) < MIN_SIDE:
+        raise ImageInputError(
+            f"the image is {width}x{height} px: too small for a digit "
+            f"(at least {MIN_SIDE} px on each side)"
+        )
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise ImageInputError(
+            f"the image is {width}x{height} px: too elongated for one digit "
+            f"(sides at most {MAX_ASPECT:g}:1)"
+        )
+
+
+def _not_an_image(data: bytes) -> str:
+    text = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml")) and b"<svg" in data[:4096].lower():
+        return "an SVG (vector) file, which Pillow cannot read; export it as PNG"
+    if is_idx(data) or (data[:2] == b"\x1f\x8b" and is_idx(_gz_head(data))):
+        return "an IDX file (many images): give it as a path, or on the command line"
+    if data[:2] == b"\x1f\x8b":
+        return "a gzip file that does not hold an IDX file"
+    if b"\0" not in data[:512]:
+        return "a text file, not an image"
+    return "not an image format Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...)"
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Decode image file bytes with Pillow, fully (the first frame of an animation).
+
+    Pillow's decompression-bomb guard applies with its warning level raised to
+    an error: more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 89
+    million by default) is refused before the pixels are decoded.
+
+    Args:
+        data: the encoded file.
+
+    Returns:
+        A loaded Pillow image (any mode), at its first frame.
+
+    Raises:
+        ImageInputError: empty, not an image (text, SVG, unknown format),
+            truncated or corrupt, a decompression bomb, or a size refused by
+            :func:`check_size`.
+    """
+    if not data:
+        raise ImageInputError("an empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            check_size(*img.size)  # before decoding the pixels
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(
+            f"refused as a possible decompression bomb: {exc} "
+            "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageInputError(_not_an_image(data)) from None
+    except ImageInputError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageInputError(f"truncated or corrupt image: {exc}") from None
+    return img
+
+
+def preview_copy(img: Image.Image) -> Image.Image:
+    """A copy of ``img`` for display: RGB(A), L or LA, upright, longest side <= PREVIEW_SIZE px."""
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
+    img = img.copy()
+    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    return img
+
+
+def python_inputs(inputs: Iterable[Input]) -> list[tuple[str, InputItem | Image.Image]]:
+    """Python inputs -> (name, item or Pillow image); paths of folders and IDX files expand."""
+    out: list[tuple[str, InputItem | Image.Image]] = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, Image.Image):
+            out.append((getattr(x, "filename", "") or f"<image {i}>", x))
+        elif isinstance(x, np.ndarray):
+            try:
+                out.append((f"<array {i}>", array_to_image(x)))
+            except ValueError as exc:
+                out.append((f"<array {i}>", InputItem(f"<array {i}>", error=str(exc))))
+        elif isinstance(x, (bytes, bytearray)):  # always one picture (1:1 for servers)
+            out.append((f"<bytes {i}>", InputItem(f"<bytes {i}>", data=bytes(x))))
+        elif isinstance(x, (str, os.PathLike)):
+            out += [(it.name, it) for it in expand_inputs([os.fspath(x)])]
+        else:
+            error = f"unsupported input type {type(x).__name__}"
+            out.append((f"<input {i}>", InputItem(f"<input {i}>", error=error)))
+    return out
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """A picture given as an array -> a Pillow image.
+
+    Args:
+        array: (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA; uint8
+            (0..255), uint16 (0..65535), bool, or float (0..1).
+
+    Raises:
+        ValueError: another shape or dtype.
+    """
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.ndim == 2 and a.dtype == np.uint16:
+        return Image.fromarray(a, "I;16")
+    if np.issubdtype(a.dtype, np.floating):
+        if a.ndim == 2:
+            return Image.fromarray(np.clip(a, 0, 1).astype(np.float32), "F")
+        a = np.round(np.clip(a, 0, 1) * 255)
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)):
+        return Image.fromarray(np.ascontiguousarray(a, np.uint8))
+    raise ValueError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")

@@ -1,0 +1,227 @@
+"""The HTTP app: ``create_app(predictor, settings)`` with the predictor injected.
+
+Routes:
+
+* ``POST /v1/predict``: one image or a batch (forms in :mod:`mnistcnn.serve.inputs`);
+  answers ``{"model": name, "predictions": [obj, ...]}``, each ``obj`` the object
+  ``mnistcnn predict --json`` prints, plus ``"input"`` (the 28x28 uint8 image
+  the model saw, as 28 lists of 28 ints) with ``?return_input=true``.
+* ``GET /v1/model``: :func:`mnistcnn.serve.info.model_info`.
+* ``GET /healthz``: ``{"status": "ok"}``.
+* ``GET /``: the drawing page; ``/static/...`` its script and style.
+* ``/docs``, ``/openapi.json``: FastAPI's own.
+
+Errors answer ``{"detail": message}`` with a 4xx status for anything the
+client can fix (see ``docs/serve.md`` for the table), 503 when the server is
+overloaded or a request runs past ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from mnistcnn import __version__
+from mnistcnn.serve.batching import MicroBatcher, Overloaded
+from mnistcnn.serve.inputs import InputError, RawInput, decode_image, parse_body
+from mnistcnn.serve.middleware import AccessLogMiddleware, BodyLimitMiddleware, BodyTooLarge
+from mnistcnn.serve.openapi import MODEL_RESPONSE, PREDICT_BODY, PREDICT_RESPONSES
+
+STATIC = Path(__file__).with_name("static")
+INLINE_DECODE_BYTES = 32 * 1024  # smaller requests are decoded on the event loop (< ~1 ms)
+
+
+class PredictionLike(Protocol):
+    """What the app needs of one prediction (:class:`mnistcnn.predict.Prediction`)."""
+
+    input: np.ndarray | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class PredictorLike(Protocol):
+    """What the app needs of a predictor (:class:`mnistcnn.predict.Predictor`)."""
+
+    def predict(self, inputs: Sequence[Any]) -> Sequence[PredictionLike]: ...
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and tuning of the server.
+
+    Attributes:
+        max_body_bytes: largest request body, bytes (default 8 MiB); larger -> 413.
+        max_image_side: largest width or height of an uploaded image, pixels.
+        max_image_pixels: largest width * height of an uploaded image, pixels.
+        max_images: most images in one request (batch forms); more -> 413.
+        timeout_s: seconds a request may take from its first byte to its answer
+            (reading, decoding, waiting for and running the model); past it -> 503.
+        batch_size: most images per model call when requests are batched.
+        max_pending: requests that may wait for the model; one more -> 503.
+    """
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_image_side: int = 8192
+    max_image_pixels: int = 40_000_000
+    max_images: int = 64
+    timeout_s: float = 10.0
+    batch_size: int = 64
+    max_pending: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_image_side", "max_image_pixels", "max_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+@dataclass
+class _State:
+    """What the routes share: stored on ``app.state.serve`` by :func:`create_app`."""
+
+    settings: ServeSettings
+    info: dict[str, Any]
+    batcher: MicroBatcher
+
+
+router = APIRouter()
+
+
+def _state(request: Request) -> _State:
+    return request.app.state.serve  # type: ignore[no-any-return]
+
+
+async def _run(request: Request) -> tuple[list[RawInput], bool, Sequence[PredictionLike]]:
+    """Read, parse and decode the body, then wait for the model's predictions."""
+    st = _state(request)
+    body = await request.body()
+    parsed = parse_body(request.headers.get("content-type"), body, st.settings.max_images)
+    if len(body) <= INLINE_DECODE_BYTES:
+        images = _decode_all(parsed.inputs, st.settings)
+    else:
+        images = await run_in_threadpool(_decode_all, parsed.inputs, st.settings)
+    return parsed.inputs, parsed.batch, await st.batcher.submit(images)
+
+
+@router.post(
+    "/v1/predict",
+    summary="Recognise the digit in one image or a batch",
+    openapi_extra=PREDICT_BODY,
+    responses=PREDICT_RESPONSES,
+)
+async def predict(
+    request: Request,
+    return_input: bool = Query(False, description="Add the 28x28 image the model saw."),
+) -> JSONResponse:
+    """One prediction per image, in order; the forms and errors are in ``docs/serve.md``."""
+    st = _state(request)
+    timeout = st.settings.timeout_s
+    try:
+        inputs, batch, preds = await asyncio.wait_for(_run(request), timeout)
+    except asyncio.TimeoutError:
+        return _error(503, f"the request did not finish within {timeout:g} s; retry later")
+    except Overloaded as exc:
+        return _error(503, f"server overloaded ({exc}); retry later")
+    if not batch and preds[0].error:
+        return _error(422, f"{inputs[0].name}: {preds[0].error}")
+    out = [_prediction_json(raw, p, return_input) for raw, p in zip(inputs, preds)]
+    return JSONResponse({"model": st.info.get("name"), "predictions": out})
+
+
+@router.get("/v1/model", summary="The served model", responses=MODEL_RESPONSE)
+async def model(request: Request) -> dict[str, Any]:
+    """Architecture, dataset, classes, parameters, test accuracy and versions."""
+    return _state(request).info
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """``{"status": "ok"}`` while the server runs."""
+    return {"status": "ok"}
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The drawing page."""
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def _input_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InputError)
+    return _error(exc.status, exc.message)
+
+
+async def _too_large(_: Request, exc: Exception) -> JSONResponse:
+    return _error(413, str(exc))
+
+
+def create_app(
+    predictor: PredictorLike,
+    settings: ServeSettings | None = None,
+    info: dict[str, Any] | None = None,
+) -> FastAPI:
+    """Build the FastAPI app around an already loaded ``predictor``.
+
+    Args:
+        predictor: anything with ``predict(list) -> list`` of predictions (see
+            :class:`PredictorLike`); it receives decoded Pillow images and uint8
+            (28, 28) arrays, never bytes or paths from the client. It is called
+            from one worker thread at a time.
+        settings: limits; :class:`ServeSettings` defaults.
+        info: what ``GET /v1/model`` answers (:func:`mnistcnn.serve.info.model_info`);
+            its ``name`` is echoed as ``model`` in predictions.
+
+    Returns:
+        The app; run it with uvicorn (``mnistcnn serve`` does).
+    """
+    s = settings or ServeSettings()
+    batcher = MicroBatcher(lambda xs: predictor.predict(xs), s.batch_size, s.max_pending)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await batcher.aclose()
+
+    app = FastAPI(
+        title="mnistcnn",
+        version=__version__,
+        summary="Handwritten-digit recognition with a trained mnistcnn checkpoint.",
+        lifespan=lifespan,
+    )
+    app.state.serve = _State(s, dict(info or {}), batcher)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)  # outermost: also logs the middleware's 413s
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(BodyTooLarge, _too_large)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _decode_all(inputs: list[RawInput], s: ServeSettings) -> list[Any]:
+    return [decode_image(raw, s.max_image_side, s.max_image_pixels) for raw in inputs]
+
+
+def _prediction_json(raw: RawInput, pred: PredictionLike, return_input: bool) -> dict[str, Any]:
+    """``pred.to_dict()`` with ``path`` = the upload's file name (None for other forms)."""
+    out = pred.to_dict()
+    out["path"] = raw.filename
+    if return_input:
+        out["input"] = None if pred.input is None else np.asarray(pred.input).tolist()
+    return out

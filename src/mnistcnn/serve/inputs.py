@@ -1,0 +1,303 @@
+"""Turn the body of ``POST /v1/predict`` into images, within the configured limits.
+
+Accepted forms (see ``docs/serve.md``):
+
+* ``multipart/form-data``: one part named ``file`` per image (or ``files``);
+* a raw body with an ``image/*`` content type;
+* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255),
+  ``{"image_base64": "..."}`` (a data URL is accepted too), or
+  ``{"images": [ {...}, ... ]}`` with one such object per image.
+
+Everything stays in memory: no upload is spooled to disk, no client string is
+used as a path, and images are opened only by a fixed set of Pillow decoders
+(no format that shells out or unpickles). Each problem raises
+:class:`InputError` with an HTTP status and a message naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+#: Pillow decoders a client's bytes may reach (EPS, for one, would run Ghostscript).
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+FIELD = 28  # side of the ``pixels`` form, in pixels
+JSON_KEYS = ("pixels", "image_base64", "images")
+
+
+class InputError(Exception):
+    """A request the server cannot use: ``status`` is the HTTP status, ``message`` says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """One image as the client sent it: encoded ``bytes`` or a uint8 (28, 28) array.
+
+    ``name`` says where it came from in the request (for error messages);
+    ``filename`` is the multipart file name, if any (echoed as ``path``).
+    """
+
+    name: str
+    data: bytes | np.ndarray
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """The images of one request and whether the client used a batch form."""
+
+    inputs: list[RawInput]
+    batch: bool
+
+
+def parse_body(content_type: str | None, body: bytes, max_images: int) -> ParsedRequest:
+    """Split a request body into images according to its ``Content-Type``.
+
+    Args:
+        content_type: the raw ``Content-Type`` header (None if absent).
+        body: the whole body (already bounded by the body-size limit).
+        max_images: most images one request may carry.
+
+    Raises:
+        InputError: 400 (empty or malformed body), 413 (too many images),
+            415 (unsupported content type), 422 (JSON of the wrong shape).
+    """
+    mime, params = parse_options_header(content_type or "")
+    kind = mime.decode("latin-1").lower()
+    if kind.startswith("image/"):
+        if not body:
+            raise InputError(400, "empty body: send the image's bytes")
+        parsed = ParsedRequest([RawInput("body", body)], batch=False)
+    elif kind == "multipart/form-data":
+        parsed = _parse_multipart(body, params.get(b"boundary"))
+    elif kind == "application/json" or kind.endswith("+json"):
+        parsed = _parse_json(body)
+    else:
+        shown = kind or "none"
+        raise InputError(
+            415,
+            f"unsupported Content-Type {shown!r}: send multipart/form-data with a 'file' part, "
+            "an image/* body (e.g. image/png), or application/json with 'pixels' or "
+            "'image_base64'",
+        )
+    if len(parsed.inputs) > max_images:
+        raise InputError(
+            413, f"too many images in one request: {len(parsed.inputs)} (at most {max_images})"
+        )
+    return parsed
+
+
+def _parse_multipart(body: bytes, boundary: bytes | None) -> ParsedRequest:
+    """Parts named ``file``/``files`` (or carrying a file name), read in memory."""
+    if not boundary:
+        raise InputError(400, "multipart/form-data without a boundary parameter")
+    parts = _multipart_parts(body, boundary)
+    inputs: list[RawInput] = []
+    batch = False
+    for i, (name, filename, data) in enumerate(parts):
+        if name not in ("file", "files") and filename is None:
+            continue  # an ordinary form field; ignored
+        batch = batch or name == "files"
+        if not data:
+            label = filename or name or f"part {i}"
+            raise InputError(400, f"multipart part {label!r} is empty")
+        inputs.append(RawInput(f"file {filename or name!r}", data, filename))
+    if not inputs:
+        raise InputError(
+            422,
+            "multipart body has no file: send the image as a part named 'file' "
+            "(several as parts named 'files')",
+        )
+    return ParsedRequest(inputs, batch=batch or len(inputs) > 1)
+
+
+def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str | None, str | None, bytes]]:
+    """(field name, file name, data) of each part of a multipart body."""
+    parts: list[tuple[str | None, str | None, bytes]] = []
+    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "data": []}
+
+    def on_part_begin() -> None:
+        state.update(headers={}, field=b"", value=b"", data=[])
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["field"].lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        state["data"].append(data[start:end])
+
+    def on_part_end() -> None:
+        _, opts = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        name, filename = opts.get(b"name"), opts.get(b"filename")
+        parts.append(
+            (
+                name.decode("utf-8", "replace") if name is not None else None,
+                filename.decode("utf-8", "replace") if filename is not None else None,
+                b"".join(state["data"]),
+            )
+        )
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception as exc:  # python-multipart raises several error types
+        raise InputError(400, f"malformed multipart body: {exc}") from None
+    return parts
+
+
+def _parse_json(body: bytes) -> ParsedRequest:
+    """``{"pixels": ...}``, ``{"image_base64": ...}`` or ``{"images": [...]}``."""
+    if not body:
+        raise InputError(400, "empty body: send a JSON object with 'pixels' or 'image_base64'")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InputError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InputError(
+            422,
+            f"JSON body must be an object with one of {', '.join(JSON_KEYS)}; "
+            f"got {type(doc).__name__}",
+        )
+    if "images" in doc:
+        _only_keys(doc, ("images",), "the request")
+        images = doc["images"]
+        if not isinstance(images, list) or not images:
+            raise InputError(422, "'images' must be a non-empty list of objects")
+        return ParsedRequest(
+            [_json_image(item, f"images[{i}]") for i, item in enumerate(images)], batch=True
+        )
+    return ParsedRequest([_json_image(doc, "body")], batch=False)
+
+
+def _only_keys(obj: dict[str, Any], allowed: Sequence[str], where: str) -> None:
+    extra = sorted(set(obj) - set(allowed))
+    if extra:
+        raise InputError(
+            422,
+            f"unknown field(s) in {where}: {', '.join(map(repr, extra))} "
+            f"(expected {' or '.join(allowed)})",
+        )
+
+
+def _json_image(obj: Any, where: str) -> RawInput:
+    """One JSON image object: exactly one of ``pixels`` / ``image_base64``."""
+    if not isinstance(obj, dict):
+        raise InputError(422, f"{where}: expected an object, got {type(obj).__name__}")
+    _only_keys(obj, ("pixels", "image_base64"), where)
+    if len(obj) != 1:
+        raise InputError(422, f"{where}: give exactly one of 'pixels' or 'image_base64'")
+    if "pixels" in obj:
+        return RawInput(f"{where}.pixels", pixels_array(obj["pixels"], f"{where}.pixels"))
+    return RawInput(f"{where}.image_base64", _b64(obj["image_base64"], f"{where}.image_base64"))
+
+
+def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
+    """A JSON 28x28 list of lists of numbers in 0..255 -> uint8 (28, 28) (rounded).
+
+    Raises:
+        InputError: 422 naming ``where`` for a ragged, non-numeric, wrongly
+            shaped, non-finite or out-of-range array.
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise InputError(
+            422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
+        ) from None
+    if arr.shape != (FIELD, FIELD):
+        raise InputError(
+            422, f"{where}: must be {FIELD}x{FIELD} (rows x columns), got shape {list(arr.shape)}"
+        )
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        raise InputError(422, f"{where}: values must be finite numbers in 0..255")
+    return np.rint(arr).astype(np.uint8)
+
+
+def _b64(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(422, f"{where}: must be a base64 string, got {type(value).__name__}")
+    text = value.strip()
+    if text.startswith("data:"):
+        head, sep, text = text.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise InputError(400, f"{where}: a data URL must be 'data:<type>;base64,<data>'")
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(400, f"{where}: not valid base64: {exc}") from None
+    if not data:
+        raise InputError(400, f"{where}: empty image")
+    return data
+
+
+def decode_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | np.ndarray:
+    """Open ``raw`` as a decoded Pillow image (arrays pass through unchanged).
+
+    The header is read first and the dimensions checked before any pixel is
+    decoded, so an image bomb costs nothing. Animated images give their first frame.
+
+    Args:
+        raw: one image of a request.
+        max_side: largest width or height accepted, in pixels.
+        max_pixels: largest width * height accepted.
+
+    Raises:
+        InputError: 422 when the bytes are not an image in :data:`IMAGE_FORMATS`
+            or are truncated; 413 when the image is larger than the limits.
+    """
+    if isinstance(raw.data, np.ndarray):
+        return raw.data
+    try:
+        img = Image.open(io.BytesIO(raw.data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise InputError(413, f"{raw.name}: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise InputError(
+            422,
+            f"{raw.name}: not an image that can be decoded "
+            f"(accepted formats: {', '.join(IMAGE_FORMATS)})",
+        ) from None
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise InputError(422, f"{raw.name}: image has no pixels ({w}x{h})")
+    if max(w, h) > max_side or w * h > max_pixels:
+        raise InputError(
+            413,
+            f"{raw.name}: image is {w}x{h} px; the limit is {max_side} px per side "
+            f"and {max_pixels:,} px in all",
+        )
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(422, f"{raw.name}: image data is truncated or corrupt: {exc}") from None
+    return img

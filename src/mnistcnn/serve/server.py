@@ -1,0 +1,139 @@
+"""Run the app with uvicorn: one process, or ``workers`` processes sharing the port.
+
+:func:`run_server` loads the checkpoint once (so a bad file fails before the
+port is bound), builds the app and blocks serving it until interrupted. With
+several workers uvicorn starts each process on :func:`app_from_env`, which
+reads the same settings from the environment and loads its own copy of the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from mnistcnn.serve.app import ServeSettings, create_app
+
+log = logging.getLogger(__name__)
+ENV_CONFIG = "MNISTCNN_SERVE_CONFIG"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the served model comes from and how the Predictor treats inputs.
+
+    Attributes:
+        checkpoint: a checkpoint file or a run directory (its best.pt).
+        device: torch device string, e.g. ``cpu`` or ``cuda``.
+        invert: polarity handling of pictures: ``auto``, ``yes`` or ``no``.
+        threshold: probability below which a prediction is ``unsure`` (None:
+            the Predictor's default).
+        torch_threads: torch intra-op threads of the serving process (None: leave
+            torch's setting). One is fastest for single-image forward passes of
+            these small models, and avoids threads spinning against each other
+            on a busy machine.
+    """
+
+    checkpoint: str
+    device: str = "cpu"
+    invert: str = "auto"
+    threshold: float | None = None
+    torch_threads: int | None = None
+
+
+def build_app(source: ModelSource, settings: ServeSettings | None = None) -> FastAPI:
+    """Load the Predictor named by ``source`` and build the app around it.
+
+    Raises:
+        CheckpointError: the checkpoint is missing or unusable.
+        ValueError: bad ``invert`` or ``threshold``.
+    """
+    import torch
+
+    from mnistcnn.predict import Predictor
+    from mnistcnn.serve.info import describe_checkpoint
+
+    if source.torch_threads:
+        torch.set_num_threads(source.torch_threads)
+    predictor = Predictor.from_checkpoint(
+        source.checkpoint, device=source.device, invert=source.invert, threshold=source.threshold
+    )
+    info = describe_checkpoint(source.checkpoint)
+    info.update(
+        calibrated=predictor.calibrated,
+        temperature=predictor.temperature,
+        unsure_below=predictor.threshold,
+    )
+    log.info("loaded %s (%s) from %s", info["name"], info["dataset"], source.checkpoint)
+    return create_app(predictor, settings, info)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings from ``$MNISTCNN_SERVE_CONFIG``.
+
+    Raises:
+        RuntimeError: the variable is not set (this factory is internal to
+            :func:`run_server`).
+    """
+    raw = os.environ.get(ENV_CONFIG)
+    if not raw:
+        raise RuntimeError(f"{ENV_CONFIG} is not set; start the server with `mnistcnn serve`")
+    cfg = json.loads(raw)
+    return build_app(ModelSource(**cfg["source"]), ServeSettings(**cfg["settings"]))
+
+
+def run_server(
+    source: ModelSource,
+    settings: ServeSettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM), on ``http://host:port``.
+
+    Args:
+        source: the checkpoint and Predictor options.
+        settings: limits (:class:`ServeSettings` defaults).
+        host: interface to bind; ``127.0.0.1`` is this machine only, ``0.0.0.0`` all.
+        port: TCP port.
+        workers: processes; each loads its own model (and sets
+            ``source.torch_threads``).
+
+    Raises:
+        CheckpointError: the checkpoint is unusable (checked before binding).
+        ValueError: ``workers`` < 1.
+    """
+    import uvicorn
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    settings = settings or ServeSettings()
+    if workers == 1:
+        app = build_app(source, settings)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        return
+    from mnistcnn.engine.checkpoint import load_checkpoint
+
+    load_checkpoint(source.checkpoint)  # fail here, not in every worker
+    src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))
+    cfg: dict[str, Any] = {
+        "source": dataclasses.asdict(src),
+        "settings": dataclasses.asdict(settings),
+    }
+    os.environ[ENV_CONFIG] = json.dumps(cfg)
+    uvicorn.run(
+        "mnistcnn.serve.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
