@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: train test lint format bench clean-venv
+.PHONY: train test lint format bench clean-venv fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ train: $(STAMP)
 test: lint
 	$(PY) -m pytest -q $(ARGS)
 
+## fuzz: the hostile-input suites with the long hypothesis profile (5000 examples per test)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz_idx.py tests/test_fuzz_checkpoints.py tests/test_fuzz_config.py --hypothesis-show-statistics $(ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
@@ -27,6 +31,23 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests
 	$(VENV)/bin/ruff check --fix src tests
+
+## bench: the speed benchmarks with short settings (figures and full commands: benchmarks/README.md)
+BENCH_OUT ?= benchmarks/results
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/bench_epoch.py --steps 300 --json $(BENCH_OUT)/epoch.json
+	$(PY) benchmarks/bench_inference.py --seconds 1 --latency-iters 1000 --json $(BENCH_OUT)/inference.json
+	$(PY) benchmarks/bench_time_to_accuracy.py --baseline-epochs 1 --json $(BENCH_OUT)/time_to_accuracy.json
+	if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(PY) benchmarks/bench_gpu.py --json $(BENCH_OUT)/gpu.json; \
+	else \
+	  $(PY) benchmarks/bench_gpu.py --device cpu --max-steps 20 --warmup-steps 5 --eval-batch 2000; \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -264,3 +264,18 @@ def test_latest_link_follows_the_newest_run(tmp_path):
     (tmp_path / "latest").mkdir()  # a user's own folder named latest is left alone
     assert update_latest_link(tmp_path / "other") is None
     assert (tmp_path / "latest").is_dir() and not (tmp_path / "latest").is_symlink()
+
+
+def test_metrics_row_is_never_half_written_on_a_full_disk(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    run.append_metrics({"epoch": 1, "train_loss": 0.5, "test_accuracy": 0.9})
+    before = run.metrics_csv.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run.append_metrics({"epoch": 2, "train_loss": 0.4, "test_accuracy": 0.95})
+    assert run.metrics_csv.read_bytes() == before
+    assert [r["epoch"] for r in read_metrics(run.metrics_csv)] == [1]

@@ -200,6 +200,40 @@ class TrainConfig:
 #: Named starting points. ``tutorial`` is the seed tutorial's setup, unchanged forever.
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
+    "fast": {
+        "model": "fastcnn",
+        "epochs": 1,
+        "batch_size": 128,
+        "eval_batch_size": 2000,
+        "lr": 0.01,
+        "optimizer": "adam",
+        "scheduler": "onecycle",
+        "warmup_fraction": 0.25,
+        "label_smoothing": 0.1,
+        "normalize": True,
+        "precision": "bf16",
+        "channels_last": True,
+    },
+    "best": {
+        "model": "bncnn",
+        "epochs": 15,
+        "batch_size": 128,
+        "lr": 0.1,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "scheduler": "onecycle",
+        "warmup_fraction": 0.2,
+        "label_smoothing": 0.1,
+        "normalize": True,
+        "augment": "affine",
+        "aug_degrees": 10.0,
+        "aug_translate": 0.1,
+        "aug_scale": 0.1,
+        "ema_decay": 0.999,
+        "precision": "bf16",
+        "channels_last": True,
+    },
 }
 
 

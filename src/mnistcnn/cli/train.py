@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,11 +98,18 @@ def _epoch_line(row: dict[str, Any]) -> str:
     type=click.IntRange(min=1),
     help="Train on only the first N training images (quick experiments).",
 )
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    help="Train with N processes on this machine (DistributedDataParallel through torchrun: "
+    "gloo on CPU, nccl with one GPU each); --batch-size stays the global batch. [1]",
+)
 @data_options
 @user_errors
 def train(
     recipe: str | None,
     dry_run: bool,
+    nproc: int | None,
     out: str | None,
     no_progress: bool,
     resume: str | None,
@@ -121,10 +130,24 @@ def train(
     \b
     Ctrl-C (or SIGTERM) stops at the next step and writes a resumable last.pt;
     a second Ctrl-C stops at once.
+
+    \b
+    Several processes or machines (see docs/distributed.md):
+      mnistcnn train --nproc 2 --out runs/ddp
+      torchrun --nproc-per-node 2 -m mnistcnn train --out runs/ddp
     """
     from mnistcnn.config import recipe_config
     from mnistcnn.engine import train as train_run
+    from mnistcnn.engine.distributed import env_rank, launch_local
     from mnistcnn.engine.session import resume_config
+
+    if nproc is not None and nproc > 1:
+        if "WORLD_SIZE" in os.environ:
+            raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
+        sys.exit(launch_local(nproc, _without_nproc(sys.argv[1:])))
+    main = env_rank() == 0  # under torchrun only rank 0 prints (and logs)
+    if not main:
+        logging.getLogger("mnistcnn").setLevel(logging.ERROR)
 
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
@@ -135,10 +158,11 @@ def train(
     else:
         config = recipe_config(recipe or "tutorial", **flags)
     progress = not no_progress and sys.stderr.isatty()
-    click.echo(
-        f"recipe {config.recipe}: {config.model} on {config.dataset}, {config.epochs} epochs, "
-        f"batch {config.batch_size}, {config.optimizer} lr {config.lr:g}"
-    )
+    if main:
+        click.echo(
+            f"recipe {config.recipe}: {config.model} on {config.dataset}, {config.epochs} "
+            f"epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}"
+        )
     result = train_run(
         config,
         out=out,
@@ -150,6 +174,8 @@ def train(
         force=force,
         checkpoint_every=checkpoint_every,
     )
+    if not result.is_main:
+        return
     last = result.history.last
     click.echo(
         f"final test accuracy {pct(last['test_accuracy'])} after {last['epoch']} epochs "
@@ -161,6 +187,19 @@ def train(
     run, history = result.run_dir, result.history.rows
     path = write_report(run, [run / "best.pt"], data_root, mirror, result.device, history=history)
     click.echo(f"report written to {path}")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` with ``--nproc N`` / ``--nproc=N`` removed (the workers' command line)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 @click.command()

@@ -29,6 +29,7 @@ IdxKind = Literal["images", "labels"]
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dims
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dim
 MAGIC = {"images": IMAGES_MAGIC, "labels": LABELS_MAGIC}
+MAX_DIMS = 32  # the format allows 255; NumPy arrays hold at most 32 (NumPy 1) or 64 (NumPy 2)
 
 # IDX type code -> numpy dtype (big-endian as stored)
 _TYPES: dict[int, np.dtype] = {
@@ -81,12 +82,13 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
     Raises:
         IDXError: the file is too short, has no IDX magic (the message says if it
             is gzip or an HTML page), or its length differs from what the header
-            implies (truncated, or a lying header).
+            implies (truncated, or a lying header), or it has more than
+            ``MAX_DIMS`` dimensions or a shape too large for NumPy.
     """
     path = Path(path)
     size = path.stat().st_size
     head = read_head(path)
-    kind = sniff(head)
+    kind = "idx" if _is_idx_head(head) else sniff(head)
     if kind != "idx":
         found = describe_content(kind)
         if kind == "unknown" and len(head) >= 4:
@@ -96,6 +98,8 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
             f"{_ADVICE}"
         )
     ndim = head[3]
+    if ndim > MAX_DIMS:
+        raise IDXError(f"{path}: {ndim} dimensions; at most {MAX_DIMS} are supported. {_ADVICE}")
     if len(head) < 4 + 4 * ndim:
         raise IDXError(
             f"{path}: truncated: {size} bytes, but an IDX header with {ndim} dims needs "
@@ -116,7 +120,20 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
             f"{path}: its header says shape {header.shape} of {header.dtype.name} = "
             f"{header.total_bytes} bytes, but the file has {size} bytes: {what}. {_ADVICE}"
         )
+    if math.prod(max(d, 1) for d in shape) * header.dtype.itemsize > np.iinfo(np.intp).max:
+        # a 0 dimension makes the file empty, but NumPy still refuses such a shape
+        raise IDXError(f"{path}: dimensions {shape} are too large for an array. {_ADVICE}")
     return header
+
+
+def _is_idx_head(head: bytes) -> bool:
+    """An IDX magic: two zero bytes, a known element type, 1..255 dims.
+
+    Checked before :func:`sniff` (which also looks for HTML and allows only
+    1..4 dims), so data that happens to contain ``<html`` and files of more
+    than 4 dims, as :func:`write_idx` writes them, are read as IDX.
+    """
+    return len(head) >= 4 and head[:2] == b"\0\0" and head[2] in _TYPES and head[3] >= 1
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

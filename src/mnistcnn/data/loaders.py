@@ -14,15 +14,21 @@ order depends only on ``(seed, epoch)``. Both apply an optional batched
 augmentation (:mod:`mnistcnn.data.augment`) on the 0..1 scale, then the
 normalization, with a generator seeded from ``(seed, epoch)``: the same seed
 gives the same batches on either path.
+
+In a distributed run each rank takes its strided part of every global batch
+(:func:`rank_batches`): every sample exactly once per epoch across the ranks,
+nothing padded or dropped. Ranks > 0 draw their augmentation from their own
+stream, so augmented distributed runs are reproducible but do not match a
+single-process run sample for sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from mnistcnn.data.augment import augment_generator
 
@@ -67,17 +73,77 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-class _PermutationSampler(Sampler[int]):
-    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+def rank_batches(
+    order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1
+) -> Iterator[torch.Tensor]:
+    """This rank's part of each global batch of ``order``: a pad-free strided split.
+
+    Global batch ``k`` is ``order[k * batch_size : (k + 1) * batch_size]``;
+    rank ``r`` of ``world_size`` takes its elements ``r, r + W, r + 2W, ...``.
+    So across the ranks every index of ``order`` appears exactly once per
+    epoch; each rank's part has ``batch_size / W`` indices when that divides
+    (the sizes differ by at most one otherwise); and every rank yields the same
+    number of parts, ``ceil(len(order) / batch_size)``. A short last batch is
+    split the same way; when it holds fewer than ``W`` samples some ranks get
+    an empty part (an empty batch, so no rank skips a step; the training loop
+    weights each rank's loss by its sample count, see
+    :meth:`mnistcnn.engine.distributed.DistContext.global_mean_loss`).
+
+    Args:
+        order: int64 (n,) sample indices in epoch order.
+        batch_size: global batch size (>= 1).
+        rank, world_size: this process's rank in ``0..world_size-1``.
+
+    Yields:
+        int64 tensors (<= ceil(batch_size / world_size),): views into ``order``.
+
+    Raises:
+        ValueError: ``batch_size < 1`` or ``rank`` not in ``0..world_size-1``.
+    """
+    _check_shard(batch_size, rank, world_size)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size][rank::world_size]
+
+
+def _check_shard(batch_size: int, rank: int, world_size: int) -> None:
+    if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(
+            f"need batch_size >= 1 and 0 <= rank < world_size, got batch_size={batch_size}, "
+            f"rank={rank}, world_size={world_size}"
+        )
+
+
+def _rank_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """The augmentation generator of ``(seed, epoch)``; ranks > 0 get their own stream."""
+    gen = augment_generator(seed, epoch)
+    return gen if rank == 0 else gen.manual_seed(gen.initial_seed() + (rank << 32))
+
+
+class _BatchSampler(Sampler[list[int]]):
+    """Index lists of this rank's part of each global batch, in epoch order."""
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, shuffle: bool, rank: int, world_size: int
+    ) -> None:
+        _check_shard(batch_size, rank, world_size)
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
 
     def __len__(self) -> int:
-        return self.n
+        return (self.n + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.n))
-        return iter(epoch_permutation(self.n, self.seed, self.epoch).tolist())
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = epoch_permutation(self.n, self.seed, self.epoch)
+        else:
+            order = torch.arange(self.n)
+        for part in rank_batches(order, self.batch_size, self.rank, self.world_size):
+            yield part.tolist()
+
+
+def _collate(batch: list[Any]) -> Any:
+    """``default_collate``, or None for an empty shard (see :func:`rank_batches`)."""
+    return default_collate(batch) if batch else None
 
 
 class DataLoaderSource:
@@ -96,6 +162,9 @@ class DataLoaderSource:
         mean, std: normalization applied after augmentation, as in
             :class:`TensorSource` (the default 0/1 leaves batches untouched). Leave
             ``Normalize`` out of the dataset's transform when augmenting.
+        rank, world_size: yield only this rank's part of each global batch of
+            ``batch_size`` (see :func:`rank_batches`); ``len()`` and
+            ``num_samples`` stay global.
     """
 
     def __init__(
@@ -111,18 +180,20 @@ class DataLoaderSource:
         augment: Augment | None = None,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if indices is not None:
             dataset = Subset(dataset, [int(i) for i in indices])
         self.num_samples = len(dataset)  # type: ignore[arg-type]
-        self.sampler = _PermutationSampler(self.num_samples, seed, shuffle)
-        self.device, self.seed, self.augment = device, seed, augment
+        self.sampler = _BatchSampler(self.num_samples, batch_size, seed, shuffle, rank, world_size)
+        self.device, self.seed, self.augment, self.rank = device, seed, augment, rank
         self.post = _Normalize(mean, std, device or torch.device("cpu"))
         self.loader = DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=self.sampler,
+            batch_sampler=self.sampler,
             num_workers=num_workers,
+            collate_fn=_collate,
             pin_memory=device is not None and device.type == "cuda",
         )
 
@@ -133,14 +204,20 @@ class DataLoaderSource:
         self.sampler.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
-        gen = augment_generator(self.seed, self.sampler.epoch) if self.augment else None
-        for images, labels in self.loader:
+        gen = _rank_generator(self.seed, self.sampler.epoch, self.rank) if self.augment else None
+        for batch in self.loader:
+            images, labels = batch if batch is not None else self._empty_batch()
             if self.device is not None:
                 images = images.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
             if self.augment is not None and gen is not None:
                 images = self.augment(images, gen)
             yield self.post(images), labels
+
+    def _empty_batch(self) -> Batch:
+        """float32 (0, C, H, W) images and int64 (0,) labels: an empty shard."""
+        image = self.loader.dataset[0][0]
+        return torch.empty((0, *image.shape)), torch.empty(0, dtype=torch.int64)
 
 
 class _Normalize:
@@ -168,6 +245,13 @@ class TensorSource:
         device: where the data lives and batches are made.
         augment: batched augmentation of the 0..1 images before normalization,
             with a generator seeded from ``(seed, epoch)``; ``None`` for none.
+        rank, world_size: yield only this rank's part of each global batch of
+            ``batch_size`` (see :func:`rank_batches`); ``len()`` and
+            ``num_samples`` stay global.
+
+    Raises:
+        TypeError: ``images`` is not uint8.
+        ValueError: image and label counts differ, or a bad ``rank``/``world_size``.
     """
 
     def __init__(
@@ -182,7 +266,10 @@ class TensorSource:
         seed: int = 0,
         device: torch.device | str = "cpu",
         augment: Augment | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        _check_shard(batch_size, rank, world_size)
         if images.dtype != torch.uint8:
             raise TypeError(f"images must be uint8, got {images.dtype}")
         if images.ndim == 3:
@@ -194,7 +281,7 @@ class TensorSource:
         self.labels = labels.to(self.device, dtype=torch.int64)
         self.num_samples = len(self.labels)
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
-        self.augment = augment
+        self.augment, self.rank, self.world_size = augment, rank, world_size
         # The same float ops as ToTensor + Normalize, so both paths give identical batches.
         self.post = _Normalize(mean, std, self.device)
 
@@ -209,13 +296,14 @@ class TensorSource:
             order = epoch_permutation(self.num_samples, self.seed, self.epoch).to(self.device)
         else:
             order = None
-        gen = augment_generator(self.seed, self.epoch) if self.augment else None
+        gen = _rank_generator(self.seed, self.epoch, self.rank) if self.augment else None
+        step = self.world_size
         for start in range(0, self.num_samples, self.batch_size):
-            if order is None:
-                sl = slice(start, start + self.batch_size)
+            if order is None:  # this rank's strided part of the batch (see rank_batches)
+                sl = slice(start + self.rank, start + self.batch_size, step)
                 x, y = self.images[sl], self.labels[sl]
             else:
-                idx = order[start : start + self.batch_size]
+                idx = order[start : start + self.batch_size][self.rank :: step]
                 x, y = self.images[idx], self.labels[idx]
             x = x.float().div_(255.0)  # (B, C, 28, 28) in [0, 1]
             if self.augment is not None and gen is not None:

@@ -35,6 +35,7 @@ import math
 import os
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 _REQUIRED = ("model", "state_dict")
+_MAX_CLASSES = 100_000  # default class names are made for at most this many
 
 
 def load_checkpoint(
@@ -228,7 +230,10 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
         raise ValueError("field 'state_dict' must map parameter names to tensors")
     classes = _field(raw, "classes", list, None)
     if classes is None:
-        classes = [str(i) for i in range(int(kwargs.get("num_classes", 10)))]
+        n = kwargs.get("num_classes", 10)
+        if not isinstance(n, int) or not 1 <= n <= _MAX_CLASSES:
+            raise ValueError(f"no 'classes', and model.kwargs.num_classes is {n!r}")
+        classes = [str(i) for i in range(n)]
     if not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError("field 'classes' must be a non-empty list of names")
     norm = _field(raw, "normalization", dict, {"mean": [0.0], "std": [1.0]})
@@ -279,43 +284,53 @@ def _numbers(values: Any) -> bool:
 def build_model(ckpt: Checkpoint) -> nn.Module:
     """Instantiate the checkpoint's architecture and load its weights (strict).
 
+    Everything is checked first on a skeleton on the ``meta`` device (no
+    memory): the keys and shapes of the weights, and one forward pass of the
+    declared ``input_size``. So model arguments that lie (``num_classes`` of
+    10**10) cannot make it allocate more than the weights in the file.
+
     Raises:
-        CheckpointError: unknown model name, weights that do not fit the
-            architecture (missing/unexpected keys or shape mismatches are named),
-            or a model that cannot take ``input_size`` or gives another number
-            of logits than there are ``classes`` (checked with one forward pass).
+        CheckpointError: unknown model name or bad arguments, weights that do
+            not fit the architecture (missing/unexpected keys or shape
+            mismatches are named), or a model that cannot take ``input_size``
+            or gives another number of logits than there are ``classes``.
     """
     from mnistcnn.models import create_model
 
+    _check_on_meta(ckpt)
+    model = create_model(ckpt.model_name, **ckpt.model_kwargs)
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    return model
+
+
+def _check_on_meta(ckpt: Checkpoint) -> None:
+    """Build, load and run the architecture on the meta device; raise CheckpointError."""
+    from mnistcnn.models import create_model
+
     try:
-        model = create_model(ckpt.model_name, **ckpt.model_kwargs)
-    except (ValueError, TypeError) as exc:
+        with torch.device("meta"):
+            skeleton = create_model(ckpt.model_name, **ckpt.model_kwargs)
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{ckpt.path}: cannot build model: {exc}") from None
     try:
-        model.load_state_dict(ckpt.state_dict, strict=True)
+        with warnings.catch_warnings():  # copying into meta parameters is a no-op, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            skeleton.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(
             f"{ckpt.path}: weights do not fit architecture {ckpt.model_name!r}: "
             + " ".join(str(exc).split())
         ) from None
-    _probe(model, ckpt)
-    return model
-
-
-def _probe(model: nn.Module, ckpt: Checkpoint) -> None:
-    """One forward pass of zeros (1, *input_size) in eval mode: one logit per class, or refuse."""
-    was_training = model.training
-    model.eval()
+    skeleton.eval()
     try:
-        with torch.no_grad():
-            logits = model(torch.zeros(1, *ckpt.input_size))
+        logits = skeleton(torch.empty(1, *ckpt.input_size, device="meta"))
+    except NotImplementedError:  # an operator without a meta kernel: skip this check
+        return
     except RuntimeError as exc:
         raise CheckpointError(
             f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "
             f"{ckpt.input_size}: {' '.join(str(exc).split())}"
         ) from None
-    finally:
-        model.train(was_training)
     if tuple(logits.shape) != (1, len(ckpt.classes)):
         raise CheckpointError(
             f"{ckpt.path}: model outputs {tuple(logits.shape)[1:]} logits per image but the "

@@ -154,17 +154,27 @@ class RunDir:
         os.replace(tmp, self.metrics_csv)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one row to metrics.csv (header first); the row is written whole and fsynced."""
+        """Append one row to metrics.csv (header first); the row is written whole and fsynced.
+
+        If the write fails part-way (a full disk), the file is cut back to its
+        previous length, so it never ends in half a row; the error is re-raised.
+        """
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
         new = not self.metrics_csv.exists()
         if new:
             writer.writeheader()
         writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        with open(self.metrics_csv, "a", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
+        data = buf.getvalue().encode()
+        with open(self.metrics_csv, "ab") as fh:
+            size = fh.tell()
+            try:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError:
+                fh.truncate(size)
+                raise
 
 
 def _fmt(value: Any) -> Any:

@@ -17,8 +17,10 @@ import torch
 
 from mnistcnn import data as mdata
 from mnistcnn.config import TrainConfig
+from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
 from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model
+from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
 from mnistcnn.engine.rundir import (
     RunDir,
@@ -61,19 +63,32 @@ def build_sources(
     *,
     data_root: PathLike | None = None,
     mirror: PathLike | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataSources:
-    """Obtain the dataset and build the train/test(/val) batch sources of ``config.loader``."""
+    """Obtain the dataset and build the train/test(/val) batch sources of ``config.loader``.
+
+    With ``world_size > 1`` every source yields only this ``rank``'s part of
+    each global batch (:func:`mnistcnn.data.loaders.rank_batches`).
+    """
     mean, std = normalization_for(config)
     spec = mdata.get_spec(config.dataset)
     bs, ebs = config.batch_size, config.eval_batch_size
+    aug = build_augment(  # training batches only; evaluation sources never augment
+        config.augment,
+        degrees=config.aug_degrees,
+        translate=config.aug_translate,
+        scale=config.aug_scale,
+    )
+    shard = {"rank": rank, "world_size": world_size}
     if config.loader == "tensor":
         x_tr, y_tr = mdata.load_arrays(config.dataset, train=True, root=data_root, mirror=mirror)
         x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
         train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
         train_idx = train_idx[: config.train_subset]
-        kw: dict[str, Any] = {"mean": mean, "std": std, "device": device}
+        kw: dict[str, Any] = {"mean": mean, "std": std, "device": device, **shard}
         train: BatchSource = TensorSource(
-            x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, **kw
+            x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, augment=aug, **kw
         )
         evals: dict[str, BatchSource] = {"test": TensorSource(x_te, y_te, ebs, **kw)}
         if len(val_idx):
@@ -81,17 +96,23 @@ def build_sources(
     else:
         from torchvision import transforms
 
-        steps: list[Any] = [transforms.ToTensor()]  # the tutorial's only transform
-        if config.normalize:
-            steps.append(transforms.Normalize(mean, std))
-        tf = transforms.Compose(steps)
-        kw = {"root": data_root, "mirror": mirror, "transform": tf}
+        # ToTensor only (the tutorial's transform); normalization runs on the batch, after
+        # any augmentation, with the float ops of transforms.Normalize
+        kw = {"root": data_root, "mirror": mirror, "transform": transforms.ToTensor()}
         ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
         ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
         train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
         train_idx = train_idx[: config.train_subset]
-        dl: dict[str, Any] = {"num_workers": config.num_workers, "device": device}
-        train = DataLoaderSource(ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, **dl)
+        dl: dict[str, Any] = {
+            "num_workers": config.num_workers,
+            "device": device,
+            "mean": mean,
+            "std": std,
+            **shard,
+        }
+        train = DataLoaderSource(
+            ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, augment=aug, **dl
+        )
         evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
         if len(val_idx):
             evals["val"] = DataLoaderSource(ds_tr, ebs, indices=val_idx, **dl)
@@ -100,12 +121,16 @@ def build_sources(
 
 @dataclass
 class TrainResult:
-    """A finished run: its directory, history, and final metrics."""
+    """A finished run: its directory, history, and final metrics.
+
+    ``is_main`` is False on the ranks > 0 of a distributed run (which wrote nothing).
+    """
 
     run_dir: Path
     history: History
     config: TrainConfig
     device: str
+    is_main: bool = True
 
 
 def resume_checkpoint_path(path: PathLike) -> Path:
@@ -150,8 +175,15 @@ def train(
     step with a resumable last.pt (``handle_signals``); so does ``stop()``
     (polled after every step) returning true.
 
+    Under torchrun (``WORLD_SIZE`` > 1 in the environment) every rank calls
+    this: the ranks train one model with DistributedDataParallel on their
+    shards of each global batch of ``config.batch_size``, and only rank 0
+    writes the run directory (the others return ``is_main=False``); see
+    :mod:`mnistcnn.engine.distributed`.
+
     Raises:
-        RunDirError: ``out`` is a non-empty folder or not writable.
+        RunDirError: ``out`` is a non-empty folder or not writable, or a
+            write into the run directory failed (disk full).
         mnistcnn.data.DataError: the dataset cannot be obtained.
         NonFiniteLossError: training diverged.
         TrainingInterrupted: stopped by a signal (last.pt is resumable).
@@ -159,46 +191,73 @@ def train(
     """
     check_model_name(config.model)
     mdata.get_spec(config.dataset)  # ValueError listing the valid names
-    device = select_device(config.device)
-    ckpt = _checked_resume(resume, config, force) if resume is not None else None
-    if ckpt is not None:
-        run_path = ckpt.path.parent
-    else:
-        run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
-        ensure_new_run_dir(run_path)
-    seed_everything(config.seed)
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True)
-    sources = build_sources(config, device, data_root=data_root, mirror=mirror)
-    _check_batch_size(config, sources)
-    seed_everything(config.seed)  # the same initial weights whatever the data path did
-    model = create_model(config.model, num_classes=len(sources.classes)).to(device)
-    run = RunDir(run_path, with_val=config.val_fraction > 0, existing=ckpt is not None)
-    if ckpt is None and not out:
+    with distributed_session(config.device) as dist:
+        ckpt = _checked_resume(resume, config, force) if resume is not None else None
+        if ckpt is not None:
+            run_path = ckpt.path.parent
+        else:
+            run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+            if dist.is_main:
+                ensure_new_run_dir(run_path)
+        seed_everything(config.seed)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        sources = build_sources(
+            config,
+            dist.device,
+            data_root=data_root,
+            mirror=mirror,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        _check_batch_size(config, sources)
+        seed_everything(config.seed)  # the same initial weights whatever the data path did
+        model = create_model(config.model, num_classes=len(sources.classes)).to(dist.device)
+        run = _open_run(run_path, config, ckpt, data_root, dist, latest=not out)
+        what = (config.model, config.dataset, dist.device, run_path)
+        log.info("training %s on %s (%s) into %s", *what)
+        with graceful_stop(handle_signals) as flag:
+            history = fit(
+                model,
+                sources.train,
+                sources.evals,
+                config,
+                run=run,
+                checkpoint_meta=_checkpoint_meta(config, sources),
+                on_epoch_end=on_epoch_end if dist.is_main else None,
+                progress=progress and dist.is_main,
+                resume=ckpt,
+                checkpoint_every=checkpoint_every,
+                stop=lambda: flag() or (stop is not None and stop()),
+                dist=dist,
+            )
+        if history.rows and run is not None:
+            _save_curves(run.path, history)
+        return TrainResult(run_path, history, config, str(dist.device), dist.is_main)
+
+
+def _open_run(
+    path: Path,
+    config: TrainConfig,
+    ckpt: Checkpoint | None,
+    data_root: PathLike | None,
+    dist: DistContext,
+    latest: bool,
+) -> RunDir | None:
+    """The run directory, with config.json (new run) or metrics.csv (resume); None off rank 0.
+
+    ``latest``: point ``<runs>/latest`` at a new run.
+    """
+    if not dist.is_main:
+        return None
+    run = RunDir(path, with_val=config.val_fraction > 0, existing=ckpt is not None)
+    if ckpt is None and latest:
         update_latest_link(run.path)  # runs/latest -> this run
     if ckpt is None:
-        run.write_config(_config_record(config, data_root, device))
+        run.write_config(_config_record(config, data_root, dist))
     else:
         run.rewrite_metrics(ckpt.history)
-    meta = _checkpoint_meta(config, sources)
-    log.info("training %s on %s (%s) into %s", config.model, config.dataset, device, run.path)
-    with graceful_stop(handle_signals) as flag:
-        history = fit(
-            model,
-            sources.train,
-            sources.evals,
-            config,
-            run=run,
-            checkpoint_meta=meta,
-            on_epoch_end=on_epoch_end,
-            progress=progress,
-            resume=ckpt,
-            checkpoint_every=checkpoint_every,
-            stop=lambda: flag() or (stop is not None and stop()),
-        )
-    if history.rows:
-        _save_curves(run.path, history)
-    return TrainResult(run.path, history, config, str(device))
+    return run
 
 
 def _checked_resume(resume: PathLike, config: TrainConfig, force: bool) -> Checkpoint:
@@ -223,11 +282,13 @@ def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
         )
 
 
-def _config_record(config: TrainConfig, data_root: PathLike | None, device: torch.device) -> dict:
+def _config_record(config: TrainConfig, data_root: PathLike | None, dist: DistContext) -> dict:
     return {
         **config.to_dict(),
         "data_root": str(mdata.resolve_root(data_root)),
-        "device_used": str(device),
+        "device_used": str(dist.device),
+        "world_size": dist.world_size,
+        "backend": dist.backend,
         "versions": versions(),
     }
 

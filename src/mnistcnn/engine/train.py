@@ -8,15 +8,22 @@ Resume is exact: a checkpoint records the position (epoch, batches done in
 it, partial epoch sums), the optimizer/scheduler state and the RNG states; the
 data order depends only on ``(seed, epoch)``, so a resumed run replays the
 same batches and, on the CPU, ends with bitwise the same weights.
+
+Under torchrun the loop is given a :class:`DistContext`: the forward pass runs
+through DistributedDataParallel, the stop flag, loss checks, epoch sums and
+evaluation are agreed over the ranks, and only rank 0 gets a run directory
+(see :mod:`mnistcnn.engine.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,9 @@ from tqdm.auto import tqdm
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import BatchSource
 from mnistcnn.engine.checkpoint import Checkpoint, save_checkpoint
+from mnistcnn.engine.distributed import DistContext, evaluate_gathered
 from mnistcnn.engine.evaluate import evaluate_batches
-from mnistcnn.engine.rundir import RunDir
+from mnistcnn.engine.rundir import RunDir, RunDirError
 from mnistcnn.engine.utils import rng_state, set_rng_state, versions
 
 log = logging.getLogger(__name__)
@@ -145,15 +153,26 @@ class _Loop:
     checkpoint_every: int | None = None
     stop: StopCheck | None = None
     ema: AveragedModel | None = None  # weight average; evaluated and saved instead of model
+    dist: DistContext = field(default_factory=lambda: DistContext(torch.device("cpu")))
+    net: nn.Module | None = None  # the DDP wrapper of ``model`` for the training forward pass
 
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
     def save(self, position: _Position, best: bool = False) -> Path | None:
-        """Write last.pt (and best.pt) resumable at ``position``."""
-        if self.run is None:
-            return None
+        """Write last.pt (and best.pt) resumable at ``position``; every rank must call it.
+
+        Distributed: rank 0 writes the partial sums of every rank, and no rank
+        goes on before the checkpoint is complete (so any may read it next).
+        """
+        position = _global_sums(self.dist, position)
+        path = self._write(position, best) if self.run is not None else None
+        self.dist.barrier()
+        return path
+
+    def _write(self, position: _Position, best: bool) -> Path:
+        assert self.run is not None
         payload = {
             **self.meta,
             "state_dict": _cpu_state(self.eval_model),
@@ -169,10 +188,30 @@ class _Loop:
             "rng": rng_state(),
             "versions": versions(),
         }
-        save_checkpoint(self.run.last, payload)
-        if best:
-            save_checkpoint(self.run.best, payload)
+        with _run_writes(self.run.last):
+            save_checkpoint(self.run.last, payload)
+            if best:
+                save_checkpoint(self.run.best, payload)
         return self.run.last
+
+
+@contextlib.contextmanager
+def _run_writes(path: Path) -> Iterator[None]:
+    """Turn an OSError (disk full, folder gone) while writing the run into a RunDirError."""
+    try:
+        yield
+    except OSError as exc:
+        raise RunDirError(
+            f"{path}: cannot write the run directory ({exc}); files written before are intact"
+        ) from exc
+
+
+def _global_sums(dist: DistContext, pos: _Position) -> _Position:
+    """``pos`` with loss_sum, correct and seen summed over the ranks (itself in one process)."""
+    if not dist.distributed:
+        return pos
+    loss_sum, correct, seen = dist.sum([pos.loss_sum, pos.correct, pos.seen])
+    return dataclasses.replace(pos, loss_sum=loss_sum, correct=int(correct), seen=int(seen))
 
 
 def train_one_epoch(
@@ -187,8 +226,9 @@ def train_one_epoch(
         NonFiniteLossError: a batch's loss is NaN or infinite (weights are not updated).
         TrainingInterrupted: ``loop.stop()`` turned true; a resumable checkpoint was written.
     """
-    model, opt, config = loop.model, loop.optimizer, loop.config
-    model.train()
+    opt, config = loop.optimizer, loop.config
+    net = loop.net or loop.model
+    net.train()
     source.set_epoch(pos.epoch)
     lr = opt.param_groups[0]["lr"]
     batches = itertools.islice(iter(source), pos.batch, None)
@@ -208,24 +248,19 @@ def train_one_epoch(
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(config, images.device):
-            logits = model(images)  # (B, num_classes)
+            logits = net(images)  # (B, num_classes)
             loss = loop.loss_fn(logits, labels)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at epoch {pos.epoch}, step {loop.step + 1} "
-                f"(lr {lr:g}); lower --lr or change the optimizer. Checkpoints already "
-                "written are intact."
-            )
+        loss, loss_sum = _checked_loss(loop, loss, labels.numel(), pos, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if loop.ema is not None:
-            loop.ema.update_parameters(model)
+            loop.ema.update_parameters(loop.model)
         if loop.scheduler is not None and loop.per_step:
             loop.scheduler.step()
         loop.step += 1
         pos.batch += 1
-        pos.loss_sum += loss.item() * labels.numel()
+        pos.loss_sum += loss_sum
         pos.correct += int((logits.argmax(1) == labels).sum())
         pos.seen += labels.numel()
         if progress and loop.step % 50 == 0:
@@ -235,13 +270,41 @@ def train_one_epoch(
         _maybe_checkpoint(loop, pos, t0)
     bar.close()
     pos.seconds = time.perf_counter() - t0
-    if pos.seen == 0:
+    total = _global_sums(loop.dist, pos)
+    if total.seen == 0:
         return math.nan, math.nan, lr
-    return pos.loss_sum / pos.seen, pos.correct / pos.seen, lr
+    return total.loss_sum / total.seen, total.correct / total.seen, lr
+
+
+def _checked_loss(
+    loop: _Loop, loss: torch.Tensor, n: int, pos: _Position, lr: float
+) -> tuple[torch.Tensor, float]:
+    """(the loss to backpropagate, this rank's summed batch loss in nats).
+
+    One process: ``loss`` is the batch mean. Distributed: ``loss`` is the sum
+    over this rank's part, scaled so that DDP's gradient average is the
+    gradient of the global batch mean (see ``DistContext.global_mean_loss``).
+
+    Raises:
+        NonFiniteLossError: the loss is NaN/inf (on any rank).
+    """
+    if loop.dist.distributed:
+        scaled, finite = loop.dist.global_mean_loss(loss, n)
+    else:
+        scaled, finite = loss, bool(torch.isfinite(loss))
+    if not finite:
+        value = loss.item()
+        raise NonFiniteLossError(
+            f"training loss is {value if not math.isfinite(value) else 'not finite on a rank'} "
+            f"at epoch {pos.epoch}, step {loop.step + 1} "
+            f"(lr {lr:g}); lower --lr or change the optimizer. Checkpoints already "
+            "written are intact."
+        )
+    return scaled, loss.item() if loop.dist.distributed else loss.item() * n
 
 
 def _maybe_checkpoint(loop: _Loop, pos: _Position, t0: float) -> None:
-    stop = loop.stop is not None and loop.stop()
+    stop = loop.dist.any(loop.stop is not None and loop.stop())
     every = loop.checkpoint_every
     if not stop and not (every and loop.step % every == 0):
         return
@@ -268,6 +331,7 @@ def fit(
     resume: Checkpoint | None = None,
     checkpoint_every: int | None = None,
     stop: StopCheck | None = None,
+    dist: DistContext | None = None,
 ) -> History:
     """Train ``model`` for ``config.epochs`` epochs and evaluate after each.
 
@@ -287,6 +351,9 @@ def fit(
         checkpoint_every: also write last.pt every this many steps inside epochs.
         stop: polled after every step; when true, last.pt is written and
             :class:`TrainingInterrupted` raised.
+        dist: this process's place in a distributed run (None: one process).
+            Every rank calls ``fit`` with its shard of the sources (built with
+            its rank and world size); only rank 0 should be given ``run``.
 
     Returns:
         The :class:`History`. best.pt follows ``val_accuracy`` if a "val"
@@ -298,9 +365,11 @@ def fit(
     """
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    dist = dist or DistContext(next(model.parameters()).device)
     optimizer = build_optimizer(model, config)
     scheduler, per_step = build_scheduler(optimizer, config, len(train_source))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    reduction = "sum" if dist.distributed else "mean"  # see _checked_loss
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction=reduction)
     loop = _Loop(
         model,
         optimizer,
@@ -314,6 +383,8 @@ def fit(
         checkpoint_every=checkpoint_every,
         stop=stop,
         ema=_make_ema(model, config),
+        dist=dist,
+        net=dist.wrap(model),
     )
     pos = _restore(loop, resume) if resume is not None else _Position()
     monitor = "val_accuracy" if "val" in eval_sources else "test_accuracy"
@@ -346,7 +417,11 @@ def _end_epoch(
     }
     for name, source in eval_sources.items():
         with _autocast(loop.config, next(loop.model.parameters()).device):
-            row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate_batches(loop.eval_model, source)
+            if loop.dist.distributed:
+                loss, acc = evaluate_gathered(loop.eval_model, source, loop.dist)
+            else:
+                loss, acc = evaluate_batches(loop.eval_model, source)
+        row[f"{name}_loss"], row[f"{name}_accuracy"] = loss, acc
     row.update(lr=lr, train_seconds=pos.seconds, eval_seconds=time.perf_counter() - t1)
     if loop.scheduler is not None and not loop.per_step:
         loop.scheduler.step()
@@ -357,8 +432,9 @@ def _end_epoch(
     if improved:
         history.best, history.best_epoch = row[monitor], pos.epoch
     if loop.run is not None:
-        loop.run.append_metrics(row)
-        loop.save(_Position(epoch=pos.epoch + 1), best=improved)
+        with _run_writes(loop.run.metrics_csv):
+            loop.run.append_metrics(row)
+    loop.save(_Position(epoch=pos.epoch + 1), best=improved)  # collective: every rank
     log.info("epoch %d: %s", pos.epoch, row)
     return row
 
@@ -381,8 +457,10 @@ def _restore(loop: _Loop, ckpt: Checkpoint) -> _Position:
     loop.history.best_epoch = best.get("epoch")
     if ckpt.rng is not None:
         set_rng_state(ckpt.rng)
-    position = ckpt.position or {"epoch": ckpt.epoch + 1}
-    return _Position(**position)
+    pos = _Position(**(ckpt.position or {"epoch": ckpt.epoch + 1}))
+    if not loop.dist.is_main:  # the saved partial sums are every rank's: count them once
+        pos.loss_sum, pos.correct, pos.seen = 0.0, 0, 0
+    return pos
 
 
 def _autocast(config: TrainConfig, device: torch.device) -> torch.autocast:

@@ -1,5 +1,7 @@
 """Networks for 28x28 inputs, built by name: ``create_model("tutorial")``."""
 
+from mnistcnn.models import bncnn as _bncnn  # noqa: F401  (registers "bncnn")
+from mnistcnn.models import fastcnn as _fastcnn  # noqa: F401  (registers "fastcnn")
 from mnistcnn.models import tutorial as _tutorial  # noqa: F401  (registers "tutorial")
 from mnistcnn.models.registry import (
     check_model_name,

@@ -1,0 +1,354 @@
+"""Wall time to the first test evaluation at >= 99.0%: the ``fast`` recipe vs pytorch/examples.
+
+Both runs start the clock before loading the data and stop it at the first
+evaluation (on the whole 10,000-image test split) whose accuracy reaches the
+target; evaluations happen every 1/``--evals-per-epoch`` epoch and their time
+is counted.
+
+* ``fast``: ``mnistcnn.config.RECIPES["fast"]`` (flags may override it) on the
+  on-device tensor path, the same math as ``mnistcnn train --recipe fast``
+  (optimizer, schedule, loss, precision, memory format).
+* baseline: a faithful re-implementation of pytorch/examples ``mnist/main.py``
+  (its ``Net`` with dropout; ``ToTensor`` + ``Normalize(0.1307, 0.3081)``;
+  torchvision dataset + DataLoader, batch 64, test batch 1000; Adadelta lr
+  1.0; StepLR step 1, gamma 0.7). One deliberate difference: the training
+  loader shuffles on the CPU too (the original shuffles only with CUDA).
+
+Prints a table and writes JSON. Example::
+
+    python benchmarks/bench_time_to_accuracy.py --mirror /work/shared/datasets \
+        --json benchmarks/results/time_to_accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mnistcnn import data as mdata
+from mnistcnn.config import TrainConfig, recipe_config
+from mnistcnn.data.augment import build_augment
+from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.session import normalization_for
+from mnistcnn.engine.train import build_optimizer, build_scheduler
+from mnistcnn.engine.utils import seed_everything, versions
+from mnistcnn.models import create_model
+
+Evaluate = Callable[[], float]
+
+
+class ExamplesNet(nn.Module):
+    """pytorch/examples ``mnist/main.py`` ``Net``, layer for layer (1,199,882 params).
+
+    (1, 28, 28) -> conv 3x3 32 -> (32, 26, 26) -> conv 3x3 64 -> (64, 24, 24)
+    -> maxpool 2 -> (64, 12, 12) -> dropout 0.25 -> flatten (9216) -> fc 128
+    -> dropout 0.5 -> fc 10 -> log_softmax.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)  # 64 * 12 * 12
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))  # (N, 32, 26, 26)
+        x = F.relu(self.conv2(x))  # (N, 64, 24, 24)
+        x = self.dropout1(F.max_pool2d(x, 2))  # (N, 64, 12, 12)
+        x = F.relu(self.fc1(torch.flatten(x, 1)))  # (N, 128)
+        return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)  # (N, 10)
+
+
+def _checkpoints(steps_per_epoch: int, per_epoch: int, epochs: int) -> set[int]:
+    """Global step numbers after which to evaluate (every 1/per_epoch epoch, and epoch ends)."""
+    marks = set()
+    for e in range(epochs):
+        for k in range(1, per_epoch + 1):
+            marks.add(e * steps_per_epoch + round(k * steps_per_epoch / per_epoch))
+    return marks
+
+
+def _race(
+    step_batches: Callable[[], Any],
+    train_step: Callable[[Any], None],
+    evaluate: Evaluate,
+    marks: set[int],
+    target: float,
+    t0: float,
+    epochs: int,
+    steps_per_epoch: int,
+    on_epoch: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train until an evaluation reaches ``target``; returns the timeline."""
+    evals: list[dict[str, Any]] = []
+    step, eval_seconds = 0, 0.0
+    for epoch in range(1, epochs + 1):
+        for batch in step_batches(epoch):
+            train_step(batch)
+            step += 1
+            if step in marks:
+                t_eval = time.perf_counter()
+                acc = evaluate()
+                eval_seconds += time.perf_counter() - t_eval
+                now = time.perf_counter() - t0
+                evals.append(
+                    {"step": step, "epoch": step / steps_per_epoch, "acc": acc, "seconds": now}
+                )
+                if acc >= target:
+                    return {
+                        "reached": True,
+                        "seconds": now,
+                        "accuracy": acc,
+                        "steps": step,
+                        "eval_seconds": eval_seconds,
+                        "evals": evals,
+                    }
+        if on_epoch is not None:
+            on_epoch(epoch)
+    last = evals[-1] if evals else {"acc": float("nan"), "seconds": time.perf_counter() - t0}
+    return {
+        "reached": False,
+        "seconds": last["seconds"],
+        "accuracy": last["acc"],
+        "steps": step,
+        "eval_seconds": eval_seconds,
+        "evals": evals,
+    }
+
+
+def run_fast(config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Time ``config`` (the fast recipe) to the target on the tensor path."""
+    t0 = time.perf_counter()
+    device = torch.device(args.device)
+    mean, std = normalization_for(config)
+    x_tr, y_tr = mdata.load_arrays(config.dataset, True, root=args.data_root, mirror=args.mirror)
+    x_te, y_te = mdata.load_arrays(config.dataset, False, root=args.data_root, mirror=args.mirror)
+    aug = build_augment(
+        config.augment,
+        degrees=config.aug_degrees,
+        translate=config.aug_translate,
+        scale=config.aug_scale,
+    )
+    train = TensorSource(
+        x_tr,
+        y_tr,
+        config.batch_size,
+        mean=mean,
+        std=std,
+        shuffle=True,
+        seed=config.seed,
+        device=device,
+        augment=aug,
+    )
+    test = TensorSource(x_te, y_te, config.eval_batch_size, mean=mean, std=std, device=device)
+    seed_everything(config.seed)
+    model = create_model(config.model, num_classes=10).to(device)
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)  # type: ignore[call-overload]
+    opt = build_optimizer(model, config)
+    sched, per_step = build_scheduler(opt, config, len(train))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    bf16 = config.precision == "bf16"
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, labels = batch
+        model.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(images.contiguous(memory_format=fmt)), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None and per_step:
+            sched.step()
+
+    def evaluate() -> float:
+        model.eval()
+        correct = 0
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            for images, labels in test:
+                logits = model(images.contiguous(memory_format=fmt))
+                correct += int((logits.argmax(1) == labels).sum())
+        return correct / test.num_samples
+
+    def batches(epoch: int) -> Any:
+        train.set_epoch(epoch)
+        return iter(train)
+
+    def end_epoch(epoch: int) -> None:
+        if sched is not None and not per_step:
+            sched.step()
+
+    marks = _checkpoints(len(train), args.evals_per_epoch, config.epochs)
+    return _race(
+        batches, step, evaluate, marks, args.target, t0, config.epochs, len(train), end_epoch
+    )
+
+
+def run_examples(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the pytorch/examples MNIST configuration to the target (see the module docstring)."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+
+    t0 = time.perf_counter()
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    kw = {"root": args.data_root, "mirror": args.mirror, "transform": tf}
+    train_ds = mdata.load_dataset("mnist", train=True, **kw)
+    test_ds = mdata.load_dataset("mnist", train=False, **kw)
+    gen = torch.Generator().manual_seed(args.seed)
+    train = DataLoader(train_ds, batch_size=64, shuffle=True, generator=gen)
+    test = DataLoader(test_ds, batch_size=1000)
+    torch.manual_seed(args.seed)
+    model = ExamplesNet()
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        data, target = batch
+        model.train()
+        opt.zero_grad()
+        loss = F.nll_loss(model(data), target)
+        loss.backward()
+        opt.step()
+
+    def evaluate() -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for data, target in test:
+                correct += int(model(data).argmax(1).eq(target).sum())
+        return correct / len(test_ds)
+
+    marks = _checkpoints(len(train), args.evals_per_epoch, args.baseline_epochs)
+    return _race(
+        lambda e: iter(train),
+        step,
+        evaluate,
+        marks,
+        args.target,
+        t0,
+        args.baseline_epochs,
+        len(train),
+        lambda e: sched.step(),
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = (
+        "model",
+        "batch_size",
+        "lr",
+        "epochs",
+        "optimizer",
+        "precision",
+        "scheduler",
+        "warmup_fraction",
+        "weight_decay",
+        "label_smoothing",
+        "seed",
+    )
+    return {n: getattr(args, n) for n in names}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", default="fast", help="recipe to race (default: fast)")
+    p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (0.99)")
+    p.add_argument("--evals-per-epoch", type=int, default=4, help="evaluations per epoch (4)")
+    p.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=3,
+        help="most epochs for the pytorch/examples baseline (3); "
+        "not reached: its time is a lower bound",
+    )
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
+    )
+    p.add_argument("--device", default="cpu", help="device for the fast run (cpu)")
+    p.add_argument(
+        "--data-root",
+        default=os.environ.get("MNISTCNN_DATA"),
+        help="data root ($MNISTCNN_DATA or mnistcnn's default)",
+    )
+    p.add_argument(
+        "--mirror",
+        default=os.environ.get("MNISTCNN_MIRROR"),
+        help="local mirror folder with the .gz files ($MNISTCNN_MIRROR)",
+    )
+    p.add_argument("--json", type=Path, help="also write the results here")
+    for name, kind in (
+        ("model", str),
+        ("batch-size", int),
+        ("lr", float),
+        ("epochs", int),
+        ("optimizer", str),
+        ("precision", str),
+        ("scheduler", str),
+        ("warmup-fraction", float),
+        ("weight-decay", float),
+        ("label-smoothing", float),
+        ("seed", int),
+    ):
+        p.add_argument(f"--{name}", type=kind, default=None, help=f"override the recipe's {name}")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.seed = args.seed if args.seed is not None else 0
+    config = recipe_config(args.recipe, **_overrides(args))
+    mdata.fetch_dataset("mnist", args.data_root, args.mirror)  # downloads are not timed
+    results: dict[str, Any] = {
+        "config": config.to_dict(),
+        "target": args.target,
+        "threads": torch.get_num_threads(),
+        "versions": versions(),
+    }
+    results["fast"] = run_fast(config, args)
+    if not args.no_baseline:
+        results["baseline"] = run_examples(args)
+    _print(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"time to {results['target']:.2%} test accuracy ({results['threads']} threads)")
+    print(f"{'run':<10} {'reached':>7} {'seconds':>8} {'eval s':>7} {'steps':>6} {'accuracy':>8}")
+    for name in ("fast", "baseline"):
+        r = results.get(name)
+        if r is None:
+            continue
+        print(
+            f"{name:<10} {str(r['reached']):>7} {r['seconds']:>8.1f} {r['eval_seconds']:>7.1f} "
+            f"{r['steps']:>6} {r['accuracy']:>8.2%}"
+        )
+    for name in ("fast", "baseline"):
+        if name in results:
+            line = " ".join(f"{e['epoch']:.2f}:{e['acc']:.2%}" for e in results[name]["evals"])
+            print(f"  {name} evaluations (epoch:accuracy): {line}")
+    fast, base = results["fast"], results.get("baseline")
+    if base is not None:
+        bound = "" if base["reached"] else ">= "
+        print(f"speed-up (baseline / fast): {bound}{base['seconds'] / fast['seconds']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

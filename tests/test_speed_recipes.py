@@ -1,0 +1,197 @@
+"""The on-device tensor path, batched augmentation, the fast tutorial forward, and the recipes."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mnistcnn.config import RECIPES, recipe_config
+from mnistcnn.data.augment import RandomAffine, augment_generator, build_augment
+from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.session import build_sources, train
+from mnistcnn.engine.train import fit
+from mnistcnn.engine.utils import seed_everything
+from mnistcnn.models import create_model
+from mnistcnn.models.fused_ops import relu_avg_pool2x2, spread_matrix
+
+
+def _data(n: int = 103, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (n, 28, 28) random images whose labels are their own index."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen), torch.arange(n)
+
+
+def _epoch(src: TensorSource, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    src.set_epoch(epoch)
+    return list(src)
+
+
+# --- the tensor path -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [1, 10, 103, 200])
+def test_tensor_path_yields_every_sample_exactly_once_per_epoch(batch_size):
+    x, y = _data()
+    src = TensorSource(x, y, batch_size, shuffle=True, seed=3)
+    for epoch in (1, 2):
+        batches = _epoch(src, epoch)
+        assert len(batches) == len(src) == math.ceil(103 / batch_size)
+        seen = torch.cat([labels for _, labels in batches])
+        assert torch.equal(seen.sort().values, torch.arange(103))  # each index once
+        for images, labels in batches:  # and each image travels with its label
+            assert torch.equal(images[:, 0], x[labels].float() / 255)
+
+
+def test_tensor_path_same_seed_same_batches_other_seed_other_order():
+    x, y = _data()
+    a, b = (
+        TensorSource(x, y, 16, shuffle=True, seed=7),
+        TensorSource(x, y, 16, shuffle=True, seed=7),
+    )
+    for epoch in (1, 2):
+        for (xa, ya), (xb, yb) in zip(_epoch(a, epoch), _epoch(b, epoch), strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    order = [ys for _, ys in _epoch(a, 1)]
+    assert not all(torch.equal(p, q) for p, q in zip(order, [ys for _, ys in _epoch(a, 2)]))
+    other = TensorSource(x, y, 16, shuffle=True, seed=8)
+    assert not torch.equal(torch.cat(order), torch.cat([ys for _, ys in _epoch(other, 1)]))
+
+
+# --- augmentation ----------------------------------------------------------------------
+
+
+def test_affine_augmentation_keeps_labels_shapes_and_is_seeded():
+    x, y = _data(40)
+    aug = build_augment("affine", degrees=15, translate=0.1, scale=0.1)
+    plain = TensorSource(x, y, 8, shuffle=True, seed=1)
+    augmented = TensorSource(x, y, 8, shuffle=True, seed=1, augment=aug)
+    again = TensorSource(x, y, 8, shuffle=True, seed=1, augment=aug)
+    changed = False
+    for (xp, yp), (xa, ya), (xr, yr) in zip(
+        _epoch(plain, 1), _epoch(augmented, 1), _epoch(again, 1)
+    ):
+        assert torch.equal(yp, ya)  # labels untouched, same order
+        assert xa.shape == xp.shape and xa.dtype == torch.float32
+        assert xa.min() >= 0 and xa.max() <= 1 + 1e-6  # bilinear mix of 0..1 pixels
+        assert torch.equal(xa, xr) and torch.equal(ya, yr)  # same seed -> same warps
+        changed |= not torch.allclose(xa, xp)
+    assert changed
+    epoch2 = torch.cat([xa for xa, _ in _epoch(augmented, 2)])
+    assert not torch.allclose(epoch2, torch.cat([xa for xa, _ in _epoch(again, 2)]) + 1)
+
+
+def test_affine_identity_when_ranges_are_zero():
+    x = torch.rand(5, 1, 28, 28)
+    out = RandomAffine(degrees=0, translate=0, scale=0)(x, augment_generator(0, 1))
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_augmentation_is_off_at_evaluation(monkeypatch):
+    x, y = _data(64)
+    monkeypatch.setattr("mnistcnn.data.load_arrays", lambda name, train, **kw: (x, y))
+    config = recipe_config("best", device="cpu", val_fraction=0.25, batch_size=8)
+    sources = build_sources(config, torch.device("cpu"))
+    assert sources.train.augment is not None
+    assert set(sources.evals) == {"test", "val"}
+    assert all(src.augment is None for src in sources.evals.values())
+
+
+# --- the fast tutorial forward ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 28, 28), (2, 20, 10, 10), (1, 1, 4, 6)])
+def test_relu_avg_pool_equals_reference_forward_and_backward(shape):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, dtype=torch.float64)
+    ours = relu_avg_pool2x2(x)
+    ref = F.avg_pool2d(F.relu(x), 2)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    (g_ours,) = torch.autograd.grad(ours, x, g)
+    (g_ref,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12)
+    with torch.no_grad():
+        assert torch.allclose(relu_avg_pool2x2(x), ref, atol=1e-12)
+
+
+def test_relu_avg_pool_rejects_odd_sizes_and_spread_matrix_is_a_quarter():
+    with pytest.raises(ValueError, match="even"):
+        relu_avg_pool2x2(torch.zeros(1, 1, 5, 4))
+    m = spread_matrix(6, torch.float32, torch.device("cpu"))
+    assert m.shape == (3, 12) and torch.equal(m.sum(1), torch.ones(3))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_fast_tutorial_forward_equals_plain_sequential(dtype, tol):
+    torch.manual_seed(0)
+    model = create_model("tutorial").to(dtype)
+    plain = nn.Sequential(*model)  # the same layers, run one by one
+    assert sum(p.numel() for p in model.parameters()) == 156_640
+    assert list(model.state_dict()) == list(plain.state_dict())
+    x, y = torch.rand(16, 1, 28, 28, dtype=dtype), torch.randint(0, 10, (16,))
+    fast_loss = F.cross_entropy(model.fast_forward(x), y)
+    assert torch.allclose(F.cross_entropy(model(x), y), fast_loss, atol=tol)
+    plain_loss = F.cross_entropy(plain(x), y)
+    assert torch.allclose(fast_loss, plain_loss, atol=tol)
+    fast_grads = torch.autograd.grad(fast_loss, list(model.parameters()))
+    plain_grads = torch.autograd.grad(plain_loss, list(model.parameters()))
+    for a, b in zip(fast_grads, plain_grads, strict=True):
+        assert torch.allclose(a, b, atol=tol, rtol=tol)
+    model.eval()
+    with torch.inference_mode():
+        assert torch.allclose(model(x), plain(x), atol=tol)
+
+
+def test_fast_tutorial_forward_steps_aside_for_hooks():
+    model = create_model("tutorial")
+    calls = []
+    handle = model[2].register_forward_hook(lambda m, i, o: calls.append(o.shape))
+    model(torch.rand(32, 1, 28, 28))  # a batch that would take the fast path
+    handle.remove()
+    assert calls == [torch.Size([32, 10, 14, 14])]  # the pool layer really ran
+
+
+# --- recipes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_and_its_model_trains_a_few_steps(name):
+    config = recipe_config(name, device="cpu", batch_size=16, epochs=1, max_steps=3)
+    assert config.recipe == name
+    seed_everything(0)
+    x, y = _data(256)  # 16 steps per epoch: enough for a one-cycle schedule
+    y = y % 10
+    aug = build_augment(config.augment)
+    src = TensorSource(x, y, config.batch_size, shuffle=True, augment=aug, mean=[0.13], std=[0.3])
+    model = create_model(config.model)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = fit(model, src, {"test": TensorSource(x, y, 32)}, config)
+    assert history.steps == 3
+    assert math.isfinite(history.last["train_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_recipes_differ_where_documented():
+    fast, best = recipe_config("fast"), recipe_config("best")
+    assert recipe_config("tutorial").model == "tutorial"
+    assert fast.model == "fastcnn" and fast.scheduler == "onecycle"
+    assert best.model == "bncnn" and best.augment == "affine" and best.ema_decay > 0
+    assert best.label_smoothing > 0 and best.val_fraction == 0  # final epoch, no test picking
+
+
+# --- both loader paths, real data ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tutorial_recipe_same_metrics_on_both_loader_paths(mnist_root, tmp_path):
+    rows = {}
+    for loader in ("dataloader", "tensor"):
+        config = recipe_config(
+            "tutorial", loader=loader, epochs=1, train_subset=2000, device="cpu", seed=3
+        )
+        result = train(config, out=tmp_path / loader, data_root=mnist_root, handle_signals=False)
+        rows[loader] = result.history.last
+    a, b = rows["dataloader"], rows["tensor"]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert a[key] == pytest.approx(b[key], abs=1e-4), key
