@@ -30,6 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,56 +73,75 @@ def _batches(x: torch.Tensor, y: torch.Tensor, bs: int, seed: int, epoch: int) -
         yield x[idx], y[idx]
 
 
-def run(
-    config: TrainConfig,
-    args: argparse.Namespace,
-    data: dict[str, torch.Tensor],
-    steps_limit: int | None,
-) -> dict[str, Any]:
-    """Train from fresh weights until the target (or ``steps_limit``); returns the timeline."""
+@dataclass
+class Setup:
+    """What both runs share, built once so the timed run reuses the compiled step.
+
+    ``initial``: the freshly initialised weights and buffers, restored before each run.
+    """
+
+    model: nn.Module
+    initial: dict[str, torch.Tensor]
+    step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    evaluate: Callable[[], float]
+
+
+def build(config: TrainConfig, args: argparse.Namespace, data: dict[str, Any]) -> Setup:
+    """The model (channels_last), the (compiled) loss step and the evaluation."""
     device = data["x_tr"].device
     seed_everything(config.seed)
     model = create_model(config.model, num_classes=10).to(device)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt = build_optimizer(model, config)
-    steps_per_epoch = len(data["y_tr"]) // config.batch_size
-    sched, _ = build_scheduler(opt, config, steps_per_epoch)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    mean, std = data["mean"], data["std"]
-    use_bf16 = config.precision == "bf16"
+    mean, std, bf16 = data["mean"], data["std"], config.precision == "bf16"
 
     def prep(xb: torch.Tensor) -> torch.Tensor:  # uint8 (B, 1, 28, 28) -> normalized float
         return ((xb.float() / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)
 
     def forward_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             return loss_fn(model(prep(xb)), yb)
 
-    step_fn: Callable[..., torch.Tensor] = forward_loss
+    step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = forward_loss
     if args.compile:
-        step_fn = torch.compile(
-            forward_loss, mode="reduce-overhead" if device.type == "cuda" else None
-        )
+        mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs
+        step_fn = torch.compile(forward_loss, mode=mode)
 
     def evaluate() -> float:
         model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=use_bf16):
-            for s in range(0, len(data["y_te"]), args.eval_batch):
-                logits = model(prep(data["x_te"][s : s + args.eval_batch]))
-                correct += (logits.argmax(1) == data["y_te"][s : s + args.eval_batch]).sum()
+        x_te, y_te, eb = data["x_te"], data["y_te"], args.eval_batch
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            for s in range(0, len(y_te), eb):
+                correct += (model(prep(x_te[s : s + eb])).argmax(1) == y_te[s : s + eb]).sum()
         model.train()
-        return int(correct) / len(data["y_te"])
+        return int(correct) / len(y_te)
 
+    return Setup(model, initial, step_fn, evaluate)
+
+
+def run(
+    setup: Setup,
+    config: TrainConfig,
+    args: argparse.Namespace,
+    data: dict[str, Any],
+    steps_limit: int | None,
+) -> dict[str, Any]:
+    """Train from the initial weights until the target (or ``steps_limit``); the timeline."""
+    setup.model.load_state_dict(setup.initial)  # in place: the same tensors, fresh values
+    opt = build_optimizer(setup.model, config)
+    steps_per_epoch = len(data["y_tr"]) // config.batch_size
+    sched, _ = build_scheduler(opt, config, steps_per_epoch)
     marks = {
         round(k * steps_per_epoch / args.evals_per_epoch)
         for k in range(1, args.evals_per_epoch + 1)
     }
-    clock, step, evals = Clock(device), 0, []
-    model.train()
+    clock, step, evals = Clock(data["x_tr"].device), 0, []
+    setup.model.train()
     for epoch in range(1, config.epochs + 1):
         for xb, yb in _batches(data["x_tr"], data["y_tr"], config.batch_size, config.seed, epoch):
-            loss = step_fn(xb, yb)
+            loss = setup.step_fn(xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -129,31 +149,26 @@ def run(
                 sched.step()
             step += 1
             if steps_limit is not None and step >= steps_limit:
-                return {
-                    "steps": step,
-                    "seconds": clock.seconds(),
-                    "evals": evals,
-                    "reached": False,
-                    "accuracy": evaluate(),
-                }
+                acc = setup.evaluate()
+                return _timeline(step, clock.seconds(), evals, False, acc)
             if (step - (epoch - 1) * steps_per_epoch) in marks:
-                acc = evaluate()
+                acc = setup.evaluate()
                 evals.append({"step": step, "acc": acc, "seconds": clock.seconds()})
                 if acc >= args.target:
-                    return {
-                        "steps": step,
-                        "seconds": evals[-1]["seconds"],
-                        "evals": evals,
-                        "reached": True,
-                        "accuracy": acc,
-                    }
+                    return _timeline(step, evals[-1]["seconds"], evals, True, acc)
     last = evals[-1] if evals else {"acc": math.nan, "seconds": clock.seconds()}
+    return _timeline(step, last["seconds"], evals, False, last["acc"])
+
+
+def _timeline(
+    steps: int, seconds: float, evals: list[dict[str, Any]], reached: bool, accuracy: float
+) -> dict[str, Any]:
     return {
-        "steps": step,
-        "seconds": last["seconds"],
+        "steps": steps,
+        "seconds": seconds,
         "evals": evals,
-        "reached": False,
-        "accuracy": last["acc"],
+        "reached": reached,
+        "accuracy": accuracy,
     }
 
 
@@ -223,8 +238,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     data = load(config, args, device)
-    run(config, args, data, steps_limit=args.warmup_steps)  # compile, capture, autotune
-    result = run(config, args, data, steps_limit=args.max_steps)
+    setup = build(config, args, data)
+    run(setup, config, args, data, steps_limit=args.warmup_steps)  # compile, capture, autotune
+    result = run(setup, config, args, data, steps_limit=args.max_steps)
     out = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "config": config.to_dict(),

@@ -176,7 +176,7 @@ def test_recipes_differ_where_documented():
     fast, best = recipe_config("fast"), recipe_config("best")
     assert recipe_config("tutorial").model == "tutorial"
     assert fast.model == "fastcnn" and fast.scheduler == "onecycle"
-    assert best.model == "bncnn" and best.augment == "affine" and best.ema_decay > 0
+    assert best.model == "bncnn" and best.augment == "affine" and best.precision == "bf16"
     assert best.label_smoothing > 0 and best.val_fraction == 0  # final epoch, no test picking
 
 

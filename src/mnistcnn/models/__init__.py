@@ -2,6 +2,7 @@
 
 from mnistcnn.models import bncnn as _bncnn  # noqa: F401  (registers "bncnn")
 from mnistcnn.models import fastcnn as _fastcnn  # noqa: F401  (registers "fastcnn")
+from mnistcnn.models import resnet as _resnet  # noqa: F401  (registers "resnet18", "resnet34")
 from mnistcnn.models import tutorial as _tutorial  # noqa: F401  (registers "tutorial")
 from mnistcnn.models.registry import (
     check_model_name,
