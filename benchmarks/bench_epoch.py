@@ -115,6 +115,7 @@ def measure(rows: dict[str, Row], steps: int | None, repeats: int) -> dict[str, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--steps",
@@ -140,6 +141,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write ``--json``; returns the results."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

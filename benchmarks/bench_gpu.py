@@ -194,6 +194,7 @@ def load(config: TrainConfig, args: argparse.Namespace, device: torch.device) ->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (smoke check)")
     p.add_argument("--recipe", default="fast", help="recipe to start from (fast)")
@@ -226,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write ``--json``; returns the results."""
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

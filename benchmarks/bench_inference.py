@@ -176,6 +176,7 @@ def _onnxruntime(
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every variant (or row) in this process; returns the rows with ratios."""
     torch.manual_seed(0)
     model = create_model("tutorial").eval()
     x = torch.rand(args.batch, 1, 28, 28)
@@ -205,6 +206,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=1000, help="batch size for images/s (1000)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per throughput run (2)")
@@ -215,6 +217,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write ``--json``; returns the results."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

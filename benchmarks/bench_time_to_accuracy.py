@@ -262,6 +262,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="fast", help="recipe to race (default: fast)")
     p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (0.99)")
@@ -307,6 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write ``--json``; returns the results."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
