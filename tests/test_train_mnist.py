@@ -95,3 +95,14 @@ def test_explain_invariance_shift_hurts_more_than_small_rotation(
     rows = (tmp_path / "invariance.csv").read_text().splitlines()
     assert len(rows) == 1 + 7 + 10 + 11  # header, shifts, angles, scales
     assert (tmp_path / "invariance.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_without_out_never_overwrites_the_run_report(one_epoch_run, mnist_root):
+    run = one_epoch_run.run_dir
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    ckpt = str(run / "best.pt")
+    args = ["evaluate", ckpt, ckpt, "--data-root", str(mnist_root), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert (run / "evaluation-ensemble-2" / "report.html").is_file()

@@ -202,6 +202,14 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
+    """Default output folder of ``evaluate``: beside the run's files, never over them."""
+    first = Path(checkpoints[0])
+    folder = first if first.is_dir() else first.resolve().parent
+    name = "evaluation" if len(checkpoints) == 1 else f"evaluation-ensemble-{len(checkpoints)}"
+    return folder / (f"{name}-{dataset}" if dataset else name)
+
+
 @click.command()
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--dataset", help="Dataset to test on. [default: the checkpoint's]")
@@ -210,7 +218,10 @@ def _without_nproc(argv: list[str]) -> list[str]:
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    help="Where confusion_matrix.png/.csv go. [default: the checkpoint's folder]",
+    help="Folder for the confusion matrix, the pictures and report.html. [default: "
+    "<checkpoint's folder>/evaluation[-<dataset>] (one checkpoint) or "
+    "<first checkpoint's folder>/evaluation-ensemble-<N> (several): the training "
+    "run's own report is never overwritten]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options
@@ -235,9 +246,7 @@ def evaluate(
     """
     from mnistcnn.engine import evaluate as evaluate_run
 
-    out_dir = Path(out) if out else Path(checkpoints[0]).resolve().parent
-    if Path(checkpoints[0]).is_dir() and not out:
-        out_dir = Path(checkpoints[0])
+    out_dir = Path(out) if out else _evaluation_dir(checkpoints, dataset)
     result = evaluate_run(
         list(checkpoints),
         dataset=dataset,

@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -313,7 +314,7 @@ def _maybe_checkpoint(loop: _Loop, pos: _Position, t0: float) -> None:
     if stop:
         raise TrainingInterrupted(
             f"stopped at epoch {pos.epoch}, step {loop.step}"
-            + (f"; resume with: mnistcnn train --resume {path.parent}" if path else ""),
+            + (f"; resume with: mnistcnn train --resume {_quoted(path.parent)}" if path else ""),
             path,
         )
 
@@ -489,3 +490,8 @@ def _ema_extra(loop: _Loop) -> dict[str, Any]:
     extra = dict(loop.meta.get("extra") or {})
     extra["train_state_dict"] = _cpu_state(loop.model)
     return {"extra": extra}
+
+
+def _quoted(path: Path) -> str:
+    """``path`` quoted for a POSIX shell (paths with spaces stay one argument)."""
+    return shlex.quote(str(path))
