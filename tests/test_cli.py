@@ -157,3 +157,27 @@ def test_train_bad_flags_are_clean_errors(tmp_path):
     )
     assert r.exit_code == 1
     assert "unknown model 'nope'; valid models: " in r.output
+
+
+def test_data_show_grid_into_a_missing_folder_is_a_clean_error(mnist_root, tmp_path):
+    grid = tmp_path / "no" / "such" / "grid.png"
+    args = ["data", "show", "mnist", "--grid", str(grid), "--data-root", str(mnist_root)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert f"the folder {grid.parent} does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_explain_images_refuse_decompression_bombs(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from mnistcnn.explain.activations import load_image_file
+
+    path = tmp_path / "big.png"
+    Image.new("L", (64, 64), 255).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4096 px > 2 x 100: a "bomb"
+    with pytest.raises(ValueError, match="cannot read image .*big.png"):
+        load_image_file(path)
+    result = CliRunner().invoke(main, ["explain", "conv", "--image", str(path)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "cannot read image" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -137,6 +138,9 @@ def show(
             click.echo(str(image))
     if grid:
         from mnistcnn.plots import plot_samples, save_figure
+
+        if not Path(grid).resolve().parent.is_dir():
+            raise ValueError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")
 
         titles = [
             f"#{i}: {ds.classes[label]}" for i, (_, label) in zip(range(index, stop), samples)

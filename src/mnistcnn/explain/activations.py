@@ -119,7 +119,7 @@ def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:
         with Image.open(path) as img:
             img.load()
             picture = img.copy()
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     from mnistcnn.predict import preprocess_image
 

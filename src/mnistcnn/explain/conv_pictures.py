@@ -39,7 +39,7 @@ def load_image_matrix(
             gray = img.convert("L")
     except FileNotFoundError:
         raise ConvInputError("image", f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ConvInputError("image", f"cannot read image {path}: {exc}") from None
     if size is not None:
         gray = gray.resize((size, size), Image.Resampling.BILINEAR)
