@@ -25,15 +25,14 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
+from _common import add_data_args, write_json
 from torch import nn
 from torch.nn import functional as F
 
@@ -126,17 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="time whole epochs instead of --steps")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds; best kept (2)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (torch's)")
-    p.add_argument(
-        "--data-root",
-        default=os.environ.get("MNISTCNN_DATA"),
-        help="data root ($MNISTCNN_DATA or mnistcnn's default)",
-    )
-    p.add_argument(
-        "--mirror",
-        default=os.environ.get("MNISTCNN_MIRROR"),
-        help="local mirror folder with the .gz files ($MNISTCNN_MIRROR)",
-    )
-    p.add_argument("--json", type=Path, help="also write the results here")
+    add_data_args(p)
     return p.parse_args(argv)
 
 
@@ -166,9 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target": {"tensor_s_per_epoch": 2.5, "speedup": 3.0},
     }
     _print(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
+    write_json(args.json, result)
     return result
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
+from _common import add_data_args
 from torch import nn
 
 from mnistcnn import data as mdata
@@ -212,17 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch.compile the step (default: on for cuda, off for cpu)",
     )
-    p.add_argument(
-        "--data-root",
-        default=os.environ.get("MNISTCNN_DATA"),
-        help="data root ($MNISTCNN_DATA or mnistcnn's default)",
-    )
-    p.add_argument(
-        "--mirror",
-        default=os.environ.get("MNISTCNN_MIRROR"),
-        help="local mirror folder with the .gz files ($MNISTCNN_MIRROR)",
-    )
-    p.add_argument("--json", type=Path, help="also write the results here")
+    add_data_args(p)
     return p.parse_args(argv)
 
 

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import write_json
 from torch import nn
 
 from mnistcnn.engine.utils import versions
@@ -232,9 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "targets": {"images_per_s": 60000, "latency_median_us": 50},
     }
     _print(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
+    write_json(args.json, result)
     return result
 
 

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
+from _common import add_data_args
 from torch import nn
 from torch.nn import functional as F
 
@@ -279,17 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     p.add_argument("--device", default="cpu", help="device for the fast run (cpu)")
-    p.add_argument(
-        "--data-root",
-        default=os.environ.get("MNISTCNN_DATA"),
-        help="data root ($MNISTCNN_DATA or mnistcnn's default)",
-    )
-    p.add_argument(
-        "--mirror",
-        default=os.environ.get("MNISTCNN_MIRROR"),
-        help="local mirror folder with the .gz files ($MNISTCNN_MIRROR)",
-    )
-    p.add_argument("--json", type=Path, help="also write the results here")
+    add_data_args(p)
     for name, kind in (
         ("model", str),
         ("batch-size", int),
