@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from _common import add_data_args
+from _common import add_data_args, write_json
 from torch import nn
 
 from mnistcnn import data as mdata
@@ -248,9 +247,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"last accuracy {r['accuracy']:.2%}); data upload {data['upload_seconds']:.3f} s; "
         f"target <= 0.3 s: {'met' if r['reached'] and r['seconds'] <= 0.3 else 'missed'}"
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2, default=str))
+    write_json(args.json, out)
     return out
 
 

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -110,8 +111,14 @@ async def read_response(reader: asyncio.StreamReader) -> int:
 async def client(
     i: int, reqs: list[bytes], t_start: float, t_end: float, think: float, stats: dict
 ) -> None:
-    """One client: a keep-alive connection, requests back to back until ``t_end``."""
+    """One client: a keep-alive connection, requests until ``t_end``.
+
+    Back to back when ``think`` is 0; otherwise each pause is drawn from an
+    exponential distribution with mean ``think`` seconds (seeded per client), so
+    the clients do not stay in lock-step waves after their common start.
+    """
     k = i
+    rng = random.Random(i)
     reader = writer = None
     while time.perf_counter() < t_end:
         try:
@@ -143,7 +150,7 @@ async def client(
                     stats["error_kinds"].get(f"HTTP {status}", 0) + 1
                 )
         if think:
-            await asyncio.sleep(think)
+            await asyncio.sleep(rng.expovariate(1 / think))
     if writer is not None:
         writer.close()
 
@@ -215,7 +222,8 @@ def main() -> None:
         "--think-ms",
         type=float,
         default=0,
-        help="pause of each client between requests, ms (default 0: back to back)",
+        help="mean pause of each client between requests, ms, exponentially distributed "
+        "(default 0: back to back)",
     )
     ap.add_argument(
         "--form",

@@ -181,3 +181,27 @@ def test_explain_images_refuse_decompression_bombs(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["explain", "conv", "--image", str(path)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "cannot read image" in result.output
+
+
+def test_data_show_grid_count_limit_is_checked_before_any_data(tmp_path):
+    root = tmp_path / "data"
+    args = ["data", "show", "mnist", "--data-root", str(root), "--count", "100000"]
+    result = CliRunner().invoke(main, [*args, "--grid", str(tmp_path / "g.png")])
+    assert result.exit_code == 2, result.output
+    words = " ".join(result.output.split())
+    assert "Invalid value for '--count': 100000 is too many for one --grid picture" in words
+    assert "1..256 images" in words and not root.exists()
+    result = CliRunner().invoke(main, ["data", "show", "mnist", "--data-root", str(root), "--count",
+                                       "3", "--grid", str(tmp_path / "g.foo")])  # fmt: skip
+    assert result.exit_code == 2 and "unknown picture format '.foo'" in result.output
+    assert ".jpg" in result.output and ".png" in result.output and not root.exists()
+
+
+def test_data_show_grid_writes_the_format_its_extension_names(mnist_root, tmp_path):
+    magic = {"g.jpg": b"\xff\xd8\xff", "g.pdf": b"%PDF", "g.png": b"\x89PNG", "g.svg": b"<?xml"}
+    for name, head in magic.items():
+        args = ["data", "show", "mnist", "--count", "3", "--grid", str(tmp_path / name)]
+        result = CliRunner().invoke(main, [*args, "--data-root", str(mnist_root)])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).read_bytes().startswith(head), name
+    assert not list(tmp_path.glob(".*"))  # no temporary file left

@@ -275,3 +275,42 @@ def test_nproc_cli_prints_once_stops_on_sigterm_and_resumes(mnist_root, tmp_path
     assert done.returncode == 0, done.stdout
     assert done.stdout.count("final test accuracy") == 1
     assert load_checkpoint(out / "last.pt").step == 200
+
+
+def _setup_failure_worker(rank: int, world: int, port: int, tmp: str, root: str) -> None:
+    """Both ranks train into a folder that holds a run; write what each raised."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    from mnistcnn.config import recipe_config
+    from mnistcnn.engine import train
+
+    try:
+        train(recipe_config("tutorial", **CONFIG), out=Path(tmp) / "taken", data_root=root)
+        outcome = "trained"
+    except Exception as exc:  # noqa: BLE001 - the outcome is the test's result
+        outcome = f"{type(exc).__name__}: {exc}"
+    (Path(tmp) / f"outcome{rank}.txt").write_text(outcome)
+
+
+def test_rank0_setup_failure_stops_every_rank_cleanly(mnist_root, tmp_path):
+    """Rank 0 refuses a used output folder; rank 1 learns it and stops (no gloo error)."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "last.pt").write_bytes(b"a previous run")
+    ctx = mp.start_processes(
+        _setup_failure_worker,
+        args=(2, _free_port(), str(tmp_path), str(mnist_root)),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the ranks did not stop")
+    rank0 = (tmp_path / "outcome0.txt").read_text()
+    assert rank0.startswith("RunDirError: ") and "already exists and is not empty" in rank0
+    assert (tmp_path / "outcome1.txt").read_text().startswith("PeerFailure: another rank failed")
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["last.pt"]

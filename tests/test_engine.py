@@ -197,6 +197,7 @@ class _Evil:
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the bare pickle
 def test_checkpoint_refuses_code_execution_and_foreign_files(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
@@ -215,8 +216,13 @@ def test_checkpoint_refuses_code_execution_and_foreign_files(tmp_path):
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"hello")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: a text file, not an mnistcnn checkpoint"):
         load_checkpoint(junk)
+    binary = tmp_path / "binary.pt"
+    binary.write_bytes(b"\x80\x04garbage")  # looks like a pickle: left to torch.load
+    with pytest.raises(CheckpointError, match=r"refused to load.*: Unsupported operand") as err:
+        load_checkpoint(binary)
+    assert "Please file an issue" not in str(err.value)  # torch's advice is not ours to give
 
 
 def test_checkpoint_truncated_wrong_arch_and_future_version(tmp_path):

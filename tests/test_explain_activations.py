@@ -165,3 +165,121 @@ def test_report_html_embeds_metrics_and_pictures(tmp_path):
     assert f"{accuracy:.2%}" in html
     assert "lr" in html and "0.01" in html
     assert not list(tmp_path.glob(".*tmp"))
+
+
+# --- explain activations judges an image as `mnistcnn predict` does -----------------------
+
+
+def _run_cli(*args):
+    from click.testing import CliRunner
+
+    from mnistcnn.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_activations_say_unsure_and_fail_like_predict(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from test_predict_predictor import make_checkpoint
+    from test_predict_preprocess import digit
+
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    Image.new("L", (60, 60), 255).save(tmp_path / "blank.png")
+    Image.new("L", (1, 1), 0).save(tmp_path / "dot.png")
+    digit("3").save(tmp_path / "three.png")
+    out = tmp_path / "act"
+    for name in ("blank.png", "three.png"):
+        picture = str(tmp_path / name)
+        r = _run_cli("explain", "activations", str(ckpt), picture, "--out", str(out), "--json")
+        assert r.exit_code == 0, r.output
+        explained = json.loads(r.output)
+        (predicted,) = json.loads(_run_cli("predict", str(ckpt), picture, "--json").stdout)
+        assert explained["unsure"] == predicted["unsure"], name
+        if predicted["probability"] is not None:  # the same (calibrated) probabilities
+            top = max(explained["probabilities"])
+            assert top == pytest.approx(predicted["probability"], abs=1e-6)
+            assert explained["predicted_class"].startswith(predicted["topk"][0]["label"])
+    assert explained["unsure"]  # random weights: the top probability is about 0.1
+    r = _run_cli(
+        "explain", "activations", str(ckpt), str(tmp_path / "blank.png"), "--out", str(out)
+    )
+    assert r.exit_code == 0 and "blank.png: unsure: no ink found, not a digit" in r.output
+    r = _run_cli(
+        "explain", "activations", str(ckpt), str(tmp_path / "three.png"), "--out", str(out)
+    )
+    assert "three.png: unsure: best guess " in r.output and "under the threshold 0.5" in r.output
+    r = _run_cli("explain", "activations", str(ckpt), str(tmp_path / "dot.png"), "--out", str(out))
+    (predicted,) = json.loads(
+        _run_cli("predict", str(ckpt), str(tmp_path / "dot.png"), "--json").stdout
+    )
+    assert (
+        r.exit_code == 1 and predicted["error"] in r.output
+    )  # "the image is 1x1 px: too small..."
+    assert "Traceback" not in r.output
+
+
+def test_activations_refuse_a_dataset_of_other_classes(tmp_path):
+    from mnistcnn.engine.checkpoint import save_checkpoint
+
+    fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+    torch.manual_seed(0)
+    payload = {
+        "model": {"name": "tutorial", "kwargs": {"num_classes": 10, "in_chans": 1}},
+        "state_dict": create_model("tutorial").state_dict(),
+        "classes": fashion,
+        "dataset": "fashion-mnist",
+    }
+    ckpt = save_checkpoint(tmp_path / "fashion.pt", payload)
+    empty = tmp_path / "no-data"  # refused before any data is read
+    r = _run_cli("explain", "activations", str(ckpt), "mnist:test:0", "--data-root", str(empty))
+    assert r.exit_code == 1, r.output
+    assert (
+        "mnist:test:0: the model's classes (trained on fashion-mnist) are not mnist's" in r.output
+    )
+    assert "T-shirt/top, Trouser" in r.output and "0, 1, 2" in r.output
+    assert "e.g. fashion-mnist:test:0" in r.output and not empty.exists()
+
+
+# --- report pictures: no overlapping labels -------------------------------------------------
+
+
+def test_curves_of_one_epoch_have_one_tick_and_the_label_clear_of_the_title():
+    from mnistcnn.plots import plot_curves
+
+    row = {"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.76, "test_loss": 0.29,
+           "test_accuracy": 0.9122}  # fmt: skip
+    fig = plot_curves([row])
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1"]  # not 0.96 .. 1.04
+    ax_acc = fig.axes[1]
+    (best,) = ax_acc.texts
+    box, title = best.get_window_extent(), ax_acc.title.get_window_extent()
+    assert best.get_text() == "91.22%" and not box.overlaps(title)
+    assert ax_acc.get_window_extent().contains(box.x0, box.y1)  # inside the axes
+    many = plot_curves([{**row, "epoch": e} for e in range(1, 31)])
+    many.canvas.draw()
+    ticks = [float(t) for t in many.axes[0].get_xticks()]
+    assert all(t == int(t) for t in ticks) and len(ticks) < 12
+
+
+def test_per_class_accuracy_overall_line_and_its_label_cross_no_bar_label():
+    from mnistcnn.plots import plot_per_class_accuracy
+
+    accuracy = [0.861, 0.987, 0.942, 0.908, 0.954, 0.963, 0.933, 0.959, 0.726, 0.878]
+    fig = plot_per_class_accuracy(accuracy, [f"{i} - x" for i in range(10)], overall=0.9122)
+    fig.draw_without_rendering()
+    (ax,) = fig.axes
+    bars = ax.patches
+    (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert line.get_zorder() < min(b.get_zorder() for b in bars)  # drawn behind the bars
+    assert ax.get_legend() is None  # a legend box used to cover the last bar
+    (label,) = [t for t in ax.texts if t.get_text().startswith("overall")]
+    assert label.get_text() == "overall\n91.22%"
+    assert label.get_window_extent().x0 >= ax.get_window_extent().x1  # right of the axes
+    for bar in bars:
+        assert not label.get_window_extent().overlaps(bar.get_window_extent())

@@ -161,17 +161,93 @@ def test_named_filters():
 
 def test_load_image_matrix_grayscale_resize_unit(tmp_path):
     path = tmp_path / "rgb.png"
-    img = Image.new("RGB", (4, 2), (255, 0, 0))
+    img = Image.new("RGB", (12, 8), (255, 0, 0))
     img.putpixel((1, 0), (0, 255, 0))
     img.save(path)
-    matrix = load_image_matrix(path)
+    matrix = load_image_matrix(path, preprocess=False)
     # ITU-R 601-2 luma: 255*299/1000 = 76.2, 255*587/1000 = 149.7 (Pillow rounds)
-    assert matrix == [[76, 150, 76, 76], [76, 76, 76, 76]]
-    assert len(load_image_matrix(path, size=3)) == 3
-    assert load_image_matrix(path, unit_range=True)[0][0] == pytest.approx(76 / 255)
+    assert matrix[0][:4] == [76, 150, 76, 76] and matrix[1] == [76] * 12
+    assert len(matrix) == 8 and len(matrix[0]) == 12
+    assert len(load_image_matrix(path, size=3, preprocess=False)) == 3
+    assert load_image_matrix(path, unit_range=True, preprocess=False)[0][0] == pytest.approx(
+        76 / 255
+    )
     with pytest.raises(ConvInputError) as info:
         load_image_matrix(tmp_path / "missing.png")
     assert info.value.argument == "image"
+
+
+def _ink_on_transparent(path):
+    """Black ink (a thick "1") on a fully transparent canvas, as drawing apps save it."""
+    img = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    for x in range(27, 33):
+        for y in range(10, 50):
+            img.putpixel((x, y), (0, 0, 0, 255))
+    img.save(path)
+    return path
+
+
+def test_image_is_read_as_predict_reads_it_transparency_and_polarity(tmp_path):
+    """Black ink on a transparent PNG is all zeros to convert("L"); predict sees a digit."""
+    from mnistcnn.predict import preprocess_image
+
+    path = _ink_on_transparent(tmp_path / "ink.png")
+    matrix = load_image_matrix(path)
+    with Image.open(path) as img:
+        want = preprocess_image(img).image  # what `mnistcnn predict` gives the model
+    assert matrix == want.astype(int).tolist()
+    assert len(matrix) == 28 and max(map(max, matrix)) == 255  # light ink on black
+    assert matrix[0] == [0] * 28
+    raw = load_image_matrix(path, preprocess=False)  # composited onto white: dark ink
+    assert raw[30][30] == 0 and raw[0][0] == 255 and len(raw) == 60
+    result = _run("--image", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["input"] == matrix
+
+
+def test_image_errors_as_predict_reports_them(tmp_path):
+    Image.new("RGBA", (1, 1)).save(tmp_path / "one.png")
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    Image.new("L", (100, 80), 255).save(tmp_path / "big.png")
+    cases = [
+        (["--image", str(tmp_path / "one.png")], "1x1 px: too small for a digit"),
+        (["--image", str(tmp_path / "blank.png")], "no ink found (a blank picture)"),
+        (["--image", str(tmp_path / "big.png"), "--no-preprocess"], "100x80 px"),
+    ]
+    for args, words in cases:
+        result = _run(*args)
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--image'" in result.output and words in result.output
+    ok = _run("--image", str(tmp_path / "big.png"), "--no-preprocess", "--size", "20")
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--image", "x.png", "--size", "100000"], "'--size': 100000 is not in the range 1<=x<=64"),
+        (["--padding", "100000"], "'--padding': 100000 is not in the range 0<=x<=7"),
+        (["--input", " ".join(["1"] * 65)], "'--input': input is 1x65; the worked convolution "
+         "takes at most 64x64 (rows and columns 1..64)"),
+        (["--input", "1;" * 100], "input is 100x1"),
+        (["--kernel", ";".join(["1 1"] * 16)], "'--kernel': kernel is 16x2; the worked "
+         "convolution takes at most 15x15"),
+    ],
+)  # fmt: skip
+def test_cli_size_limits_name_the_flag_value_and_range(args, words):
+    result = _run(*args)
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+
+
+def test_largest_allowed_sizes_work():
+    big = [[(r + c) % 7 for c in range(ca.MAX_INPUT_SIDE)] for r in range(ca.MAX_INPUT_SIDE)]
+    kernel = [[1] * ca.MAX_KERNEL_SIDE] * ca.MAX_KERNEL_SIDE
+    worked = worked_convolution(big, kernel, padding=ca.MAX_PADDING)
+    assert (worked.rows.size, worked.cols.size) == (64, 64)
+    with pytest.raises(ConvInputError, match=r"padding must be in 0\.\.7"):
+        worked_convolution(big, kernel, padding=ca.MAX_PADDING + 1)
 
 
 def test_to_dict_is_json_with_every_term():

@@ -7,6 +7,7 @@ profile (``tests/fuzzing.py``).
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 import resource
@@ -250,3 +251,37 @@ def test_malformed_fields_load_or_are_refused(work, field, value):
         return
     assert model(torch.zeros(1, *ckpt.input_size)).shape[0] == 1
     assert len(ckpt.mean) == len(ckpt.std) >= 1
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (28, 28)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("empty.pt", b"", "an empty file (0 bytes)"),
+        ("digit.png", _png_bytes(), "a PNG image"),
+        ("photo.pt", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG image"),
+        ("config.json", b'{\n  "lr": 0.01,\n  "epochs": 10\n}\n', "JSON text"),
+        ("notes.txt", b"best run: 98.75%\n", "a text file"),
+        ("page.pt", b"<!DOCTYPE html><html><body>404</body></html>", "an HTML page"),
+        ("t10k.gz", gzip.compress(b"\0\0\x08\x03"), "a gzip file"),
+    ],
+)
+def test_other_kinds_of_file_are_named_not_torch_errors(tmp_path, name, content, kind):
+    """Our own message: the file, what it looks like, and what was expected."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {kind}")
+    assert "not an mnistcnn checkpoint" in message and "written by `mnistcnn train`" in message
+    assert "weights_only" not in message and "WeightsUnpickler" not in message

@@ -47,3 +47,10 @@ def test_every_model_returns_logits_and_gets_gradients(name):
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ValueError, match="valid models: .*tutorial"):
         create_model("lenet-9000")
+
+
+@pytest.mark.parametrize(
+    "name, params", [("fastcnn", 24_314), ("bncnn", 278_890), ("bncnn-wide", 625_690)]
+)
+def test_documented_parameter_counts(name, params):
+    assert sum(p.numel() for p in create_model(name).parameters()) == params

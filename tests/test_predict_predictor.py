@@ -22,7 +22,7 @@ from mnistcnn.engine.calibration import (
 )
 from mnistcnn.engine.checkpoint import save_checkpoint
 from mnistcnn.models import create_model
-from mnistcnn.predict import DEFAULT_THRESHOLD, Prediction, Predictor
+from mnistcnn.predict import DEFAULT_THRESHOLD, Prediction, Predictor, expand_inputs
 from test_predict_preprocess import digit
 
 MEAN, STD = 0.1307, 0.3081
@@ -81,6 +81,44 @@ def test_one_picture_alone_or_in_a_batch_gives_identical_probabilities(ckpt):
         assert alone.topk == batch[k].topk and np.array_equal(alone.input, batch[k].input)
     reordered = p.predict(pics[::-1])
     assert [r.topk for r in reordered] == [b.topk for b in batch[::-1]]
+
+
+def test_idx_images_are_batched_with_the_same_results_as_one_by_one(ckpt, tmp_path):
+    """An IDX file goes through the model FORWARD_BATCH images at a time; each image's
+    probabilities equal (bit for bit) those of the image predicted alone."""
+    from mnistcnn.predict.predictor import FORWARD_BATCH
+
+    n = FORWARD_BATCH + 6  # two forward passes, the second one filled up
+    images = np.random.default_rng(3).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    images[5] = 0  # a blank image among them
+    idx = tmp_path / "imgs-idx3-ubyte"
+    idx.write_bytes(idx_bytes(images))
+    p = Predictor.from_checkpoint(ckpt, threshold=0.3)
+    calls = []
+    p.model.register_forward_hook(lambda _m, inputs, _out: calls.append(len(inputs[0])))
+    batched = p.predict([idx])
+    assert calls == [FORWARD_BATCH, FORWARD_BATCH]
+    assert [b.path for b in batched] == [f"{idx}#{i}" for i in range(n)]
+    assert batched[5].blank and batched[5].unsure and batched[5].probabilities is None
+    for i in (0, 1, FORWARD_BATCH - 1, FORWARD_BATCH, n - 1):
+        one = tmp_path / f"one{i}-idx3-ubyte"
+        one.write_bytes(idx_bytes(images[i : i + 1]))
+        (alone,) = p.predict([one])
+        assert np.array_equal(alone.probabilities, batched[i].probabilities), i
+        assert (alone.label, alone.topk, alone.unsure) == (
+            batched[i].label,
+            batched[i].topk,
+            batched[i].unsure,
+        )
+        assert np.array_equal(alone.input, images[i])
+    # and the same as the forward passes of one image each, up to float rounding
+    one_by_one = np.concatenate([p._forward(images[i : i + 1]) for i in range(n)])
+    np.testing.assert_allclose(p.probabilities(images), one_by_one, rtol=0, atol=1e-6)
+    streamed = []  # the CLI path: predict_items with a callback, in order
+    items = expand_inputs([str(idx), str(idx)])
+    p.predict_items(items, on_prediction=streamed.append)
+    assert [s.path for s in streamed] == [b.path for b in batched] * 2
+    assert all(np.array_equal(s.input, b.input) for s, b in zip(streamed, batched * 2))
 
 
 def test_prediction_fields_and_to_dict(ckpt):

@@ -204,7 +204,20 @@ ERRORS = [
     ({"json": {"image_base64": 12}}, 422, "base64 string"),
     ({"json": {"images": []}}, 422, "non-empty list"),
     ({"json": {"images": [{"pixels": [[0] * 28] * 28}] * 5}}, 413, "too many images"),
-    ({"files": {"other": (None, "x")}}, 422, "no file"),
+    ({"files": {"other": (None, "x")}}, 422, "multipart part 'other' is not accepted"),
+    ({"files": {"image": ("x.png", png(), "image/png")}}, 422, "part named 'file'"),
+    (
+        {"files": [("file", ("x.png", png(), "image/png")), ("note", (None, "hi"))]},
+        422,
+        "part 'note' is not accepted",
+    ),
+    ({"content": b""}, 400, "empty body"),
+    ({"content": b"", "headers": {"Content-Type": "application/json"}}, 400, "empty body"),
+    ({"content": b"", "headers": {"Content-Type": "text/plain"}}, 400, "empty body"),
+    ({"json": {"pixels": [[True] * 28] * 28}}, 422, "true/false are not gray levels"),
+    ({"json": {"pixels": [[0] * 27 + [False]] * 28}}, 422, "true/false"),
+    ({"json": {"pixels": [["12"] * 28] * 28}}, 422, "not numeric"),
+    ({"json": {"pixels": [[None] * 28] * 28}}, 422, "not numeric"),
     ({"files": {"file": ("e.png", b"", "image/png")}}, 400, "empty"),
     (
         {"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data"}},
@@ -228,6 +241,18 @@ def test_errors_are_4xx_with_a_message(
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
     assert all(isinstance(x, (Image.Image, np.ndarray)) for x in fake.seen)
+
+
+def test_bad_query_parameter_is_one_clear_message(client: TestClient) -> None:
+    body = {"pixels": [[0] * 28] * 28}
+    r = client.post("/v1/predict?return_input=foo", json=body)
+    assert r.status_code == 422
+    assert r.json() == {
+        "detail": "query parameter 'return_input' must be true or false "
+        "(or 1/0, yes/no, on/off), got 'foo'"
+    }
+    for ok in ("1", "yes", "false"):
+        assert client.post(f"/v1/predict?return_input={ok}", json=body).status_code == 200
 
 
 def test_oversized_body_declared_and_streamed(client: TestClient, fake: FakePredictor) -> None:
@@ -365,3 +390,31 @@ def test_cli_serve_help_and_bad_checkpoint(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"error: {bad}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_serve_port_0_prints_the_real_port(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "mnistcnn", "serve", str(untrained_checkpoint), "--port", "0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the server exited"
+            match = re.search(r"serving the drawing page at (http://127\.0\.0\.1:(\d+)/)", line)
+            if match:
+                url, port = match.group(1), int(match.group(2))
+        assert url is not None and port != 0
+        with urllib.request.urlopen(url + "healthz", timeout=10) as answer:
+            assert answer.read() == b'{"status":"ok"}'
+    finally:
+        proc.terminate()
+        proc.wait(20)

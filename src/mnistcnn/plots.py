@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,65 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+def temp_path(path: Path, suffix: str = ".tmp") -> Path:
+    """A temporary name beside ``path`` for an atomic write: ``.<name>.<pid>.<suffix>``.
+
+    Hidden, unique to this process, and created with the usual permissions
+    (unlike ``tempfile.mkstemp``'s 0600), so the renamed file reads like any other.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+
+
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The picture format ``path``'s extension names: ``png``, ``jpg``, ``pdf``, ``svg``, ...
+
+    Raises:
+        ValueError: no extension, or one matplotlib cannot write; the message
+            lists the ones it can.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    formats = Figure().canvas.get_supported_filetypes()
+    if suffix not in formats:
+        what = f"unknown picture format '.{suffix}'" if suffix else "no extension"
+        valid = ", ".join(f".{f}" for f in sorted(formats))
+        raise ValueError(f"{path}: {what}; name the file with one of {valid}")
+    return suffix
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG (via a temp name, then rename) and close it."""
+    """Save ``fig`` in the format of ``path``'s extension (via a temp name, then rename); close it.
+
+    An error or interruption (Ctrl-C) part-way leaves any previous file at
+    ``path`` intact and removes the temporary file.
+
+    Raises:
+        ValueError: an extension that names no format matplotlib writes
+            (:func:`figure_format`); nothing is written.
+        OSError: the folder is not writable or the disk is full.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fmt = figure_format(path)
+    except ValueError:
+        plt.close(fig)
+        raise
+    tmp = temp_path(path, ".tmp." + fmt)
+    try:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, dpi=dpi, bbox_inches="tight", format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
+
+
+def close_figures(figures: Iterable[Figure]) -> None:
+    """Close ``figures`` (closing one twice is harmless)."""
+    for fig in figures:
+        plt.close(fig)
 
 
 def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
@@ -54,8 +105,14 @@ def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
         )
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="best")
+        ax.margins(y=0.15)  # room for the best-accuracy label under the title
+        if len(epochs) <= 12:  # one tick per epoch, no fractional epochs (one epoch: "1")
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
     fig.tight_layout()
     return fig
 
@@ -88,12 +145,26 @@ def plot_confusion_matrix(confusion: torch.Tensor, classes: Sequence[str]) -> Fi
 def write_confusion_csv(
     path: str | os.PathLike[str], confusion: torch.Tensor, classes: Sequence[str]
 ) -> None:
-    """CSV with a header row of predicted classes and one row per true class."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["true\\predicted", *classes])
-        for name, row in zip(classes, confusion.tolist()):
-            writer.writerow([name, *row])
+    """CSV with a header row of predicted classes and one row per true class.
+
+    Written via a temporary file and a rename (never half-written; the
+    temporary file is removed on an error or Ctrl-C).
+
+    Raises:
+        OSError: the folder is not writable or the disk is full.
+    """
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["true\\predicted", *classes])
+            for name, row in zip(classes, confusion.tolist()):
+                writer.writerow([name, *row])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def plot_samples(images: torch.Tensor, titles: Sequence[str], columns: int = 8) -> Figure:
@@ -138,13 +209,21 @@ def plot_per_class_accuracy(
     )
     shown = [v for v in values if v == v] + ([100 * overall] if overall is not None else [])
     ax.set_ylim(max(0.0, 10 * math.floor((min(shown, default=0.0) - 5) / 10)), 101)
-    if overall is not None:
-        ax.axhline(
-            100 * overall, ls="--", color="tab:orange", label=f"overall {100 * overall:.2f}%"
+    if overall is not None:  # behind the bars (never across their labels), named at the right
+        ax.axhline(100 * overall, ls="--", color="tab:orange", zorder=0.5)
+        ax.annotate(
+            f"overall\n{100 * overall:.2f}%",
+            xy=(1, 100 * overall),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color="tab:orange",
         )
-        ax.legend(loc="lower right")
     ax.set(xlabel="true class", ylabel="accuracy (recall, %)", title="Accuracy per class")
     ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)  # grid lines behind the bars and their labels
     return fig
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from mnistcnn._text import plural
 from mnistcnn.engine.evaluate import EvalResult, classification_report
 
 PathLike = str | os.PathLike[str]
@@ -137,7 +138,7 @@ class Report:
         ev = self.evaluation
         sections = [
             f"<h1>{_e(self.title)}</h1>",
-            f"<p>Test split of <b>{_e(ev.dataset)}</b>: {ev.num_samples} images. "
+            f"<p>Test split of <b>{_e(ev.dataset)}</b>: {plural(ev.num_samples, 'image')}. "
             f"Accuracy <b>{100 * ev.accuracy:.2f}%</b>, loss {ev.loss:.4f} nats. "
             f"Checkpoints: {_e(', '.join(ev.checkpoints))}. "
             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
@@ -213,7 +214,8 @@ def build_report(
     ]
     figures["worst_errors.png"] = plot_samples(images[picked].float() / 255.0, titles)
     captions["worst_errors.png"] = (
-        f"The {len(worst)} test images with the highest loss (-ln p(true class)), worst first: "
+        f"The {plural(len(worst), 'test image')} with the highest loss (-ln p(true class)), "
+        "worst first: "
         "test index, true class, predicted class and its probability."
     )
     errors = int(evaluation.confusion.sum() - evaluation.confusion.trace())
@@ -333,18 +335,31 @@ def save_report(report: Report, folder: PathLike) -> Path:
     """Write the report's PNGs and ``report.html`` into ``folder``; return the HTML's path.
 
     Figures are closed once saved. Existing files of the same names are replaced
-    (each via a temporary file and a rename).
+    (each via a temporary file and a rename); an interruption (Ctrl-C) or an
+    error part-way leaves each file either as it was or complete, and removes
+    the temporary file.
+
+    Raises:
+        OSError: ``folder`` cannot be created or written (disk full).
     """
-    from mnistcnn.plots import save_figure
+    from mnistcnn.plots import close_figures, save_figure, temp_path
 
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    for file_name, fig in report.figures.items():
-        save_figure(fig, out / file_name)
-    path = out / REPORT_NAME
-    tmp = out / f".{REPORT_NAME}.tmp"
-    tmp.write_text(report.html(), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for file_name, fig in report.figures.items():
+            save_figure(fig, out / file_name)
+        path = out / REPORT_NAME
+        tmp = temp_path(path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(report.html())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        close_figures(report.figures.values())  # the unsaved ones too
     return path
 
 

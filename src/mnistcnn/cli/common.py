@@ -32,17 +32,24 @@ def data_options(fn: F) -> F:
 
 
 def user_errors(fn: F) -> F:
-    """Turn the library's expected errors into a one-line message and exit status 1."""
+    """Turn the library's expected errors into a one-line message and exit status 1.
+
+    Under torchrun, a rank that stops because another rank failed
+    (``PeerFailure``) exits with status 1 silently: the failed rank prints.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from mnistcnn.data import DataError
         from mnistcnn.engine.checkpoint import CheckpointError
+        from mnistcnn.engine.distributed import PeerFailure
         from mnistcnn.engine.rundir import RunDirError
         from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
 
         try:
             return fn(*args, **kwargs)
+        except PeerFailure:  # another rank failed and printed why: one message, not two
+            sys.exit(1)
         except (DataError, CheckpointError, RunDirError, NonFiniteLossError, ValueError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)

@@ -84,6 +84,10 @@ def _print_mapping(mapping: dict[str, Any], indent: int = 0) -> None:
             click.echo(f"{pad}{key}: {value}")
 
 
+#: Most images one --grid picture shows: 16 x 16 thumbnails, still readable.
+MAX_GRID = 256
+
+
 @data.command()
 @click.argument("name")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
@@ -95,10 +99,19 @@ def _print_mapping(mapping: dict[str, Any], indent: int = 0) -> None:
     help="First sample to show.",
 )
 @click.option(
-    "--count", default=1, show_default=True, type=click.IntRange(min=1), help="How many samples."
+    "--count",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help=f"How many samples (at most {MAX_GRID} with --grid).",
 )
 @click.option("--tensor", is_flag=True, help="Also print each image tensor (as ToTensor gives it).")
-@click.option("--grid", type=click.Path(dir_okay=False), help="Save a labelled grid PNG here.")
+@click.option(
+    "--grid",
+    type=click.Path(dir_okay=False),
+    help="Save a labelled grid of the samples here, in the format the extension names "
+    "(.png, .jpg, .pdf, .svg, ...).",
+)
 @data_options
 @user_errors
 def show(
@@ -117,34 +130,54 @@ def show(
     Example:
       mnistcnn data show mnist --split train --index 34 --count 5
       mnistcnn data show mnist --index 12 --tensor
+      mnistcnn data show mnist --count 32 --grid samples.png
     """
     import torch
     from torchvision.transforms import ToTensor
 
     from mnistcnn.data import load_dataset
 
+    if grid:
+        _check_grid(grid, count)
     ds = load_dataset(
         name, train=split == "train", root=data_root, mirror=mirror, transform=ToTensor()
     )
     if index >= len(ds):
         raise ValueError(f"--index {index} is past the end of the {split} split ({len(ds)} images)")
     stop = min(index + count, len(ds))
-    samples = [ds[i] for i in range(index, stop)]
+    images, titles = [], []
     torch.set_printoptions(precision=4, linewidth=200, sci_mode=False)
-    for i, (image, label) in zip(range(index, stop), samples):
+    for i in range(index, stop):
+        image, label = ds[i]
         click.echo(f"{split}[{i}]: label {label} ({ds.classes[label]})")
         if tensor:
             click.echo(f"shape {tuple(image.shape)} dtype {image.dtype}")
             click.echo(str(image))
+        if grid:
+            images.append(image)
+            titles.append(f"#{i}: {ds.classes[label]}")
+    torch.set_printoptions(profile="default")
     if grid:
         from mnistcnn.plots import plot_samples, save_figure
 
-        if not Path(grid).resolve().parent.is_dir():
-            raise ValueError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")
-
-        titles = [
-            f"#{i}: {ds.classes[label]}" for i, (_, label) in zip(range(index, stop), samples)
-        ]
-        save_figure(plot_samples(torch.stack([s[0] for s in samples]), titles), grid)
+        columns = 8 if len(images) <= 64 else 16
+        save_figure(plot_samples(torch.stack(images), titles, columns=columns), grid)
         click.echo(f"grid saved to {grid}")
-    torch.set_printoptions(profile="default")
+
+
+def _check_grid(grid: str, count: int) -> None:
+    """Refuse a --grid that cannot be written, before any data is read."""
+    from mnistcnn.plots import figure_format
+
+    if count > MAX_GRID:
+        raise click.BadParameter(
+            f"{count} is too many for one --grid picture: it shows 1..{MAX_GRID} images "
+            "(use --index to draw the next ones in another picture)",
+            param_hint="'--count'",
+        )
+    try:
+        figure_format(grid)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--grid'") from None
+    if not Path(grid).resolve().parent.is_dir():
+        raise ValueError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mnistcnn.cli.common import data_options, pct, user_errors
-from mnistcnn.explain.conv_arithmetic import FILTERS
+from mnistcnn.explain.conv_arithmetic import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
 
 _OPTION_OF = {
     "input": "--input",
@@ -41,9 +41,21 @@ def explain() -> None:
 @click.option(
     "--image",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Use an image file as the input (converted to grayscale, pixels 0..255).",
+    help="Use a picture as the input, read as `mnistcnn predict` reads it: the 28x28 "
+    "image the model sees (transparency, polarity: light ink on black, pixels 0..255).",
 )
-@click.option("--size", type=int, help="Resize --image to SIZE x SIZE first. [default: keep]")
+@click.option(
+    "--preprocess/--no-preprocess",
+    default=True,
+    show_default=True,
+    help="--no-preprocess: the --image's own pixels, only made grayscale "
+    f"(at most {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}, or give --size).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(1, MAX_INPUT_SIDE),
+    help="Resize --image to SIZE x SIZE. [default: keep]",
+)
 @click.option(
     "--unit-range", is_flag=True, help="Divide --image pixels by 255 (0..1, as ToTensor does)."
 )
@@ -60,10 +72,18 @@ def explain() -> None:
     help="A named 3x3 kernel instead of --kernel.",
 )
 @click.option(
-    "--stride", type=int, default=1, show_default=True, help="Step between kernel positions (>= 1)."
+    "--stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Step between kernel positions.",
 )
 @click.option(
-    "--padding", type=int, default=0, show_default=True, help="Zeros added on every side (>= 0)."
+    "--padding",
+    type=click.IntRange(0, MAX_PADDING),
+    default=0,
+    show_default=True,
+    help="Zeros added on every side.",
 )
 @click.option(
     "--max-terms",
@@ -80,6 +100,7 @@ def explain() -> None:
 def conv(
     input_text: str | None,
     image: Path | None,
+    preprocess: bool,
     size: int | None,
     unit_range: bool,
     kernel_text: str | None,
@@ -95,6 +116,8 @@ def conv(
     Without options: the tutorial's example, the 5x5 input 1..25 with the 2x2
     filter [[1, 2], [3, 4]], giving a11 = (1*1) + (2*2) + (6*3) + (7*4) = 51.
 
+    Limits: input at most 64x64, kernel at most 15x15, padding 0..7.
+
     \b
     Examples:
       mnistcnn explain conv
@@ -107,7 +130,10 @@ def conv(
         raise click.UsageError("give either --kernel or --filter, not both")
     if size is not None and image is None:
         raise click.UsageError("--size only applies to --image")
-    worked = _worked(input_text, image, size, unit_range, kernel_text, filter_name, stride, padding)
+    if not preprocess and image is None:
+        raise click.UsageError("--no-preprocess only applies to --image")
+    picture = (image, preprocess, size, unit_range)
+    worked = _worked(input_text, picture, kernel_text, filter_name, stride, padding)
     if save is not None:
         from mnistcnn.explain.conv_pictures import convolution_figure
 
@@ -122,9 +148,7 @@ def conv(
 
 def _worked(
     input_text: str | None,
-    image: Path | None,
-    size: int | None,
-    unit_range: bool,
+    picture: tuple[Path | None, bool, int | None, bool],
     kernel_text: str | None,
     filter_name: str | None,
     stride: int,
@@ -133,11 +157,14 @@ def _worked(
     """Build the inputs and run the worked convolution; bad values name their option."""
     from mnistcnn.explain import conv_arithmetic as ca
 
+    image, preprocess, size, unit_range = picture
     try:
         if image is not None:
             from mnistcnn.explain.conv_pictures import load_image_matrix
 
-            matrix = load_image_matrix(image, size=size, unit_range=unit_range)
+            matrix = load_image_matrix(
+                image, size=size, unit_range=unit_range, preprocess=preprocess
+            )
         elif input_text is not None:
             matrix = ca.parse_matrix(input_text, "input")
         else:
@@ -337,24 +364,28 @@ def activations(
     feature_maps_<n>.png (every conv layer's outputs), kernels.png (the first
     layer's learned kernels) and saliency.png, and prints the prediction.
 
-    IMAGE is a picture file (dark ink on paper is inverted) or a dataset sample
-    DATASET:SPLIT:INDEX, e.g. mnist:test:123 (index from 0; the true label is shown).
+    IMAGE is a picture file, read and judged as `mnistcnn predict` does it
+    (dark ink on paper is inverted; a blank picture or a low probability is
+    "unsure"), or a dataset sample DATASET:SPLIT:INDEX, e.g. mnist:test:123
+    (index from 0; the true label is shown; the dataset's classes must be the
+    model's).
 
     \b
     Examples:
       mnistcnn explain activations runs/latest/best.pt mnist:test:0
       mnistcnn explain activations runs/latest/best.pt digit.png --saliency occlusion
     """
-    from mnistcnn.engine import load_model, select_device
-    from mnistcnn.explain.activations import activation_figures, explain_activations, load_input
+    from mnistcnn.explain.activations import activation_figures, explain_for_predictor
     from mnistcnn.plots import save_figure
+    from mnistcnn.predict import Predictor
 
-    model, ckpt = load_model(checkpoint, map_location=select_device(device))
-    picture = load_input(image, data_root=data_root, mirror=mirror)
-    act = explain_activations(
-        model, picture, mean=ckpt.mean, std=ckpt.std, classes=ckpt.classes, saliency=saliency
+    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    act = explain_for_predictor(
+        predictor, image, saliency=saliency, data_root=data_root, mirror=mirror
     )
-    folder = out or ckpt.path.parent / "activations" / picture.name
+    picture = act.image
+    assert predictor.checkpoint is not None
+    folder = out or predictor.checkpoint.path.parent / "activations" / picture.name
     folder.mkdir(parents=True, exist_ok=True)
     figures = activation_figures(act)
     for name, (fig, _) in figures.items():
@@ -363,10 +394,9 @@ def activations(
         files = {str(folder / name): about for name, (_, about) in figures.items()}
         click.echo(json.dumps({**act.to_dict(), "files": files}))
         return
-    k = act.predicted
-    line = f"{picture.source}: predicted {ckpt.classes[k]} (p = {float(act.probabilities[k]):.4f})"
+    line = f"{picture.source}: {act.summary(predictor.threshold, digits=4)}"
     if picture.label is not None:
-        line += f", true label {ckpt.classes[picture.label]}"
+        line += f", true label {act.classes[picture.label]}"
     click.echo(line)
     if picture.preprocessing:
         click.echo(f"input preprocessed: {picture.preprocessing}")

@@ -18,7 +18,11 @@ from mnistcnn.cli.common import user_errors
     help="Interface to bind; 0.0.0.0 to accept other machines.",
 )
 @click.option(
-    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one (the real port is printed).",
 )
 @click.option(
     "--workers",
@@ -122,9 +126,13 @@ def serve(
     source = ModelSource(
         checkpoint, device=device, invert=invert, threshold=threshold, torch_threads=torch_threads
     )
-    click.echo(
-        f"mnistcnn: loading {checkpoint}, then serving the drawing page at http://{host}:{port}/ "
-        "and the API docs at /docs (Ctrl-C stops)",
-        err=True,
-    )
-    run_server(source, settings, host=host, port=port, workers=workers)
+    click.echo(f"mnistcnn: loading {checkpoint}", err=True)
+
+    def listening(url: str) -> None:
+        click.echo(
+            f"mnistcnn: serving the drawing page at {url} and the API docs at {url}docs "
+            "(Ctrl-C stops)",
+            err=True,
+        )
+
+    run_server(source, settings, host=host, port=port, workers=workers, on_listening=listening)

@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
+from mnistcnn._text import plural
 from mnistcnn.cli.common import data_options, pct, user_errors
-from mnistcnn.config import LOADERS, OPTIMIZERS, RECIPES, SCHEDULERS
+from mnistcnn.config import LOADERS, MAX_SEED, OPTIMIZERS, RECIPES, SCHEDULERS
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -66,7 +67,11 @@ def _epoch_line(row: dict[str, Any]) -> str:
     type=click.Choice(LOADERS),
     help="dataloader (torchvision + DataLoader) or tensor (whole split on the device).",
 )
-@click.option("--seed", type=int, help="Seed for weights and data order. [0]")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    help="Seed for weights and data order. [0]",
+)
 @click.option("--device", help="auto, cpu, cuda, cuda:1, mps. [auto]")
 @click.option(
     "--max-steps",
@@ -79,15 +84,22 @@ def _epoch_line(row: dict[str, Any]) -> str:
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    help="Run directory. [default: runs/<timestamp>-<model>-<dataset>]",
+    help="Run directory (not with --resume). [default: runs/<timestamp>-<model>-<dataset>; "
+    "runs/latest then points at it once its first checkpoint is written, except for --dry-run]",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a terminal).")
 @click.option(
     "--resume",
     type=click.Path(exists=True),
-    help="Continue a stopped run (its folder or a checkpoint) exactly where it stopped.",
+    help="Continue a stopped run (its folder or a checkpoint) exactly where it stopped, "
+    "with the data root and mirror it recorded unless given; refused while another process "
+    "trains it; a finished run is left untouched.",
 )
-@click.option("--force", is_flag=True, help="With --resume: accept flags that change the math.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: accept flags that change the math (an error without --resume).",
+)
 @click.option(
     "--checkpoint-every",
     type=click.IntRange(min=1),
@@ -136,32 +148,31 @@ def train(
       mnistcnn train --nproc 2 --out runs/ddp
       torchrun --nproc-per-node 2 -m mnistcnn train --out runs/ddp
     """
-    from mnistcnn.config import recipe_config
     from mnistcnn.engine import train as train_run
     from mnistcnn.engine.distributed import env_rank, launch_local
-    from mnistcnn.engine.session import resume_config
 
+    _check_flag_combinations(resume, out, force)
+    if dry_run:
+        flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
     if nproc is not None and nproc > 1:
         if "WORLD_SIZE" in os.environ:
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
+        # everything that can be checked before the workers start is checked once, here
+        config = _config_from_flags(recipe, resume, flags)
+        if resume and _resume_is_complete(resume, config, force):
+            return
+        _check_run_dir_free(resume, out)
         sys.exit(launch_local(nproc, _without_nproc(sys.argv[1:])))
     main = env_rank() == 0  # under torchrun only rank 0 prints (and logs)
     if not main:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
-
-    if dry_run:
-        flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
-    if resume:
-        if recipe is not None:
-            flags["recipe"] = recipe
-        config = resume_config(resume, **flags)
-    else:
-        config = recipe_config(recipe or "tutorial", **flags)
+    config = _config_from_flags(recipe, resume, flags)
     progress = not no_progress and sys.stderr.isatty()
     if main:
         click.echo(
-            f"recipe {config.recipe}: {config.model} on {config.dataset}, {config.epochs} "
-            f"epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}"
+            f"recipe {config.recipe}: {config.model} on {config.dataset}, "
+            f"{plural(config.epochs, 'epoch')}, batch {config.batch_size}, "
+            f"{config.optimizer} lr {config.lr:g}"
         )
     result = train_run(
         config,
@@ -173,20 +184,89 @@ def train(
         resume=resume,
         force=force,
         checkpoint_every=checkpoint_every,
+        link_latest=not dry_run,
     )
     if not result.is_main:
         return
+    if result.already_complete:
+        click.echo(_complete_message(result.run_dir, result.history.rows, config))
+        return
     last = result.history.last
     click.echo(
-        f"final test accuracy {pct(last['test_accuracy'])} after {last['epoch']} epochs "
-        f"on {result.device}"
+        f"final test accuracy {pct(last['test_accuracy'])} after "
+        f"{plural(last['epoch'], 'epoch')} on {result.device}"
     )
     click.echo(f"run written to {result.run_dir}")
     from mnistcnn.report import write_report
 
     run, history = result.run_dir, result.history.rows
-    path = write_report(run, [run / "best.pt"], data_root, mirror, result.device, history=history)
+    path = write_report(
+        run, [run / "best.pt"], result.data_root, result.mirror, result.device, history=history
+    )
     click.echo(f"report written to {path}")
+
+
+def _check_flag_combinations(resume: str | None, out: str | None, force: bool) -> None:
+    """Refuse flags that would otherwise be ignored (click.UsageError: exit status 2)."""
+    from mnistcnn.engine.resume import check_resume_out
+
+    if force and not resume:
+        raise click.UsageError(
+            "--force only applies with --resume (it accepts a resume whose flags change "
+            "the math); a new run never overwrites an existing folder, so leave it out"
+        )
+    if resume and out:
+        try:
+            check_resume_out(resume, out)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+
+def _config_from_flags(recipe: str | None, resume: str | None, flags: dict[str, Any]) -> Any:
+    """The run's TrainConfig: the resumed run's with ``flags`` applied, or the recipe's."""
+    from mnistcnn.config import recipe_config
+    from mnistcnn.engine.resume import resume_config
+
+    if resume:
+        if recipe is not None:
+            flags["recipe"] = recipe
+        return resume_config(resume, **flags)
+    return recipe_config(recipe or "tutorial", **flags)
+
+
+def _resume_is_complete(resume: str, config: Any, force: bool) -> bool:
+    """Print and return True if the run ``resume`` names has nothing left to train."""
+    from mnistcnn.engine.resume import checked_resume, run_is_complete
+
+    ckpt = checked_resume(resume, config, force)
+    if not run_is_complete(ckpt, config):
+        return False
+    click.echo(_complete_message(ckpt.path.parent, ckpt.history, config))
+    return True
+
+
+def _complete_message(run_dir: Path, rows: list[dict[str, Any]], config: Any) -> str:
+    done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
+    return (
+        f"{run_dir}: the run is already complete ({done} of {config.epochs}); nothing to do, "
+        "no file changed (pass a larger --epochs to train on)"
+    )
+
+
+def _check_run_dir_free(resume: str | None, out: str | None) -> None:
+    """Before starting workers: the run folder is usable (new and empty, or not being trained).
+
+    Raises:
+        RunDirError: ``out`` is not empty, or another process trains into the resumed run.
+    """
+    from mnistcnn.engine.resume import resume_checkpoint_path
+    from mnistcnn.engine.rundir import RunLock, ensure_new_run_dir
+
+    if resume:
+        with RunLock(resume_checkpoint_path(resume).parent):
+            pass
+    elif out:
+        ensure_new_run_dir(Path(out))
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -263,7 +343,7 @@ def evaluate(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    click.echo(f"dataset {result.dataset} test split: {result.num_samples} images")
+    click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
     click.echo(f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}")
     click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
     for row in result.per_class:

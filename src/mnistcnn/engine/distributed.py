@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 
 
+class PeerFailure(RuntimeError):
+    """Another rank failed at a step the ranks agree on; that rank reports the error itself."""
+
+
 @dataclass(frozen=True)
 class DistContext:
     """Where this process stands in a (possibly single-process) run.
@@ -94,6 +98,21 @@ class DistContext:
     def any(self, flag: bool) -> bool:
         """True on every rank if ``flag`` is true on at least one (e.g. a stop request)."""
         return bool(flag) if not self.distributed else self.sum([float(bool(flag))])[0] > 0
+
+    def agree(self, error: BaseException | None) -> None:
+        """Collective: go on only if no rank failed (every rank must call it).
+
+        Raises:
+            BaseException: ``error`` itself on the rank that failed.
+            PeerFailure: on the other ranks, when any rank failed (instead of
+                their waiting in the next collective until the failed rank's
+                exit breaks it with a backend traceback).
+        """
+        failed = self.any(error is not None)
+        if error is not None:
+            raise error
+        if failed:
+            raise PeerFailure("another rank failed; it reports the error")
 
     def global_mean_loss(self, loss_sum: torch.Tensor, count: int) -> tuple[torch.Tensor, bool]:
         """The loss to backpropagate, and whether every rank's loss is finite.

@@ -9,15 +9,23 @@ Layout::
         best.pt         checkpoint of the best epoch (validation accuracy if a
                         validation split is used, else test accuracy)
         curves.png      loss and accuracy per epoch
+        .lock           present only while a process trains into the run (see :class:`RunLock`)
         report.html     the evaluation report (:mod:`mnistcnn.report`) with its
                         PNGs: worst_errors, confused_pairs, per_class_accuracy,
                         confusion_matrix
 
-``<runs>/latest`` is a symlink to the newest run made under ``<runs>``.
+``<runs>/latest`` is a symlink to the newest run made under ``<runs>`` that
+started training (it moves when the run's first checkpoint is written).
+
+One process at a time writes a run directory: :class:`RunLock` holds an
+exclusive ``flock`` on ``<run>/.lock`` for the whole training (a second
+``train --resume`` of a run still being trained is refused). The kernel drops
+the lock when its process dies, so a crash or SIGKILL never leaves it stuck.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +33,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX (Windows): no locking
+    fcntl = None  # type: ignore[assignment]
 
 METRIC_COLUMNS = (
     "epoch",
@@ -38,6 +52,7 @@ METRIC_COLUMNS = (
     "eval_seconds",
 )
 VAL_COLUMNS = ("val_loss", "val_accuracy")
+LOCK_NAME = ".lock"
 
 
 class RunDirError(RuntimeError):
@@ -93,16 +108,158 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def ensure_new_run_dir(path: Path) -> None:
-    """Raise :class:`RunDirError` if ``path`` exists and is not an empty folder."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    """Raise :class:`RunDirError` if ``path`` exists and is not an empty folder.
+
+    A lock file (:class:`RunLock`) alone does not count: it is this run's own,
+    or the stale one of a process that died before writing anything.
+    """
+    if path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir())):
         raise RunDirError(
             f"{path}: already exists and is not empty; choose another --out "
             "(a previous run is never overwritten)"
         )
 
 
+class RunLock:
+    """An exclusive lock on a run directory, held while one process trains into it.
+
+    ``with RunLock(path, new=True):`` creates ``path`` if needed, takes an
+    exclusive ``flock`` on ``path/.lock`` without waiting and writes this
+    process's PID into it; with ``new`` the folder must hold nothing else (a
+    previous run is never overwritten, even by a run started at the same
+    moment). On exit the lock file is removed (while still held, so no other
+    process can end up holding a lock on a removed file), and a folder that
+    was created here and is still empty is removed too: a run that failed
+    before writing anything leaves nothing behind. A process that dies while
+    holding the lock loses it (the kernel closes its files); its stale
+    ``.lock`` is then simply taken over. Where ``flock`` is unavailable (not
+    POSIX, or a file system without locks) nothing is locked.
+
+    Raises (from ``with`` / :meth:`acquire`):
+        RunDirError: another process holds the lock (the message names the
+            folder and, when known, the holder's PID); ``new`` and the folder
+            is not empty; or the folder cannot be created or written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, new: bool = False) -> None:
+        self.path = Path(path)
+        self.new = new
+        self._fd: int | None = None
+        self._created = False
+
+    @property
+    def lock_file(self) -> Path:
+        """``<run>/.lock``."""
+        return self.path / LOCK_NAME
+
+    @property
+    def held(self) -> bool:
+        """This object holds the lock now."""
+        return self._fd is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (see the class docstring for what is created and raised)."""
+        if self.held:
+            return self
+        if self.new:
+            ensure_new_run_dir(self.path)
+        try:
+            self._created = not self.path.exists()
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = None
+            while fd is None:
+                fd = self._try_lock()
+            self._fd = fd
+        except OSError as exc:
+            self._remove_created_dir()
+            raise RunDirError(f"{self.path}: cannot write the run directory: {exc}") from None
+        except RunDirError:
+            self._remove_created_dir()
+            raise
+        if self.new and any(p.name != LOCK_NAME for p in self.path.iterdir()):
+            self.release()
+            ensure_new_run_dir(self.path)  # raises: written meanwhile by another process
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file and let go of the lock (no-op if not held)."""
+        if self._fd is None:
+            return
+        try:
+            self.lock_file.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        self._remove_created_dir()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def _try_lock(self) -> int | None:
+        """The locked lock file's descriptor; None to retry (the file was replaced)."""
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if fcntl is not None and not self._flock(fd):
+                raise RunDirError(self._busy_message(fd))
+            try:  # the holder may have removed the file between our open and flock
+                same = os.path.samestat(os.fstat(fd), os.stat(self.lock_file))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                return None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        return fd
+
+    def _flock(self, fd: int) -> bool:
+        """True if the exclusive lock was taken, False if another process holds it."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP): go on unlocked
+            pass
+        return True
+
+    def _busy_message(self, fd: int) -> str:
+        try:
+            pid_text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            pid_text = ""
+        holder = f"process (PID {pid_text})" if pid_text.isdigit() else "process"
+        return (
+            f"{self.path}: another mnistcnn {holder} is training into this run right now "
+            "(two writers would corrupt it); wait for it to finish or stop it, then try again"
+        )
+
+    def _remove_created_dir(self) -> None:
+        if self._created:
+            self._created = False
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # only if still empty
+
+
 class RunDir:
     """Creates and writes one run directory.
+
+    ``link_latest``: point ``<parent>/latest`` at this run once its first
+    checkpoint is written (:meth:`checkpoint_written`), so the link never
+    moves to a run that failed before training started.
 
     Raises:
         RunDirError: ``path`` exists and is not empty (a previous run is never
@@ -110,9 +267,15 @@ class RunDir:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, with_val: bool = False, existing: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        with_val: bool = False,
+        existing: bool = False,
+        link_latest: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.link_latest = link_latest
         if not existing:
             ensure_new_run_dir(self.path)
         try:
@@ -136,6 +299,12 @@ class RunDir:
     def best(self) -> Path:
         return self.path / "best.pt"
 
+    def checkpoint_written(self) -> None:
+        """Called after each checkpoint; the first moves ``latest`` here (if ``link_latest``)."""
+        if self.link_latest:
+            self.link_latest = False
+            update_latest_link(self.path)
+
     def write_config(self, config: dict[str, Any]) -> None:
         write_json_atomic(self.path / "config.json", config)
 
@@ -147,11 +316,15 @@ class RunDir:
         for row in rows:
             writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
         fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path)
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.metrics_csv)
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                fh.write(buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.metrics_csv)
+        except BaseException:  # also Ctrl-C: no stray temp file
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row to metrics.csv (header first); the row is written whole and fsynced.

@@ -6,7 +6,9 @@ directory or the output folder it is given.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,18 +18,22 @@ from typing import Any
 import torch
 
 from mnistcnn import data as mdata
+from mnistcnn._text import plural
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
-from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model
+from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_model
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
-from mnistcnn.engine.rundir import (
-    RunDir,
-    default_run_dir,
-    ensure_new_run_dir,
-    update_latest_link,
+from mnistcnn.engine.resume import (
+    check_resume_out,
+    checked_resume,
+    recorded_data_source,
+    run_is_complete,
 )
+from mnistcnn.engine.resume import resume_checkpoint_path as resume_checkpoint_path
+from mnistcnn.engine.resume import resume_config as resume_config
+from mnistcnn.engine.rundir import RunDir, RunLock, default_run_dir
 from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
 from mnistcnn.engine.utils import seed_everything, select_device, versions
@@ -70,6 +76,10 @@ def build_sources(
 
     With ``world_size > 1`` every source yields only this ``rank``'s part of
     each global batch (:func:`mnistcnn.data.loaders.rank_batches`).
+
+    Raises:
+        mnistcnn.data.DataError: the dataset cannot be obtained.
+        ValueError: ``config.train_subset`` is larger than the training split.
     """
     mean, std = normalization_for(config)
     spec = mdata.get_spec(config.dataset)
@@ -85,7 +95,7 @@ def build_sources(
         x_tr, y_tr = mdata.load_arrays(config.dataset, train=True, root=data_root, mirror=mirror)
         x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
         train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
-        train_idx = train_idx[: config.train_subset]
+        train_idx = _subset(train_idx, config)
         kw: dict[str, Any] = {"mean": mean, "std": std, "device": device, **shard}
         train: BatchSource = TensorSource(
             x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, augment=aug, **kw
@@ -102,7 +112,7 @@ def build_sources(
         ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
         ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
         train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
-        train_idx = train_idx[: config.train_subset]
+        train_idx = _subset(train_idx, config)
         dl: dict[str, Any] = {
             "num_workers": config.num_workers,
             "device": device,
@@ -119,11 +129,27 @@ def build_sources(
     return DataSources(train, evals, list(spec.classes), mean, std)
 
 
+def _subset(train_idx: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The first ``config.train_subset`` training indices (all without a subset)."""
+    n = config.train_subset
+    if n is not None and n > len(train_idx):
+        held_out = f" left after --val-fraction {config.val_fraction:g}"
+        held_out = held_out if config.val_fraction else ""
+        raise ValueError(
+            f"--train-subset {n} is larger than the training split of {config.dataset} "
+            f"({plural(len(train_idx), 'image')}{held_out}); give at most {len(train_idx)}"
+        )
+    return train_idx[:n]
+
+
 @dataclass
 class TrainResult:
     """A finished run: its directory, history, and final metrics.
 
     ``is_main`` is False on the ranks > 0 of a distributed run (which wrote nothing).
+    ``already_complete``: a resumed run had finished all its epochs before;
+    nothing was trained or written. ``data_root``/``mirror``: where the data
+    came from (on resume, the run's recorded ones unless others were given).
     """
 
     run_dir: Path
@@ -131,23 +157,9 @@ class TrainResult:
     config: TrainConfig
     device: str
     is_main: bool = True
-
-
-def resume_checkpoint_path(path: PathLike) -> Path:
-    """The checkpoint a ``--resume`` argument means: a file, or a run directory's last.pt."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "last.pt"
-    if not p.is_file():
-        raise CheckpointError(f"{p}: nothing to resume (no such checkpoint)")
-    return p
-
-
-def resume_config(path: PathLike, **overrides: Any) -> TrainConfig:
-    """The config of the run to resume, with ``overrides`` (None values ignored) applied."""
-    ckpt = load_checkpoint(resume_checkpoint_path(path))
-    base = TrainConfig.from_dict(ckpt.config)
-    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+    already_complete: bool = False
+    data_root: PathLike | None = None
+    mirror: PathLike | None = None
 
 
 def train(
@@ -164,6 +176,7 @@ def train(
     checkpoint_every: int | None = None,
     handle_signals: bool = True,
     stop: Callable[[], bool] | None = None,
+    link_latest: bool = True,
 ) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` and write a run directory.
 
@@ -181,111 +194,161 @@ def train(
     writes the run directory (the others return ``is_main=False``); see
     :mod:`mnistcnn.engine.distributed`.
 
+    On resume the data root and mirror default to those the run recorded
+    (:func:`recorded_data_source`); a run that had already finished all its
+    epochs is left untouched (``already_complete`` in the result). Only one
+    process at a time trains into a run directory (:class:`RunLock`, held by
+    rank 0 for the whole training). ``link_latest``: point
+    ``<runs_dir>/latest`` at a new run in the default folder once its first
+    checkpoint is written.
+
     Raises:
-        RunDirError: ``out`` is a non-empty folder or not writable, or a
-            write into the run directory failed (disk full).
+        RunDirError: ``out`` is a non-empty folder or not writable, another
+            process is training into the run directory, or a write into the
+            run directory failed (disk full).
         mnistcnn.data.DataError: the dataset cannot be obtained.
         NonFiniteLossError: training diverged.
         TrainingInterrupted: stopped by a signal (last.pt is resumable).
-        ValueError: bad settings, or a resume that would change the math without ``force``.
+        ValueError: bad settings, ``out`` together with ``resume``, or a resume
+            that would change the math without ``force``.
+        PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
+            directory; it reports why.
     """
     check_model_name(config.model)
     mdata.get_spec(config.dataset)  # ValueError listing the valid names
+    if resume is not None and out is not None:
+        check_resume_out(resume, out)
     with distributed_session(config.device) as dist:
-        ckpt = _checked_resume(resume, config, force) if resume is not None else None
+        ckpt = checked_resume(resume, config, force) if resume is not None else None
+        if ckpt is not None:
+            data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
+            if run_is_complete(ckpt, config):
+                log.info("%s: the run is already complete", ckpt.path.parent)
+                return _finished(ckpt, config, dist, data_root, mirror)
         if ckpt is not None:
             run_path = ckpt.path.parent
         else:
             run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
-            if dist.is_main:
-                ensure_new_run_dir(run_path)
-        seed_everything(config.seed)
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
-        sources = build_sources(
-            config,
-            dist.device,
-            data_root=data_root,
-            mirror=mirror,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
-        _check_batch_size(config, sources)
-        seed_everything(config.seed)  # the same initial weights whatever the data path did
-        model = create_model(config.model, num_classes=len(sources.classes)).to(dist.device)
-        run = _open_run(run_path, config, ckpt, data_root, dist, latest=not out)
-        what = (config.model, config.dataset, dist.device, run_path)
-        log.info("training %s on %s (%s) into %s", *what)
-        with graceful_stop(handle_signals) as flag:
-            history = fit(
-                model,
-                sources.train,
-                sources.evals,
+        with contextlib.ExitStack() as held:
+            _on_main(dist, lambda: held.enter_context(RunLock(run_path, new=ckpt is None)))
+            seed_everything(config.seed)
+            if config.deterministic:
+                torch.use_deterministic_algorithms(True)
+            sources = build_sources(
                 config,
-                run=run,
-                checkpoint_meta=_checkpoint_meta(config, sources),
-                on_epoch_end=on_epoch_end if dist.is_main else None,
-                progress=progress and dist.is_main,
-                resume=ckpt,
-                checkpoint_every=checkpoint_every,
-                stop=lambda: flag() or (stop is not None and stop()),
-                dist=dist,
+                dist.device,
+                data_root=data_root,
+                mirror=mirror,
+                rank=dist.rank,
+                world_size=dist.world_size,
             )
-        if history.rows and run is not None:
-            _save_curves(run.path, history)
-        return TrainResult(run_path, history, config, str(dist.device), dist.is_main)
+            _check_batch_size(config, sources)
+            seed_everything(config.seed)  # the same initial weights whatever the data path did
+            model = create_model(config.model, num_classes=len(sources.classes)).to(dist.device)
+            latest = link_latest and not out and ckpt is None
+            source = (data_root, mirror)
+            run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))
+            what = (config.model, config.dataset, dist.device, run_path)
+            log.info("training %s on %s (%s) into %s", *what)
+            with graceful_stop(handle_signals) as flag:
+                history = fit(
+                    model,
+                    sources.train,
+                    sources.evals,
+                    config,
+                    run=run,
+                    checkpoint_meta=_checkpoint_meta(config, sources),
+                    on_epoch_end=on_epoch_end if dist.is_main else None,
+                    progress=progress and dist.is_main,
+                    resume=ckpt,
+                    checkpoint_every=checkpoint_every,
+                    stop=lambda: flag() or (stop is not None and stop()),
+                    dist=dist,
+                )
+            if history.rows and run is not None:
+                _save_curves(run.path, history)
+        device = str(dist.device)
+        return TrainResult(run_path, history, config, device, dist.is_main, False, *source)
+
+
+def _on_main(dist: DistContext, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 only (None elsewhere); then every rank learns if it failed.
+
+    See :meth:`DistContext.agree`: rank 0 re-raises its error, the others
+    raise ``PeerFailure`` instead of hanging in the next collective.
+    """
+    result, error = None, None
+    if dist.is_main:
+        try:
+            result = fn()
+        except Exception as exc:
+            error = exc
+    dist.agree(error)
+    return result
+
+
+def _finished(
+    ckpt: Checkpoint,
+    config: TrainConfig,
+    dist: DistContext,
+    data_root: PathLike | None,
+    mirror: PathLike | None,
+) -> TrainResult:
+    """The result of resuming a complete run: its recorded history; nothing written."""
+    best = ckpt.best or {}
+    history = History(
+        rows=[dict(r) for r in ckpt.history],
+        best_epoch=best.get("epoch"),
+        best=float(best.get("value", -math.inf)),
+        steps=ckpt.step,
+    )
+    run_dir, device = ckpt.path.parent, str(dist.device)
+    return TrainResult(run_dir, history, config, device, dist.is_main, True, data_root, mirror)
 
 
 def _open_run(
     path: Path,
     config: TrainConfig,
     ckpt: Checkpoint | None,
-    data_root: PathLike | None,
+    source: tuple[PathLike | None, PathLike | None],
     dist: DistContext,
     latest: bool,
 ) -> RunDir | None:
     """The run directory, with config.json (new run) or metrics.csv (resume); None off rank 0.
 
-    ``latest``: point ``<runs>/latest`` at a new run.
+    ``source``: (data root, mirror), recorded in config.json. ``latest``:
+    point ``<runs>/latest`` at a new run once its first checkpoint is written.
     """
     if not dist.is_main:
         return None
-    run = RunDir(path, with_val=config.val_fraction > 0, existing=ckpt is not None)
-    if ckpt is None and latest:
-        update_latest_link(run.path)  # runs/latest -> this run
+    run = RunDir(
+        path, with_val=config.val_fraction > 0, existing=ckpt is not None, link_latest=latest
+    )
     if ckpt is None:
-        run.write_config(_config_record(config, data_root, dist))
+        run.write_config(_config_record(config, *source, dist))
     else:
         run.rewrite_metrics(ckpt.history)
     return run
-
-
-def _checked_resume(resume: PathLike, config: TrainConfig, force: bool) -> Checkpoint:
-    ckpt = load_checkpoint(resume_checkpoint_path(resume))
-    diffs = config.math_differences(TrainConfig.from_dict(ckpt.config))
-    if diffs and not force:
-        raise ValueError(
-            f"{ckpt.path}: resuming with changed settings would change the result: "
-            + "; ".join(diffs)
-            + " (pass --force to resume anyway)"
-        )
-    if diffs:
-        log.warning("resuming with changed settings (--force): %s", "; ".join(diffs))
-    return ckpt
 
 
 def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
     if config.batch_size > sources.train.num_samples:
         raise ValueError(
             f"--batch-size {config.batch_size} is larger than the training split "
-            f"({sources.train.num_samples} images)"
+            f"({plural(sources.train.num_samples, 'image')})"
         )
 
 
-def _config_record(config: TrainConfig, data_root: PathLike | None, dist: DistContext) -> dict:
+def _config_record(
+    config: TrainConfig, data_root: PathLike | None, mirror: PathLike | None, dist: DistContext
+) -> dict:
+    used_mirror = mdata.resolve_mirror(mirror)
+    if used_mirror is not None and not used_mirror.startswith(("http://", "https://")):
+        used_mirror = str(Path(used_mirror).absolute())
     return {
         **config.to_dict(),
         "data_root": str(mdata.resolve_root(data_root)),
+        "mirror": used_mirror,
         "device_used": str(dist.device),
         "world_size": dist.world_size,
         "backend": dist.backend,

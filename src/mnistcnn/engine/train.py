@@ -193,6 +193,7 @@ class _Loop:
             save_checkpoint(self.run.last, payload)
             if best:
                 save_checkpoint(self.run.best, payload)
+        self.run.checkpoint_written()
         return self.run.last
 
 

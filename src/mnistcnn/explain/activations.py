@@ -22,111 +22,105 @@ Saliency methods:
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.explain.samples import (
+    InputImage,
+    check_classes,
+    describe_preprocessing,
+    load_image_file,
+    load_input,
+    parse_sample_ref,
+)
 from mnistcnn.plots import short_class
+
+if TYPE_CHECKING:
+    from mnistcnn.predict import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
 SALIENCY_METHODS: tuple[str, ...] = ("gradient", "occlusion")
-_SAMPLE_REF = re.compile(r"^(?P<dataset>[a-z][a-z0-9_-]*):(?P<split>train|test):(?P<index>\d+)$")
+__all__ = [
+    "SALIENCY_METHODS",
+    "Activations",
+    "InputImage",
+    "activation_figures",
+    "capture_feature_maps",
+    "check_classes",
+    "describe_conv",
+    "explain_activations",
+    "explain_for_predictor",
+    "gradient_saliency",
+    "load_image_file",
+    "load_input",
+    "normalize",
+    "occlusion_saliency",
+    "parse_sample_ref",
+]
 
 
-@dataclass
-class InputImage:
-    """One image ready for a 28x28 model.
+def explain_for_predictor(
+    predictor: Predictor,
+    image: str,
+    *,
+    saliency: str = "gradient",
+    data_root: str | Path | None = None,
+    mirror: str | Path | None = None,
+) -> Activations:
+    """:func:`explain_activations` of IMAGE, judged by a :class:`~mnistcnn.predict.Predictor`.
 
-    pixels: float32 (H, W) in [0, 1], light ink on a black background (as MNIST
-    is stored), before the model's normalization. label: the true class index
-    for dataset samples, else None. name: a short, file-name-safe name
-    (``mnist-test-123`` or the file's stem). preprocessing: how a file was
-    turned into ``pixels`` (empty for dataset samples).
-    """
-
-    pixels: torch.Tensor
-    source: str
-    name: str
-    label: int | None = None
-    preprocessing: str = ""
-
-
-def parse_sample_ref(text: str) -> tuple[str, bool, int] | None:
-    """``"mnist:test:123"`` -> ``("mnist", False, 123)`` (name, is-train, index); else None."""
-    match = _SAMPLE_REF.match(text.strip().lower())
-    if match is None:
-        return None
-    return match["dataset"], match["split"] == "train", int(match["index"])
-
-
-def load_input(
-    image: str, *, data_root: str | Path | None = None, mirror: str | Path | None = None
-) -> InputImage:
-    """Load IMAGE: an existing picture file, else a ``DATASET:SPLIT:INDEX`` reference.
-
-    Files go through :func:`load_image_file`; references are read with
-    :func:`mnistcnn.data.load_arrays` (``data_root``/``mirror`` as there).
+    The image is read and judged exactly as ``mnistcnn predict`` does it: a
+    picture file through :meth:`Predictor.predict_item` (same decoding,
+    preprocessing, errors), a ``DATASET:SPLIT:INDEX`` sample as an MNIST-style
+    image; the probabilities are the Predictor's (calibrated when the
+    checkpoint is) and the result's ``verdict`` says whether it is unsure
+    (no ink, or the top probability under the threshold).
 
     Raises:
-        ValueError: neither a readable file nor a valid reference, or the index
-            is past the end of the split.
+        ValueError: a picture predict cannot use (the message is predict's),
+            a bad reference, or a dataset whose classes are not the model's
+            (see :func:`load_input`, :func:`check_classes`).
         mnistcnn.data.DataError: the dataset cannot be obtained.
     """
+    import numpy as np
+
+    from mnistcnn.predict import InputItem
+
     path = Path(image)
     if path.is_file():
-        pixels, how = load_image_file(path)
-        return InputImage(pixels, str(path), path.stem, preprocessing=how)
-    ref = parse_sample_ref(image)
-    if ref is None:
-        raise ValueError(
-            f"{image!r} is neither an image file nor a dataset sample such as mnist:test:123"
+        verdict = predictor.predict_item(InputItem(str(path), path=path))
+        if verdict.error is not None or verdict.input is None:
+            raise ValueError(f"{path}: {verdict.error}")
+        pixels = torch.from_numpy(np.array(verdict.input, np.float32)) / 255.0  # (28, 28)
+        how = describe_preprocessing(not verdict.blank, verdict.inverted)
+        picture = InputImage(pixels, str(path), path.stem, preprocessing=how)
+    else:
+        ckpt = predictor.checkpoint
+        picture = load_input(
+            image,
+            data_root=data_root,
+            mirror=mirror,
+            classes=predictor.classes,
+            model_dataset=ckpt.dataset if ckpt is not None else "",
         )
-    from mnistcnn.data import load_arrays
-
-    name, train, index = ref
-    images, labels = load_arrays(name, train=train, root=data_root, mirror=mirror)
-    split = "train" if train else "test"
-    if index >= len(labels):
-        raise ValueError(
-            f"{image}: index {index} is past the end of the {split} split ({len(labels)} images)"
-        )
-    pixels = images[index].float() / 255.0  # (28, 28) in [0, 1]
-    return InputImage(pixels, image, f"{name}-{split}-{index}", int(labels[index]))
-
-
-def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:
-    """A picture as float32 (28, 28) in [0, 1], light ink on black like MNIST.
-
-    Uses :func:`mnistcnn.predict.preprocess_image` (MNIST's own recipe: ink
-    found, fitted into 20x20, centred by mass; dark ink on paper inverted).
-
-    Returns:
-        (pixels, a few words on how it was preprocessed).
-
-    Raises:
-        ValueError: the file cannot be read as an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            picture = img.copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
-    from mnistcnn.predict import preprocess_image
-
-    result = preprocess_image(picture)
-    pixels, inverted = torch.from_numpy(result.image).float() / 255.0, result.inverted
-    how = "MNIST-style: ink fitted into 20x20, centred by mass in 28x28"
-    return pixels, how + (", inverted (dark ink on light)" if inverted else "")
+        prepared = np.round(picture.pixels.numpy() * 255).astype(np.uint8)  # exact: k / 255
+        verdict = predictor.predict_item(InputItem(picture.source, prepared=prepared))
+    return explain_activations(
+        predictor.model,
+        picture,
+        mean=predictor.mean.tolist(),
+        std=predictor.std.tolist(),
+        classes=predictor.classes,
+        saliency=saliency,
+        verdict=verdict,
+    )
 
 
 @dataclass
@@ -139,6 +133,9 @@ class Activations:
     order. layers: the same names -> the layer's repr. kernels: float32
     (C_out, C_in, kh, kw), the first conv layer's weights. saliency: float32
     (H, W) >= 0 over the input (see the module docstring for the units).
+    verdict: the Predictor's :class:`~mnistcnn.predict.Prediction` for the
+    image (unsure rule, calibrated probabilities), or None when explained
+    without a Predictor.
     """
 
     image: InputImage
@@ -149,19 +146,48 @@ class Activations:
     kernels: torch.Tensor
     saliency: torch.Tensor
     saliency_method: str
+    verdict: Prediction | None = None
 
     @property
     def predicted(self) -> int:
-        """Index of the most probable class."""
+        """Index of the most probable class (the best guess, even when unsure)."""
         return int(self.probabilities.argmax())
 
+    @property
+    def unsure(self) -> bool:
+        """The Predictor names no class: no ink, or the top probability is under its threshold."""
+        return self.verdict is not None and self.verdict.unsure
+
+    @property
+    def blank(self) -> bool:
+        """No ink was found in the picture (the model saw an all-black input)."""
+        return self.verdict is not None and self.verdict.blank
+
+    def summary(self, threshold: float | None = None, digits: int = 3) -> str:
+        """``predicted 7 (p = 0.991)``, ``unsure: best guess 7 (p = 0.310)``, or no ink found.
+
+        Args:
+            threshold: the predictor's threshold, named in the unsure line when given.
+            digits: decimals of the probability.
+        """
+        k = self.predicted
+        guess = f"{short_class(self.classes[k])} (p = {float(self.probabilities[k]):.{digits}f})"
+        if self.blank:
+            return "unsure: no ink found, not a digit"
+        if self.unsure:
+            under = f", under the threshold {threshold:g}" if threshold is not None else ""
+            return f"unsure: best guess {guess}{under}"
+        return f"predicted {guess}"
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (shapes, prediction, probabilities)."""
+        """A JSON-serialisable summary (shapes, prediction, probabilities, unsure)."""
         return {
             "image": self.image.source,
             "label": self.image.label,
             "predicted": self.predicted,
             "predicted_class": self.classes[self.predicted],
+            "unsure": self.unsure,
+            "blank": self.blank,
             "probabilities": [round(float(p), 6) for p in self.probabilities],
             "feature_maps": {k: list(v.shape) for k, v in self.feature_maps.items()},
             "kernels": list(self.kernels.shape),
@@ -266,13 +292,16 @@ def explain_activations(
     std: list[float],
     classes: list[str],
     saliency: str = "gradient",
+    verdict: Prediction | None = None,
 ) -> Activations:
     """Feature maps of every conv layer, first-layer kernels and a saliency map for ``image``.
 
     ``model`` is put in eval mode; ``mean``/``std`` are its input normalization
     (0..1 scale, see :class:`mnistcnn.engine.Checkpoint`); ``saliency`` is
     ``"gradient"`` or ``"occlusion"`` (see the module docstring), for the
-    predicted class. Everything returned is on the CPU.
+    predicted class. ``verdict`` is the Predictor's judgement of the same
+    image (see :func:`explain_for_predictor`): its probabilities (calibrated)
+    replace the plain softmax when it has them. Everything returned is on the CPU.
 
     Raises:
         ValueError: no conv layer, or an unknown saliency method.
@@ -287,6 +316,8 @@ def explain_activations(
     with torch.inference_mode():
         logits, maps = capture_feature_maps(model, normalize(pixels, mean, std))
     probs = F.softmax(logits.float(), 1)[0]
+    if verdict is not None and verdict.probabilities is not None:
+        probs = torch.as_tensor(verdict.probabilities, dtype=torch.float32, device=probs.device)
     target = int(probs.argmax())
     if saliency == "gradient":
         sal = gradient_saliency(model, pixels, mean, std, target)
@@ -305,6 +336,7 @@ def explain_activations(
         kernels=first.weight.detach().float().cpu(),
         saliency=sal.detach().cpu(),
         saliency_method=saliency,
+        verdict=verdict,
     )
 
 
@@ -321,8 +353,7 @@ def describe_conv(conv: nn.Module) -> str:
 
 
 def _title_of(act: Activations) -> str:
-    k = act.predicted
-    text = f"predicted {short_class(act.classes[k])} (p = {act.probabilities[k]:.3f})"
+    text = act.summary()
     if act.image.label is not None:
         text += f", true {short_class(act.classes[act.image.label])}"
     return text

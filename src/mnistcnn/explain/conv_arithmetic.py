@@ -60,6 +60,16 @@ FILTERS: dict[str, tuple[Matrix, str]] = {
 }
 
 
+#: Largest input side (rows or columns): an MNIST image (28) fits twice over; the
+#: output's every element can still be written term by term (``--json``).
+MAX_INPUT_SIDE = 64
+#: Largest kernel side: CNN kernels are 1..11 (AlexNet's first layer); 15 leaves room.
+MAX_KERNEL_SIDE = 15
+#: Largest zero padding per side: the "same" padding of the largest kernel,
+#: ``(15 - 1) / 2``; more padding only adds rows and columns of zeros to the output.
+MAX_PADDING = (MAX_KERNEL_SIDE - 1) // 2
+
+
 class ConvInputError(ValueError):
     """A bad argument to the worked convolution.
 
@@ -258,6 +268,14 @@ def _element(padded: Matrix, kernel: Matrix, stride: int, row: int, col: int) ->
 def _check_matrix(matrix: Matrix, argument: str) -> None:
     if not matrix or not matrix[0]:
         raise ConvInputError(argument, f"{argument} is empty")
+    limit = MAX_KERNEL_SIDE if argument == "kernel" else MAX_INPUT_SIDE
+    rows, cols = len(matrix), max(len(row) for row in matrix)
+    if max(rows, cols) > limit:
+        raise ConvInputError(
+            argument,
+            f"{argument} is {rows}x{cols}; the worked convolution takes at most "
+            f"{limit}x{limit} (rows and columns 1..{limit})",
+        )
     for i, row in enumerate(matrix, start=1):
         if len(row) != len(matrix[0]):
             raise ConvInputError(
@@ -290,24 +308,28 @@ def worked_convolution(
     ``floor((n - k + 2p) / s) + 1``.
 
     Args:
-        input: H x W numbers (int or float, finite), rows of equal length.
-        kernel: kh x kw numbers, same rules; kh <= H + 2p and kw <= W + 2p.
-        stride: >= 1. padding: zeros per side, >= 0.
+        input: H x W numbers (int or float, finite), rows of equal length;
+            H, W <= :data:`MAX_INPUT_SIDE`.
+        kernel: kh x kw numbers, same rules; kh <= H + 2p and kw <= W + 2p;
+            kh, kw <= :data:`MAX_KERNEL_SIDE`.
+        stride: >= 1. padding: zeros per side, 0..:data:`MAX_PADDING`.
 
     Returns:
         The worked convolution; ints in give exact ints out.
 
     Raises:
-        ConvInputError: ragged or empty matrices, non-numbers, stride < 1,
-            padding < 0, or a kernel larger than the padded input; ``.argument``
-            names the offending argument.
+        ConvInputError: ragged, empty or too large matrices, non-numbers,
+            stride < 1, padding outside 0..MAX_PADDING, or a kernel larger than
+            the padded input; ``.argument`` names the offending argument.
     """
     _check_matrix(input, "input")
     _check_matrix(kernel, "kernel")
     if stride < 1:
         raise ConvInputError("stride", f"stride must be >= 1, got {stride}")
-    if padding < 0:
-        raise ConvInputError("padding", f"padding must be >= 0, got {padding}")
+    if not 0 <= padding <= MAX_PADDING:
+        raise ConvInputError(
+            "padding", f"padding must be in 0..{MAX_PADDING} (zeros per side), got {padding}"
+        )
     rows = AxisArithmetic(n=len(input), k=len(kernel), p=padding, s=stride)
     cols = AxisArithmetic(n=len(input[0]), k=len(kernel[0]), p=padding, s=stride)
     for axis, unit in ((rows, "rows"), (cols, "columns")):
@@ -332,8 +354,10 @@ def parse_matrix(text: str, argument: str = "matrix") -> Matrix:
     Integers stay ``int``, anything else finite that ``float()`` accepts is a float.
 
     Raises:
-        ConvInputError: empty text or row, a non-number, or rows of unequal length
-            (the message says which row); ``.argument`` is ``argument``.
+        ConvInputError: empty text or row, a non-number, rows of unequal length
+            (the message says which row), or more rows or columns than
+            :data:`MAX_INPUT_SIDE` (:data:`MAX_KERNEL_SIDE` for ``"kernel"``);
+            ``.argument`` is ``argument``.
     """
     if not text.strip():
         raise ConvInputError(argument, f"{argument} is empty")

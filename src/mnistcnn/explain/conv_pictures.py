@@ -9,46 +9,97 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from mnistcnn.explain.conv_arithmetic import ConvInputError, ConvWorked, Matrix, format_number
+from mnistcnn.explain.conv_arithmetic import (
+    MAX_INPUT_SIDE,
+    ConvInputError,
+    ConvWorked,
+    Matrix,
+    format_number,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def load_image_matrix(
-    path: str | Path, size: int | None = None, unit_range: bool = False
+    path: str | Path,
+    size: int | None = None,
+    unit_range: bool = False,
+    preprocess: bool = True,
+    invert: str = "auto",
 ) -> Matrix:
-    """Read an image as a grayscale matrix of pixel values.
+    """Read a picture as a grayscale matrix of pixel values, as ``mnistcnn predict`` reads it.
 
-    Grayscale is Pillow's ``convert("L")`` (ITU-R 601-2 luma,
-    ``L = R*299/1000 + G*587/1000 + B*114/1000``); ``size`` resizes to
-    ``size x size`` with bilinear filtering.
+    Decoding is :func:`mnistcnn.predict.decode_image` (every format Pillow
+    reads, EXIF orientation, refused bombs and degenerate sizes). With
+    ``preprocess`` (the default) the picture becomes the 28x28 image the model
+    sees, by :func:`mnistcnn.predict.preprocess_image`: transparency, polarity
+    (light ink on black, as MNIST), contrast, fitted into 20x20 and centred.
+    Without it the picture keeps its size and is only made grayscale by
+    :func:`mnistcnn.predict.preprocess.to_grayscale` (transparency composited
+    onto white, or black behind light ink; ITU-R 601 luma). ``size`` then
+    resizes to ``size x size`` with bilinear filtering.
+
+    Args:
+        path: the picture file.
+        size: 1..:data:`~mnistcnn.explain.conv_arithmetic.MAX_INPUT_SIDE`, or None.
+        unit_range: divide by 255 (as ``torchvision.transforms.ToTensor`` does).
+        preprocess: MNIST-style preparation (above); False: the pixels as they are.
+        invert: polarity with ``preprocess``: ``auto``, ``yes`` (dark ink), ``no``.
 
     Returns:
-        H x W ints in [0, 255], or floats in [0, 1] when ``unit_range`` (pixel / 255,
-        as ``torchvision.transforms.ToTensor`` does).
+        H x W ints in [0, 255] (255 = ink with ``preprocess``), or floats in
+        [0, 1] when ``unit_range``.
 
     Raises:
-        ConvInputError: missing or unreadable file (``"image"``), size < 1 (``"size"``).
+        ConvInputError: missing or unreadable file, not an image, a blank
+            picture (no ink, with ``preprocess``), or a picture larger than
+            MAX_INPUT_SIDE without ``size`` (``"image"``); ``size`` out of
+            range (``"size"``).
     """
-    from PIL import Image, UnidentifiedImageError
+    import numpy as np
+    from PIL import Image
 
-    if size is not None and size < 1:
-        raise ConvInputError("size", f"size must be >= 1, got {size}")
+    from mnistcnn.predict import ImageInputError, decode_image, preprocess_image
+    from mnistcnn.predict.preprocess import to_grayscale
+
+    if size is not None and not 1 <= size <= MAX_INPUT_SIDE:
+        raise ConvInputError("size", f"size must be in 1..{MAX_INPUT_SIDE}, got {size}")
     try:
-        with Image.open(path) as img:
-            gray = img.convert("L")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConvInputError("image", f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except OSError as exc:
+        raise ConvInputError("image", f"cannot read image {path}: {exc.strerror or exc}") from None
+    try:
+        with decode_image(data) as img:
+            if preprocess:
+                result = preprocess_image(img, invert)  # type: ignore[arg-type]
+                pixels, how = result.image, "MNIST-style 28x28"
+                if not result.ink_found:
+                    raise ConvInputError(
+                        "image",
+                        f"{path}: no ink found (a blank picture): every pixel would be 0 "
+                        "(--no-preprocess convolves the picture as it is)",
+                    )
+            else:
+                pixels = np.round(to_grayscale(img) * 255).astype(np.uint8)  # (H, W)
+                how = "grayscale"
+    except ImageInputError as exc:
         raise ConvInputError("image", f"cannot read image {path}: {exc}") from None
+    height, width = pixels.shape
     if size is not None:
-        gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-    width, height = gray.size
-    pixels = list(gray.tobytes())  # mode "L": one byte per pixel, row by row
-    matrix: Matrix = [list(pixels[r * width : (r + 1) * width]) for r in range(height)]
+        gray = Image.fromarray(pixels, "L").resize((size, size), Image.Resampling.BILINEAR)
+        pixels = np.asarray(gray)
+    elif max(height, width) > MAX_INPUT_SIDE:
+        raise ConvInputError(
+            "image",
+            f"{path} is {width}x{height} px; the worked convolution takes at most "
+            f"{MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}: resize it with --size 1..{MAX_INPUT_SIDE}",
+        )
+    matrix: Matrix = pixels.astype(int).tolist()
     if unit_range:
         matrix = [[v / 255 for v in row] for row in matrix]
-    logger.info("loaded %s as a %dx%d grayscale matrix", path, height, width)
+    logger.info("loaded %s as a %dx%d %s matrix", path, len(matrix), len(matrix[0]), how)
     return matrix
 
 

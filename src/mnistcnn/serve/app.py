@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -171,6 +172,22 @@ async def _too_large(_: Request, exc: Exception) -> JSONResponse:
     return _error(413, str(exc))
 
 
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's validation errors (query parameters) as one sentence, not a list."""
+    assert isinstance(exc, RequestValidationError)
+    return _error(422, "; ".join(_validation_message(e) for e in exc.errors()))
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    """``query parameter 'return_input' must be true or false, got 'foo'``."""
+    loc = [str(x) for x in error.get("loc", ())]
+    where = f"{loc[0]} parameter {'.'.join(loc[1:])!r}" if len(loc) > 1 else "the request"
+    got = error.get("input")
+    if error.get("type") == "bool_parsing":
+        return f"{where} must be true or false (or 1/0, yes/no, on/off), got {got!r}"
+    return f"{where}: {error.get('msg', 'invalid')}, got {got!r}"
+
+
 def create_app(
     predictor: PredictorLike,
     settings: ServeSettings | None = None,
@@ -209,6 +226,7 @@ def create_app(
     app.add_middleware(AccessLogMiddleware)  # outermost: also logs the middleware's 413s
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(BodyTooLarge, _too_large)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

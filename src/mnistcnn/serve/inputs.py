@@ -2,7 +2,8 @@
 
 Accepted forms (see ``docs/serve.md``):
 
-* ``multipart/form-data``: one part named ``file`` per image (or ``files``);
+* ``multipart/form-data``: one part named ``file`` (or several named ``files``);
+  a part of any other name is refused;
 * a raw body with an ``image/*`` content type;
 * ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255),
   ``{"image_base64": "..."}`` (a data URL is accepted too), or
@@ -74,13 +75,19 @@ def parse_body(content_type: str | None, body: bytes, max_images: int) -> Parsed
 
     Raises:
         InputError: 400 (empty or malformed body), 413 (too many images),
-            415 (unsupported content type), 422 (JSON of the wrong shape).
+            415 (unsupported content type), 422 (JSON of the wrong shape, a
+            multipart part not named ``file``/``files``).
     """
     mime, params = parse_options_header(content_type or "")
     kind = mime.decode("latin-1").lower()
+    if not body:
+        raise InputError(
+            400,
+            "empty body: send the image as multipart/form-data (a part named 'file'), "
+            "as the body with an image/* Content-Type, or as JSON with 'pixels' or "
+            "'image_base64'",
+        )
     if kind.startswith("image/"):
-        if not body:
-            raise InputError(400, "empty body: send the image's bytes")
         parsed = ParsedRequest([RawInput("body", body)], batch=False)
     elif kind == "multipart/form-data":
         parsed = _parse_multipart(body, params.get(b"boundary"))
@@ -102,18 +109,23 @@ def parse_body(content_type: str | None, body: bytes, max_images: int) -> Parsed
 
 
 def _parse_multipart(body: bytes, boundary: bytes | None) -> ParsedRequest:
-    """Parts named ``file``/``files`` (or carrying a file name), read in memory."""
+    """Parts named ``file``/``files``, read in memory; a part of another name is refused."""
     if not boundary:
         raise InputError(400, "multipart/form-data without a boundary parameter")
     parts = _multipart_parts(body, boundary)
     inputs: list[RawInput] = []
     batch = False
     for i, (name, filename, data) in enumerate(parts):
-        if name not in ("file", "files") and filename is None:
-            continue  # an ordinary form field; ignored
+        if name not in ("file", "files"):
+            shown = f"part {name!r}" if name is not None else f"part {i} (it has no name)"
+            raise InputError(
+                422,
+                f"multipart {shown} is not accepted: send the image as a part named 'file' "
+                "(several as parts named 'files'); no other parts are read",
+            )
         batch = batch or name == "files"
         if not data:
-            label = filename or name or f"part {i}"
+            label = filename or name
             raise InputError(400, f"multipart part {label!r} is empty")
         inputs.append(RawInput(f"file {filename or name!r}", data, filename))
     if not inputs:
@@ -225,9 +237,20 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
     """A JSON 28x28 list of lists of numbers in 0..255 -> uint8 (28, 28) (rounded).
 
     Raises:
-        InputError: 422 naming ``where`` for a ragged, non-numeric, wrongly
-            shaped, non-finite or out-of-range array.
+        InputError: 422 naming ``where`` for a ragged, non-numeric (strings,
+            ``true``/``false``, null), wrongly shaped, non-finite or
+            out-of-range array.
     """
+    if isinstance(value, list) and all(isinstance(row, list) for row in value):
+        kinds = {type(v) for row in value for v in row}
+        if bool in kinds:
+            raise InputError(
+                422, f"{where}: true/false are not gray levels: give numbers in 0..255"
+            )
+        if not kinds <= {int, float}:
+            raise InputError(
+                422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
+            )
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,45 +96,62 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM), on ``http://host:port``.
+
+    The socket is bound here, after the model is loaded and before the
+    workers start, so ``port=0`` (any free port) is known at once:
+    ``on_listening`` receives the real address, e.g. ``http://127.0.0.1:41235/``.
 
     Args:
         source: the checkpoint and Predictor options.
         settings: limits (:class:`ServeSettings` defaults).
         host: interface to bind; ``127.0.0.1`` is this machine only, ``0.0.0.0`` all.
-        port: TCP port.
+        port: TCP port; 0 picks a free one.
         workers: processes; each loads its own model (and sets
             ``source.torch_threads``).
+        on_listening: called once with the URL the server listens on.
 
     Raises:
         CheckpointError: the checkpoint is unusable (checked before binding).
         ValueError: ``workers`` < 1.
+        SystemExit: the address cannot be bound (uvicorn logs why).
     """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     settings = settings or ServeSettings()
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": None, "access_log": False}
     if workers == 1:
-        app = build_app(source, settings)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
-        return
-    from mnistcnn.engine.checkpoint import load_checkpoint
+        config = uvicorn.Config(build_app(source, settings), **options)
+    else:
+        from mnistcnn.engine.checkpoint import load_checkpoint
 
-    load_checkpoint(source.checkpoint)  # fail here, not in every worker
-    src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))
-    cfg: dict[str, Any] = {
-        "source": dataclasses.asdict(src),
-        "settings": dataclasses.asdict(settings),
-    }
-    os.environ[ENV_CONFIG] = json.dumps(cfg)
-    uvicorn.run(
-        "mnistcnn.serve.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+        load_checkpoint(source.checkpoint)  # fail here, not in every worker
+        src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))
+        cfg: dict[str, Any] = {
+            "source": dataclasses.asdict(src),
+            "settings": dataclasses.asdict(settings),
+        }
+        os.environ[ENV_CONFIG] = json.dumps(cfg)
+        config = uvicorn.Config(
+            "mnistcnn.serve.server:app_from_env", factory=True, workers=workers, **options
+        )
+    sock = config.bind_socket()  # port 0 becomes a real port here
+    sock.listen(config.backlog)  # connections wait in the backlog until the server starts
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if on_listening is not None:
+        on_listening(f"http://{shown}:{bound}/")
+    try:
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

@@ -1,0 +1,333 @@
+"""Whole training jobs on synthetic data: the run lock, runs/latest, resume of a finished
+run, the recorded data root, flag checks and message wording.
+
+``engine.session.build_sources`` is replaced by synthetic batch sources (no
+dataset is read or fetched) and the final report by a stub, so every job here
+takes a second or two; the CLI is invoked in-process with click's runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mnistcnn._text import plural
+from mnistcnn.cli import main
+from mnistcnn.config import MAX_SEED, TrainConfig, recipe_config
+from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine import load_checkpoint, session
+from mnistcnn.engine.rundir import LOCK_NAME, RunDirError, RunLock
+from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
+
+SMALL = {"epochs": 1, "batch_size": 32, "device": "cpu", "seed": 0}
+
+
+def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (n, 28, 28) images, labels 0..9 (the label's row of the image is bright)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    images = torch.randint(0, 30, (n, 28, 28), generator=g, dtype=torch.uint8)
+    for i, lab in enumerate(labels.tolist()):
+        images[i, 2 * lab + 3] = 250
+    return images, labels
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """Synthetic sources for ``session.train``; returns the data roots it was asked for."""
+    roots: list[object] = []
+
+    def build_sources(config, device, *, data_root=None, mirror=None, rank=0, world_size=1):
+        roots.append(data_root)
+        x, y = synthetic(128, 0)
+        xt, yt = synthetic(64, 1)
+        train = TensorSource(x, y, config.batch_size, shuffle=True, seed=config.seed, device=device)
+        test = TensorSource(xt, yt, 64, device=device)
+        classes = [str(i) for i in range(10)]
+        return session.DataSources(train, {"test": test}, classes, [0.0], [1.0])
+
+    monkeypatch.setattr(session, "build_sources", build_sources)
+    monkeypatch.delenv("MNISTCNN_DATA", raising=False)
+    monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
+    return roots
+
+
+@pytest.fixture
+def no_report(monkeypatch):
+    """The CLI's final report.html without evaluating on a real test split."""
+    import mnistcnn.report
+
+    def write_report(folder, checkpoints, data_root=None, mirror=None, device="auto", **kw):
+        path = Path(folder) / "report.html"
+        path.write_text("<html>stub</html>")
+        return path
+
+    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+
+
+def cli(*args: str) -> object:
+    return CliRunner().invoke(main, ["train", "--no-progress", "--device", "cpu", *args])
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def interrupted_run(out: Path, **kw: object) -> Path:
+    """A run stopped after its first step (resumable last.pt, no metrics row yet)."""
+    config = recipe_config("tutorial", **{**SMALL, "epochs": 2})
+    with pytest.raises(TrainingInterrupted):
+        session.train(config, out=out, stop=lambda: True, handle_signals=False, **kw)
+    return out
+
+
+# --- 1. one writer per run directory ---------------------------------------------------
+
+
+def test_run_lock_names_the_holder_and_is_released(tmp_path):
+    run = tmp_path / "run"
+    with RunLock(run, new=True) as lock:
+        assert (run / LOCK_NAME).read_text().strip() == str(os.getpid())
+        with pytest.raises(RunDirError, match=rf"{run}: .*\(PID {os.getpid()}\) is training"):
+            RunLock(run).acquire()  # flock: a second open file conflicts, same process or not
+        assert lock.held
+    assert not run.exists(), "a folder the lock created and nothing wrote into is removed"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with RunLock(run):
+        pass
+    assert [p.name for p in run.iterdir()] == ["config.json"], "the lock file is removed"
+    with pytest.raises(RunDirError, match="not empty"):
+        RunLock(run, new=True).acquire()
+
+
+def _hold_lock(run: Path) -> subprocess.Popen:
+    code = (
+        "import sys, time; from mnistcnn.engine.rundir import RunLock\n"
+        "lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_resume_of_a_run_being_trained_is_refused_and_a_killed_holder_does_not_block(
+    fake_data, no_report, tmp_path
+):
+    run = interrupted_run(tmp_path / "run")
+    holder = _hold_lock(run)  # another process "training" into the run
+    before = snapshot(run)
+    try:
+        result = cli("--resume", str(run))
+        assert result.exit_code == 1, result.output
+        assert f"error: {run}: another mnistcnn process (PID {holder.pid})" in result.output
+        assert "Traceback" not in result.output
+        assert snapshot(run) == before, "the refused resume wrote nothing"
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: the kernel releases the flock
+        holder.wait()
+    assert (run / LOCK_NAME).exists(), "the stale lock file of the killed holder"
+    result = cli("--resume", str(run))
+    assert result.exit_code == 0, result.output
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3  # header + 2 epochs: one writer, no duplicate rows
+    assert not (run / LOCK_NAME).exists()
+
+
+# --- 2. --nproc with an output folder that holds a run -----------------------------------
+
+
+def test_nproc_into_an_existing_run_fails_before_starting_workers(tmp_path, monkeypatch):
+    import mnistcnn.engine.distributed as distributed
+
+    def no_launch(*args, **kwargs):
+        raise AssertionError("workers started")
+
+    monkeypatch.setattr(distributed, "launch_local", no_launch)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"a previous run")
+    result = cli("--nproc", "2", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert f"error: {out}: already exists and is not empty" in result.output
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert (out / "last.pt").read_bytes() == b"a previous run"
+
+
+# --- 3. resume uses the data root the run recorded ---------------------------------------
+
+
+def test_resume_uses_the_recorded_data_root_unless_one_is_given(fake_data, tmp_path):
+    root = tmp_path / "my-data"
+    run = interrupted_run(tmp_path / "run", data_root=root)
+    assert json.loads((run / "config.json").read_text())["data_root"] == str(root)
+    interrupted = load_checkpoint(run / "last.pt")
+    config = TrainConfig.from_dict(interrupted.config)
+    with pytest.raises(TrainingInterrupted):  # resumed (recorded root), stopped again
+        session.train(config, resume=run, stop=lambda: True, handle_signals=False)
+    assert fake_data[-1] == str(root)
+    other = tmp_path / "other-data"
+    result = session.train(config, resume=run, data_root=other, handle_signals=False)
+    assert fake_data[-1] == other and result.data_root == other
+
+
+# --- 4. runs/latest only moves to runs that started training -----------------------------
+
+
+def test_latest_moves_only_to_runs_that_wrote_a_checkpoint(
+    fake_data, no_report, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    latest = tmp_path / "runs" / "latest"
+    assert cli("--epochs", "1").exit_code == 0
+    good = os.readlink(latest)
+    assert (latest / "last.pt").is_file()
+    result = cli("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert os.readlink(latest) == good, "a dry run does not move latest"
+    config = recipe_config("tutorial", **SMALL, optimizer="sgd", lr=1e30, momentum=0.0)
+    with pytest.raises(NonFiniteLossError):  # fails at its first step
+        session.train(config, runs_dir=tmp_path / "runs", handle_signals=False)
+    assert os.readlink(latest) == good, "a run that failed before a checkpoint does not"
+    assert len(list((tmp_path / "runs").iterdir())) == 4  # the link, good, dry run, failed
+
+
+# --- 5. an interrupted report leaves complete files and no temporary ones ----------------
+
+
+def _report(seed: int):
+    from mnistcnn.report import build_report
+
+    images, labels = synthetic(40, seed)
+    probs = torch.softmax(torch.randn(40, 10, generator=torch.Generator().manual_seed(seed)), 1)
+    rows = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
+             "test_accuracy": 0.5}]  # fmt: skip
+    classes = [str(i) for i in range(10)]
+    return build_report(probs, labels, images, classes, title=f"r{seed}", history=rows)
+
+
+@pytest.mark.parametrize("interrupt_at", [1, 3, 6], ids=["first-png", "third-png", "html"])
+def test_ctrl_c_while_writing_the_report_leaves_no_temp_file(tmp_path, monkeypatch, interrupt_at):
+    from mnistcnn.report import save_report
+
+    save_report(_report(0), tmp_path)
+    before = snapshot(tmp_path)
+    assert len(before) == 6  # report.html and its five pictures
+    real_replace, calls = os.replace, {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at:
+            raise KeyboardInterrupt  # Ctrl-C (or torchrun forwarding SIGINT) right here
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        save_report(_report(1), tmp_path)
+    monkeypatch.undo()
+    after = snapshot(tmp_path)
+    assert sorted(after) == sorted(before), "no temporary file is left"
+    changed = [name for name in after if after[name] != before[name]]
+    assert len(changed) == interrupt_at - 1  # the files renamed before Ctrl-C are the new ones
+    assert after["report.html"] == before["report.html"]  # the previous complete report
+
+
+# --- 6. flags that were ignored or wrongly accepted --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--force"], "--force only applies with --resume"),
+        (["--seed", str(2**64)], "'--seed': 18446744073709551616 is not in the range"),
+        (["--seed", "-1"], "'--seed': -1 is not in the range"),
+    ],
+)
+def test_ignored_or_out_of_range_flags_exit_2(args, message):
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_out_with_resume_is_refused(fake_data, tmp_path):
+    run = interrupted_run(tmp_path / "run")
+    before = snapshot(run)
+    result = cli("--resume", str(run), "--out", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and "cannot be used with --resume" in result.output
+    assert snapshot(run) == before and not (tmp_path / "elsewhere").exists()
+    with pytest.raises(ValueError, match="cannot be used with --resume"):
+        session.train(TrainConfig(**SMALL), resume=run, out=tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "1e400"])
+def test_non_finite_lr_is_refused_naming_the_field(lr):
+    result = cli("--lr", lr)
+    assert result.exit_code == 1, result.output
+    assert "lr must be a finite number > 0" in result.output
+
+
+def test_seed_range_is_checked_by_the_config():
+    assert TrainConfig(seed=MAX_SEED).seed == MAX_SEED
+    for seed in (-1, MAX_SEED + 1, 2**70):
+        with pytest.raises(ValueError, match=r"seed must be in 0\.\.4294967295"):
+            TrainConfig(seed=seed)
+
+
+def test_train_subset_larger_than_the_training_split(monkeypatch):
+    from mnistcnn import data as mdata
+
+    monkeypatch.setattr(mdata, "load_arrays", lambda name, train, **kw: synthetic(100, 0))
+    config = recipe_config("tutorial", train_subset=101, device="cpu")
+    with pytest.raises(ValueError, match=r"--train-subset 101 is larger than the training split "
+                       r"of mnist \(100 images\)"):  # fmt: skip
+        session.build_sources(config, torch.device("cpu"))
+    config = config.replace(val_fraction=0.5)
+    with pytest.raises(ValueError, match=r"\(50 images left after --val-fraction 0.5\)"):
+        session.build_sources(config, torch.device("cpu"))
+    assert session.build_sources(config.replace(train_subset=50), torch.device("cpu"))
+
+
+# --- 7. "1 epoch", not "1 epochs" ------------------------------------------------------
+
+
+def test_plural():
+    assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+    assert plural(1, "image") == "1 image" and plural(3, "class", "classes") == "3 classes"
+
+
+def test_messages_say_1_epoch(fake_data, no_report, tmp_path):
+    result = cli("--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "tutorial on mnist, 1 epoch, batch 64" in result.output
+    assert "after 1 epoch on cpu" in result.output and "1 epochs" not in result.output
+
+
+# --- 8. resuming a finished run changes nothing -----------------------------------------
+
+
+def test_resume_of_a_complete_run_leaves_every_file_untouched(fake_data, no_report, tmp_path):
+    run = tmp_path / "run"
+    assert cli("--epochs", "2", "--out", str(run)).exit_code == 0
+    before = snapshot(run)
+    calls = len(fake_data)
+    time.sleep(0.01)  # a rewrite would show in the modification times
+    result = cli("--resume", str(run))
+    assert result.exit_code == 0, result.output
+    assert f"{run}: the run is already complete (2 epochs of 2); nothing to do" in result.output
+    assert snapshot(run) == before, "byte-identical, not even rewritten"
+    assert len(fake_data) == calls, "no data loaded"
+    result = cli("--resume", str(run / "last.pt"), "--epochs", "3")  # more epochs: trains on
+    assert result.exit_code == 0, result.output
+    assert "epoch   3" in result.output
