@@ -205,3 +205,17 @@ def test_data_show_grid_writes_the_format_its_extension_names(mnist_root, tmp_pa
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_bytes().startswith(head), name
     assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_train_regularization_flags_reach_the_config(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    flags = ["--augment", "affine-flip-erase", "--label-smoothing", "0.05"]
+    flags += ["--weight-decay", "1e-4", "--precision", "fp32", "--max-steps", "2"]
+    args = ["train", "--out", str(out), "--data-root", str(mnist_root), "--no-progress"]
+    result = CliRunner().invoke(main, args + flags)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["augment"] == "affine-flip-erase" and config["label_smoothing"] == 0.05
+    assert config["weight_decay"] == 1e-4 and config["precision"] == "fp32"
+    bad = CliRunner().invoke(main, ["train", "--augment", "mirror"])
+    assert bad.exit_code == 2 and "'mirror' is not one of" in bad.output

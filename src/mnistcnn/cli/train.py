@@ -13,7 +13,15 @@ import click
 
 from mnistcnn._text import plural
 from mnistcnn.cli.common import data_options, pct, user_errors
-from mnistcnn.config import LOADERS, MAX_SEED, OPTIMIZERS, RECIPES, SCHEDULERS
+from mnistcnn.config import (
+    AUGMENTATIONS,
+    LOADERS,
+    MAX_SEED,
+    OPTIMIZERS,
+    PRECISIONS,
+    RECIPES,
+    SCHEDULERS,
+)
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -56,6 +64,28 @@ def _epoch_line(row: dict[str, Any]) -> str:
     "--normalize/--no-normalize",
     default=None,
     help="Normalize inputs with the dataset mean/std. [recipe: off]",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    help="L2 penalty passed to the optimizer. [recipe: 0]",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Cross-entropy label smoothing (Szegedy et al. 2016). [recipe: 0]",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(AUGMENTATIONS),
+    help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
+    "handwriting) or affine-flip-erase (shift, zoom, mirrors, random erasing: clothing). "
+    "[recipe: none]",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="bf16: autocast on CPUs/GPUs that support it (faster, another rounding). [recipe: fp32]",
 )
 @click.option(
     "--val-fraction",
