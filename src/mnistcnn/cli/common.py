@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -59,8 +61,45 @@ def user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # e.g. `mnistcnn ... | head`: the reader left; not an error
+            _silence_stdout()
+            sys.exit(0)
+        except OSError as exc:  # read-only folder, full disk, permissions: the user's to fix
+            click.echo(f"error: {os_error_message(exc)}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_message(exc: OSError) -> str:
+    """``cannot write PATH: Read-only file system``-style text for an OSError.
+
+    The path is the user's file, not a temporary name next to it: a temporary
+    file written for an atomic replace (``.name.123.tmp`` / ``.name.tmp.png``)
+    is reported as its folder.
+    """
+    import errno
+
+    name = exc.filename
+    reason = exc.strerror or str(exc)
+    if name is None:
+        return reason
+    path = Path(os.fsdecode(name))
+    if path.name.startswith(".") and ".tmp" in path.name:
+        path = path.parent
+    verb = "write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        verb = "access"
+    return f"cannot {verb} {path}: {reason}"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def pct(fraction: float) -> str:

@@ -1,0 +1,56 @@
+"""The CLI's shared error handling: environment errors are one line, never a traceback."""
+
+import errno
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from mnistcnn.cli.common import os_error_message, user_errors
+
+
+def _command(exc: BaseException) -> click.Command:
+    @click.command()
+    @user_errors
+    def cmd() -> None:
+        raise exc
+
+    return cmd
+
+
+@pytest.mark.parametrize(
+    "exc, message",
+    [
+        (
+            OSError(errno.EROFS, "Read-only file system", "/runs/a/.report.html.123.tmp"),
+            "error: cannot write /runs/a: Read-only file system",
+        ),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/runs/a/curves.png"),
+            "error: cannot write /runs/a/curves.png: No space left on device",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/srv/x.png"),
+            "error: cannot access /srv/x.png: Permission denied",
+        ),
+        (
+            NotADirectoryError(errno.ENOTDIR, "Not a directory", "/tmp/file/x.png"),
+            "error: cannot use /tmp/file/x.png: Not a directory",
+        ),
+    ],
+)
+def test_os_errors_are_one_line_naming_the_users_path(exc, message):
+    result = CliRunner().invoke(_command(exc))
+    assert result.exit_code == 1
+    assert result.output.strip() == message
+    assert "Traceback" not in result.output
+
+
+def test_os_error_without_a_file_name_gives_the_reason():
+    assert os_error_message(OSError(errno.EIO, "Input/output error")) == "Input/output error"
+
+
+def test_closed_pipe_is_a_quiet_success(monkeypatch):
+    monkeypatch.setattr("mnistcnn.cli.common._silence_stdout", lambda: None)
+    result = CliRunner().invoke(_command(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert result.exit_code == 0 and result.output == ""
