@@ -154,7 +154,7 @@ def fetch_dataset(
         raw_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(
-            f"cannot create {raw_dir}: {e}. Pass a writable --root or set ${ENV_ROOT}."
+            f"cannot create {raw_dir}: {e}. Pass a writable --data-root or set ${ENV_ROOT}."
         ) from e
     stamp_path = raw_dir / _state.STAMP_FILE
     run = _Run(spec, raw_dir, resolve_mirror(mirror), timeout, allow_download,
@@ -211,7 +211,7 @@ def _obtain(f: IdxFileSpec, run: _Run) -> str | None:
         run.attempts.append((label, f.name, reason))
         if label.startswith(PRESENT) and not os.access(run.raw_dir, os.W_OK):
             reason = (
-                f"{run.raw_dir} is not writable: pass a writable --root (or set ${ENV_ROOT}) "
+                f"{run.raw_dir} is not writable: pass a writable --data-root (or set ${ENV_ROOT}) "
                 "and give read-only copies as --mirror DIR"
             )
             run.attempts.append(("writing the raw folder", f.name, reason))
