@@ -219,3 +219,25 @@ def test_train_regularization_flags_reach_the_config(mnist_root, tmp_path):
     assert config["weight_decay"] == 1e-4 and config["precision"] == "fp32"
     bad = CliRunner().invoke(main, ["train", "--augment", "mirror"])
     assert bad.exit_code == 2 and "'mirror' is not one of" in bad.output
+
+
+def test_evaluate_gives_a_bf16_run_the_accuracy_its_training_recorded(mnist_root, tmp_path):
+    """A bf16 recipe is evaluated under bf16 autocast by default, as training evaluated it."""
+    from mnistcnn.engine.rundir import read_metrics
+
+    out = tmp_path / "run"
+    args = ["--train-subset", "2000", "--epochs", "1", "--data-root", str(mnist_root)]
+    result = CliRunner().invoke(
+        main, ["train", "--recipe", "fast", *args, "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    recorded = read_metrics(out / "metrics.csv")[-1]["test_accuracy"]
+    ev = ["evaluate", str(out / "best.pt"), "--data-root", str(mnist_root), "--json"]
+    result = CliRunner().invoke(main, ev)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["precision"] == "bf16"
+    assert data["accuracy"] == pytest.approx(recorded, abs=1e-9)
+    result = CliRunner().invoke(main, [*ev[:-1], "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert "(precision fp32, --precision)" in result.output

@@ -247,6 +247,18 @@ def test_activations_refuse_a_dataset_of_other_classes(tmp_path):
 # --- report pictures: no overlapping labels -------------------------------------------------
 
 
+def test_worst_error_titles_keep_clear_of_the_images_above():
+    from mnistcnn.plots import plot_samples
+
+    titles = [f"#{1000 + i} true 7\npred 1 p=0.99" for i in range(24)]
+    fig = plot_samples(torch.ones(24, 28, 28), titles)  # 3 rows of 8, as the report draws
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for above, below in zip(fig.axes[:16], fig.axes[8:]):
+        gap = above.get_window_extent(renderer).y0 - below.title.get_window_extent(renderer).y1
+        assert gap >= 6 * fig.dpi / 100, gap  # pixels between an image and the title below
+
+
 def test_curves_of_one_epoch_have_one_tick_and_the_label_clear_of_the_title():
     from mnistcnn.plots import plot_curves
 
@@ -283,3 +295,47 @@ def test_per_class_accuracy_overall_line_and_its_label_cross_no_bar_label():
     assert label.get_window_extent().x0 >= ax.get_window_extent().x1  # right of the axes
     for bar in bars:
         assert not label.get_window_extent().overlaps(bar.get_window_extent())
+
+
+def test_invariance_refuses_a_dataset_of_other_classes(tmp_path):
+    from mnistcnn.data import get_spec
+    from mnistcnn.engine.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    payload = {
+        "model": {"name": "tutorial", "kwargs": {"num_classes": 10, "in_chans": 1}},
+        "state_dict": create_model("tutorial").state_dict(),
+        "classes": list(get_spec("mnist").classes),
+        "dataset": "mnist",
+    }
+    ckpt = save_checkpoint(tmp_path / "digits.pt", payload)
+    empty = tmp_path / "no-data"  # refused before any data is read
+    args = ["explain", "invariance", str(ckpt), "--dataset", "fashion-mnist"]
+    r = _run_cli(*args, "--data-root", str(empty), "--out", str(tmp_path / "out"))
+    assert r.exit_code == 1, r.output
+    assert (
+        "--dataset fashion-mnist: the model's classes (trained on mnist) are not fashion-mnist's"
+        in r.output
+    )
+    assert "0, 1, 2" in r.output and "T-shirt/top, Trouser" in r.output
+    assert "Traceback" not in r.output and not empty.exists()
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        ("nonexist.png", "nonexist.png: no such file"),
+        ("pics/seven", "pics/seven: no such file"),
+        ("scan.JPEG", "scan.JPEG: no such file"),
+        ("nonsense", "'nonsense' is neither an image file nor a dataset sample"),
+        ("mnist:test:x", "'mnist:test:x' is neither an image file nor a dataset sample such"),
+        (".", ".: a folder, not an image file"),
+    ],
+)
+def test_activations_say_no_such_file_for_a_missing_path(tmp_path, image, words):
+    from test_predict_predictor import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    r = _run_cli("explain", "activations", str(ckpt), image, "--out", str(tmp_path / "act"))
+    assert r.exit_code == 1 and f"error: {words}" in r.output, r.output

@@ -353,3 +353,54 @@ def test_cli_image_edge_summary_and_save(tmp_path):
 def test_cli_exclusive_options():
     assert _run("--input", "1", "--image", "x.png").exit_code == 2
     assert _run("--kernel", "1", "--filter", "edge").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("matrix", "annotated"),
+    [
+        ([[255] * 12 for _ in range(12)], True),  # feature map of 4-digit values: 2550
+        ([[7 / 17] * 12 for _ in range(12)], None),  # --unit-range: 0.411765, written if it fits
+        ([[-1234567.5] * 12 for _ in range(12)], False),  # cannot fit: no values written
+    ],
+)
+def test_cell_values_fit_their_cells(matrix, annotated):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = convolution_figure(worked_convolution(matrix, TUTORIAL_KERNEL))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax_in, _, ax_out = fig.axes[:3]
+    for ax in (ax_in, ax_out):
+        (x0, _), (x1, _) = ax.transData.transform([(0, 0), (1, 0)])
+        cell = x1 - x0  # pixels
+        texts = [t for t in ax.texts if t.get_text()]
+        assert annotated is None or bool(texts) == annotated
+        widths = [t.get_window_extent(renderer).width for t in texts]
+        assert max(widths, default=0) <= 0.85 * cell, (max(widths), cell)
+        # the first column's values stay clear of the row numbers left of the cells
+        left = ax.get_window_extent(renderer).x0
+        assert all(t.get_window_extent(renderer).x0 > left + 1 for t in texts)
+
+
+@pytest.mark.parametrize("args", [["conv"], ["model", "--model", "tutorial"]])
+def test_a_closed_pipe_exits_0_like_predict(monkeypatch, args):
+    """``mnistcnn explain conv | head -2``: the reader leaves; not an error, no traceback."""
+    import errno
+
+    import click
+
+    monkeypatch.setattr("mnistcnn.cli.common._silence_stdout", lambda: None)
+    lines: list[object] = []
+    real_echo = click.echo
+
+    def echo(message: object = None, *rest: object, **kwargs: object) -> None:
+        lines.append(message)
+        if len(lines) > 2:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        real_echo(message, *rest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(click, "echo", echo)
+    r = CliRunner().invoke(main, ["explain", *args])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert len(lines) == 3 and "Traceback" not in r.output

@@ -230,6 +230,29 @@ def test_cli_checkpoint(tmp_path):
         (["missing.pt"], 1, "missing.pt"),
         (["--model", "tutorial", "--input-shape", "28"], 2, "--input-shape"),
         (["--model", "tutorial", "--input-shape", "1x20x20"], 1, "cannot run on input 1 x 20 x 20"),
+        (
+            ["--model", "tutorial", "--input-shape", "1x32x32"],
+            1,
+            "cannot run on input 1 x 32 x 32: Flatten gives 720 features but "
+            "Linear(500,250) (layer 7) expects 500; tutorial takes 1 x 28 x 28 inputs",
+        ),
+        (
+            ["--model", "tutorial", "--input-shape", "3x28x28"],
+            1,
+            "the input has 3 channels but Conv2d(1,10,5,p=2) (layer 0) expects 1",
+        ),
+        (
+            ["--model", "tutorial", "--input-shape", "1x3x3"],
+            1,
+            "smaller than the 5 x 5 window of Conv2d(10,20,5) (layer 3)",
+        ),
+        (
+            ["--model", "tutorial", "--input-shape", "1x100000x100000"],
+            2,
+            "'--input-shape': input shape 1x100000x100000 is out of range: channels 1..64, "
+            "height and width 1..1024",
+        ),
+        (["--model", "tutorial", "--input-shape", "65x28x28"], 2, "channels 1..64"),
     ],
 )
 def test_cli_errors(args, code, message):
@@ -237,3 +260,8 @@ def test_cli_errors(args, code, message):
     assert result.exit_code == code
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_summarize_model_refuses_a_huge_shape_before_allocating():
+    with pytest.raises(ValueError, match="height and width 1..1024"):
+        summarize_model(create_model("tutorial"), input_shape=(1, 100_000, 100_000))

@@ -153,3 +153,50 @@ def test_calibrate_refuses_a_model_without_held_out_images(ckpt):
     r = CliRunner().invoke(main, ["calibrate", str(ckpt)])
     assert r.exit_code == 1
     assert "no held-out validation images" in r.output and "--val-fraction" in r.output
+
+
+def test_top_k_over_the_classes_lists_them_all_once(ckpt, folder):
+    three = str(folder / "a_three.png")
+    r = run(str(ckpt), three, "--top-k", "20", "--threshold", "0")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("note: --top-k 20 is more than the model's 10 classes") == 1
+    header, row = r.stdout.splitlines()
+    assert header.split() == ["file", "label", "top-10", "status"]
+    assert row.count("%") == 10 and "  " * 10 not in row  # no padding for absent classes
+    assert header.index("status") == row.index("confident")
+    assert "1 picture: 1 confident, 0 unsure, 0 failed" in r.stderr
+    (one,) = json.loads(run(str(ckpt), three, "--top-k", "20", "--json").stdout)
+    assert len(one["topk"]) == 10
+    rows = list(csv.reader(io.StringIO(run(str(ckpt), three, "--top-k", "11", "--csv").stdout)))
+    assert rows[0][-2:] == ["top10_label", "top10_prob"] and len(rows[1]) == len(rows[0])
+
+
+def test_non_ascii_names_keep_the_columns_and_a_safe_show_input_name(ckpt, folder, tmp_path):
+    import warnings
+
+    from mnistcnn._text import display_width
+
+    odd = folder / "ünïcödé 七.png"
+    odd.write_bytes((folder / "a_three.png").read_bytes())
+    shown = tmp_path / "shown"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run(str(ckpt), str(folder / "a_three.png"), str(odd), "--threshold", "0",
+                "--show-input", str(shown))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    starts = {display_width(line[: line.rindex("confident" if i else "status")])
+              for i, line in enumerate(lines)}  # fmt: skip
+    assert len(starts) == 1, r.stdout  # the status column lines up under wide characters
+    assert "Glyph" not in r.output and not [w for w in caught if "Glyph" in str(w.message)]
+    assert sorted(p.name for p in shown.iterdir()) == [
+        "0000-a_three.input.png", "0000-a_three.png",
+        "0001-unicode_七.input.png", "0001-unicode_七.png",
+    ]  # fmt: skip
+    assert "2 pictures: 2 confident" in r.stderr
+
+
+def test_figure_titles_escape_what_the_font_cannot_draw():
+    from mnistcnn.plots import renderable
+
+    assert renderable("ünïcödé 七.png  ->  confident: 3") == "ünïcödé \\u4e03.png  ->  confident: 3"

@@ -96,13 +96,14 @@ def test_in_process_stop_and_resume(mnist_root, tmp_path):
 
     def stop_after_137():
         calls["n"] += 1
-        return calls["n"] >= 137  # mid-epoch 2
+        return calls["n"] >= 137  # mid-epoch 2: polled after every step and every evaluation
 
     with pytest.raises(TrainingInterrupted) as info:
         train(config, out=tmp_path / "run", data_root=mnist_root, stop=stop_after_137)
     assert info.value.checkpoint == tmp_path / "run" / "last.pt"
     ckpt = load_checkpoint(info.value.checkpoint)
-    assert (ckpt.step, ckpt.position["epoch"], ckpt.position["batch"]) == (137, 2, 37)
+    # 100 steps and the evaluation of epoch 1 are 101 polls: the 137th is after step 136
+    assert (ckpt.step, ckpt.position["epoch"], ckpt.position["batch"]) == (136, 2, 36)
     result = train(config, resume=tmp_path / "run", data_root=mnist_root)
     assert result.history.steps == 200 and len(result.history.rows) == 2
     assert_bitwise_equal(final_weights(tmp_path / "run"), final_weights(uninterrupted))

@@ -132,6 +132,10 @@ def test_json_pixels_reach_predictor_as_uint8_array(
     inner = pixels.clip(0, 254)
     r = client.post("/v1/predict", json={"pixels": (inner + 0.4).tolist()})  # floats round
     np.testing.assert_array_equal(fake.seen[1], inner)
+    for edge, want in (("-0", 0), ("-0.0", 0), ("255.0", 255), ("2.55e2", 255), ("0.5", 0)):
+        r = client.post("/v1/predict", content=pixels_json(edge), headers=JSON)
+        assert r.status_code == 200, (edge, r.text)
+        assert fake.seen[-1][27, 27] == want, edge
 
 
 def test_json_base64_and_data_url(client: TestClient) -> None:
@@ -175,6 +179,21 @@ def test_model_health_page_and_docs(client: TestClient) -> None:
 
 
 # --- each error --------------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+def pixels_text(value: str) -> str:
+    """28 rows of 28 zeros as JSON text, with ``value`` (JSON text) as the last number."""
+    rows = ["[" + ",".join(["0"] * 28) + "]"] * 27
+    rows.append("[" + ",".join(["0"] * 27 + [value]) + "]")
+    return "[" + ",".join(rows) + "]"
+
+
+def pixels_json(value: str) -> bytes:
+    """A ``{"pixels": ...}`` body from :func:`pixels_text`."""
+    return ('{"pixels": ' + pixels_text(value) + "}").encode()
+
 
 ERRORS = [
     # (request kwargs, status, words the message must contain)
@@ -230,6 +249,22 @@ ERRORS = [
         "1001x10 px",
     ),
     ({"content": png(size=(5, 5)), "headers": {"Content-Type": "image/png"}}, 422, "too small"),
+    ({"content": pixels_json("1" + "0" * 400), "headers": JSON}, 422, "0..255"),
+    ({"content": pixels_json("-1" + "0" * 400), "headers": JSON}, 422, "0..255"),
+    ({"content": pixels_json("9" * 5000), "headers": JSON}, 422, "0..255"),
+    ({"content": pixels_json("1e400"), "headers": JSON}, 422, "finite"),
+    ({"content": pixels_json("NaN"), "headers": JSON}, 422, "finite"),
+    ({"content": pixels_json("-Infinity"), "headers": JSON}, 422, "finite"),
+    ({"content": pixels_json("255.6"), "headers": JSON}, 422, "0..255"),
+    ({"content": pixels_json("-0.5"), "headers": JSON}, 422, "0..255"),
+    (
+        {
+            "content": f'{{"images": [{{"pixels": {pixels_text("1" + "0" * 400)}}}]}}',
+            "headers": JSON,
+        },
+        422,
+        "images[0].pixels",
+    ),
 ]
 
 
@@ -241,6 +276,42 @@ def test_errors_are_4xx_with_a_message(
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
     assert all(isinstance(x, (Image.Image, np.ndarray)) for x in fake.seen)
+
+
+def test_pixel_limit_is_per_request_and_checked_before_decoding(
+    fake: FakePredictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16 small bodies of big images each under the limit: refused together, nothing decoded."""
+    client = client_for(fake, max_image_side=1000, max_image_pixels=100 * 100, max_images=20)
+    loads: list[Any] = []
+    real_load = Image.Image.load
+
+    def counting_load(self: Image.Image) -> Any:
+        loads.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(Image.Image, "load", counting_load)
+    big = png(0, (90, 90))  # 8,100 px: alone it fits, two do not
+    files = [("files", (f"{i}.png", big, "image/png")) for i in range(16)]
+    loads.clear()
+    r = client.post("/v1/predict", files=files)
+    assert r.status_code == 413, r.text
+    detail = r.json()["detail"]
+    assert "129,600 px in all" in detail and "10,000 px per request" in detail
+    assert "90x90" in detail
+    assert fake.calls == 0 and not [s for s in loads if s == (90, 90)]
+    # the pixels form counts its 28x28; within the budget the request is answered
+    pixels = {"pixels": [[0] * 28] * 28}
+    body = {"images": [{"image_base64": base64.b64encode(big).decode()}, pixels]}
+    assert client.post("/v1/predict", json=body).status_code == 200  # 8,100 + 784
+    body["images"].append({"image_base64": base64.b64encode(png(0, (40, 40))).decode()})
+    r = client.post("/v1/predict", json=body)  # + 1,600 = 10,484
+    assert r.status_code == 413 and "10,484 px in all" in r.json()["detail"]
+    # one image alone over the budget names itself
+    r = client.post(
+        "/v1/predict", content=png(0, (101, 100)), headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 413 and "body: image is 101x100 px" in r.json()["detail"]
 
 
 def test_bad_query_parameter_is_one_clear_message(client: TestClient) -> None:

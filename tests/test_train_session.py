@@ -331,3 +331,248 @@ def test_resume_of_a_complete_run_leaves_every_file_untouched(fake_data, no_repo
     result = cli("--resume", str(run / "last.pt"), "--epochs", "3")  # more epochs: trains on
     assert result.exit_code == 0, result.output
     assert "epoch   3" in result.output
+
+
+# --- 9. a report cut short is rebuilt by --resume -----------------------------------------
+
+
+@pytest.fixture
+def picture_report(monkeypatch):
+    """A stub report with one picture (report.html written last, as save_report does).
+
+    ``calls`` counts the writes; set ``interrupt`` to make the next one stop
+    like a Ctrl-C before report.html is renamed into place.
+    """
+    import mnistcnn.report
+
+    state = {"calls": 0, "interrupt": False}
+
+    def write_report(folder, checkpoints, data_root=None, mirror=None, device="auto", **kw):
+        state["calls"] += 1
+        (Path(folder) / "worst_errors.png").write_bytes(b"png")
+        if state["interrupt"]:
+            state["interrupt"] = False
+            raise KeyboardInterrupt
+        path = Path(folder) / "report.html"
+        path.write_text('<html><img src="worst_errors.png"></html>')
+        return path
+
+    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+    return state
+
+
+REPORT_FILES = {"report.html", "worst_errors.png"}
+
+
+def test_resume_rebuilds_a_report_cut_short_and_touches_nothing_else(
+    fake_data, picture_report, tmp_path
+):
+    run = tmp_path / "run"
+    picture_report["interrupt"] = True  # Ctrl-C while the final report is written
+    result = cli("--epochs", "1", "--out", str(run))
+    assert result.exit_code == 130, result.output
+    assert not (run / "report.html").exists()
+    before = {k: v for k, v in snapshot(run).items() if k not in REPORT_FILES}
+    time.sleep(0.01)
+    result = cli("--resume", str(run))
+    assert result.exit_code == 0, result.output
+    assert "report is missing or incomplete" in result.output
+    assert f"report written to {run / 'report.html'}" in result.output
+    after = snapshot(run)
+    assert set(after) >= REPORT_FILES
+    assert {k: v for k, v in after.items() if k not in REPORT_FILES} == before
+    # a report whose picture is gone is incomplete too; a complete one is left alone
+    (run / "worst_errors.png").unlink()
+    assert "writing it now" in cli("--resume", str(run)).output
+    calls = picture_report["calls"]
+    result = cli("--resume", str(run))
+    assert "nothing to do, no file changed" in result.output
+    assert picture_report["calls"] == calls
+
+
+def test_report_is_complete_checks_the_page_and_its_pictures(tmp_path):
+    from mnistcnn.report import report_is_complete
+
+    assert not report_is_complete(tmp_path)
+    (tmp_path / "report.html").write_text('<img src="a.png"><img src="b&amp;c.png">')
+    (tmp_path / "a.png").write_bytes(b"")
+    assert not report_is_complete(tmp_path)
+    (tmp_path / "b&c.png").write_bytes(b"")
+    assert report_is_complete(tmp_path)
+
+
+# --- 10. calibrate is refused while the run is being trained -----------------------------
+
+
+def test_calibrate_is_refused_while_the_run_is_trained_and_names_split_test(fake_data, tmp_path):
+    run = tmp_path / "run"
+    session.train(recipe_config("tutorial", **SMALL), out=run, handle_signals=False)
+    before = snapshot(run)
+    with RunLock(run):  # `mnistcnn train` still writing into the run
+        result = CliRunner().invoke(main, ["calibrate", str(run / "best.pt"), "--split", "test"])
+    assert result.exit_code == 1, result.output
+    assert (
+        "another mnistcnn process" in result.output and "is training into this run" in result.output
+    )
+    assert snapshot(run) == before, "best.pt not rewritten"
+    result = CliRunner().invoke(main, ["calibrate", str(run / "best.pt")])  # no val split
+    assert result.exit_code == 1 and "--split test" in result.output, result.output
+    assert not (run / LOCK_NAME).exists()
+
+
+# --- 11. a stop during the last evaluation stops, and says so ----------------------------
+
+
+def test_stop_during_the_final_evaluation_stops_with_a_true_message(
+    fake_data, tmp_path, monkeypatch
+):
+    train_mod = sys.modules["mnistcnn.engine.train"]
+    run = tmp_path / "run"
+    evaluate = train_mod.evaluate_batches
+    asked = {"stop": False}
+
+    def evaluate_then_ctrl_c(model, source):  # Ctrl-C arrives during the evaluation
+        result = evaluate(model, source)
+        asked["stop"] = True
+        return result
+
+    monkeypatch.setattr(train_mod, "evaluate_batches", evaluate_then_ctrl_c)
+    config = recipe_config("tutorial", **SMALL)
+    with pytest.raises(TrainingInterrupted) as info:
+        session.train(config, out=run, stop=lambda: asked["stop"], handle_signals=False)
+    message = str(info.value)
+    assert "stopped after the last epoch (1): training is complete" in message
+    assert f"mnistcnn train --resume {run}" in message
+    assert load_checkpoint(run / "last.pt").epoch == 1
+
+
+def test_stop_flag_message_says_when_it_stops(caplog):
+    from mnistcnn.engine.signals import graceful_stop
+
+    with graceful_stop() as flag, caplog.at_level("WARNING"):
+        signal.raise_signal(signal.SIGINT)
+        assert flag()
+    assert "stopping after the current step or evaluation" in caplog.text
+    assert "at the next step" not in caplog.text
+
+
+def test_ctrl_c_before_the_command_runs_is_interrupted_130(monkeypatch):
+    def importing(*args, **kwargs):  # Ctrl-C in user_errors's own imports (torch, ~2 s)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main.commands["train"], "callback", importing)
+    result = CliRunner().invoke(main, ["train", "--dry-run"])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "Aborted" not in result.output
+
+
+# --- 12. distributed: one "interrupted" line, and --nproc in the resume command ----------
+
+
+def test_only_rank_0_reports_an_interrupt_and_the_hint_keeps_nproc(monkeypatch, tmp_path):
+    from mnistcnn.engine import distributed
+    from mnistcnn.engine.train import resume_command
+
+    dist = distributed.DistContext(torch.device("cpu"), rank=1, world_size=2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert (
+        resume_command(tmp_path / "r", dist)
+        == f"mnistcnn train --nproc 2 --resume {tmp_path / 'r'}"
+    )
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # several machines: each resumes with torchrun
+    assert "--nproc" not in resume_command(tmp_path, dist)
+    assert "--nproc" not in resume_command(tmp_path, distributed.DistContext(torch.device("cpu")))
+
+    def interrupted(config, **kw):
+        raise TrainingInterrupted("stopped at epoch 1, step 3; resume with: ...", None)
+
+    monkeypatch.setattr(session, "train", interrupted)
+    import mnistcnn.engine
+
+    monkeypatch.setattr(mnistcnn.engine, "train", interrupted)
+    for rank, expected in (("1", ""), ("0", "interrupted: stopped at epoch 1")):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        result = CliRunner().invoke(main, ["train", "--dry-run", "--out", str(tmp_path / "x")])
+        assert result.exit_code == 130
+        assert result.output.count("interrupted") == (1 if expected else 0), result.output
+        assert expected in result.output
+
+
+# --- 13. file modes and --out checks ------------------------------------------------------
+
+
+def test_checkpoints_and_config_get_the_usual_file_mode(fake_data, tmp_path):
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        session.train(recipe_config("tutorial", **SMALL), out=run, handle_signals=False)
+        from mnistcnn.engine.rundir import RunDir
+
+        RunDir(run, existing=True).rewrite_metrics(load_checkpoint(run / "last.pt").history)
+    finally:
+        os.umask(old)
+    for name in ("best.pt", "last.pt", "config.json", "metrics.csv"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_out_must_be_a_nonempty_folder_path(command, tmp_path):
+    args = [command] + (["--dry-run"] if command == "train" else [str(tmp_path)])
+    result = CliRunner().invoke(main, [*args, "--out", ""])
+    assert result.exit_code == 2 and "an empty path" in result.output, result.output
+    result = CliRunner().invoke(main, [*args, "--out", os.devnull])
+    assert result.exit_code == 2, result.output
+    assert "is not a directory" in result.output and "not empty" not in result.output
+
+
+def test_run_dir_that_is_a_file_is_named_as_such(tmp_path):
+    from mnistcnn.engine.rundir import ensure_new_run_dir
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirError, match="exists and is not a directory"):
+        ensure_new_run_dir(tmp_path / "f")
+
+
+# --- 14. evaluate: the dataset's classes, and honest ensembles ----------------------------
+
+
+def test_evaluate_refuses_a_dataset_and_ensemble_members_of_other_classes(
+    fake_data, tmp_path, monkeypatch, caplog
+):
+    import mnistcnn.data
+    from mnistcnn.data import get_spec
+    from mnistcnn.engine.checkpoint import save_checkpoint
+
+    monkeypatch.setattr(mnistcnn.data, "load_arrays", lambda *a, **kw: synthetic(64, 1))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for seed, run in enumerate(runs):
+        config = recipe_config("tutorial", **{**SMALL, "seed": seed})
+        session.train(config, out=run, handle_signals=False)
+    a, b = (str(r / "best.pt") for r in runs)
+
+    def evaluate(*args: str):
+        return CliRunner().invoke(main, ["evaluate", *args, "--device", "cpu"])
+
+    result = evaluate(a, "--dataset", "fashion-mnist")
+    assert result.exit_code == 1
+    assert "the model's classes (trained on mnist) are not fashion-mnist's" in result.output
+    fashion = torch.load(a, weights_only=True)
+    fashion["classes"] = list(get_spec("fashion-mnist").classes)
+    save_checkpoint(tmp_path / "fashion.pt", fashion)
+    result = evaluate(a, str(tmp_path / "fashion.pt"))
+    assert result.exit_code == 1 and "an ensemble needs models of the same classes" in result.output
+    # the same file twice: a one-line warning
+    with caplog.at_level("WARNING", logger="mnistcnn"):
+        result = evaluate(a, str(runs[0]), "--out", str(tmp_path / "twice"))
+    assert result.exit_code == 0, result.output
+    warnings = [r for r in caplog.records if "given more than once" in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+    # the ensemble's configuration shows every member, not the first as if for all
+    result = evaluate(a, b, "--out", str(tmp_path / "ens"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "ens" / "report.html").read_text()
+    config = page.split("<h2>Configuration</h2>")[1]
+    assert f"1: {a}" in config and f"2: {b}" in config
+    assert "<td>seed</td><td>differs</td><td>0</td><td>1</td>" in config
+    assert "<td>lr</td><td>same</td>" in config

@@ -13,3 +13,37 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """
     word = noun if abs(count) == 1 else (plural_noun or f"{noun}s")
     return f"{count} {word}"
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (East Asian) characters count 2, marks 0.
+
+    From :func:`unicodedata.east_asian_width` (``W``/``F``: 2 columns) and
+    :func:`unicodedata.combining` / the ``Mn``, ``Me``, ``Cf`` categories
+    (0 columns); everything else counts 1. Approximate for emoji sequences.
+    """
+    import unicodedata
+
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad_display(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (:func:`display_width`)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def tail_display(text: str, width: int) -> str:
+    """``text``, or ``"..."`` and its end, in at most ``width`` (>= 4) terminal columns."""
+    if display_width(text) <= width:
+        return text
+    kept = ""
+    for ch in reversed(text):
+        if display_width(ch + kept) > width - 3:
+            break
+        kept = ch + kept
+    return "..." + kept

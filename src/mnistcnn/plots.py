@@ -8,8 +8,10 @@ Each ``plot_*`` function returns a matplotlib ``Figure``; the caller saves it
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,10 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Pa
         raise
     tmp = temp_path(path, ".tmp." + fmt)
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb") as fh, warnings.catch_warnings():
+            # a character the font lacks (a file name in a title) is drawn as a box;
+            # matplotlib's warning about it is noise to the user
+            warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
             fig.savefig(fh, dpi=dpi, bbox_inches="tight", format=fmt)
         os.replace(tmp, path)
     except BaseException:
@@ -75,6 +80,25 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Pa
     finally:
         plt.close(fig)
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def _font_codepoints() -> frozenset[int]:
+    """Code points the default font (matplotlib's ``font.sans-serif``, DejaVu Sans) draws."""
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties())
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def renderable(text: str) -> str:
+    """``text`` with each character the figure font cannot draw written as ``\\uXXXX``.
+
+    A title naming ``ünïcödé 七.png`` becomes ``ünïcödé \\u4e03.png`` instead of
+    showing a box (and matplotlib warning "Glyph ... missing from font").
+    """
+    known = _font_codepoints()
+    return "".join(c if ord(c) in known or c in "\n\t" else ascii(c)[1:-1] for c in text)
 
 
 def close_figures(figures: Iterable[Figure]) -> None:
@@ -177,13 +201,15 @@ def plot_samples(images: torch.Tensor, titles: Sequence[str], columns: int = 8) 
     n = len(images)
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    row_height = 1.4 + 0.15 * lines  # inches: the image and its title lines
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, row_height * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
         ax.imshow(image.squeeze(0).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.6)  # a gap between a row's images and the next row's titles
     return fig
 
 
@@ -413,5 +439,5 @@ def plot_predict_input(
         xlabel = "probability (calibrated)" if calibrated else "probability (softmax, uncalibrated)"
         ax_bar.set(xlim=(0, 1.15), xlabel=xlabel, title="class probabilities")
         ax_bar.grid(axis="x", alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(renderable(title))
     return fig

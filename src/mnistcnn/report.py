@@ -132,6 +132,7 @@ class Report:
     captions: dict[str, str]
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    member_configs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def html(self) -> str:
         """The report page (UTF-8 HTML); pictures are referenced by their file names."""
@@ -139,7 +140,8 @@ class Report:
         sections = [
             f"<h1>{_e(self.title)}</h1>",
             f"<p>Test split of <b>{_e(ev.dataset)}</b>: {plural(ev.num_samples, 'image')}. "
-            f"Accuracy <b>{100 * ev.accuracy:.2f}%</b>, loss {ev.loss:.4f} nats. "
+            f"Accuracy <b>{100 * ev.accuracy:.2f}%</b>, loss {ev.loss:.4f} nats "
+            f"({_e(ev.precision)}). "
             f"Checkpoints: {_e(', '.join(ev.checkpoints))}. "
             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
             "<h2>Metrics</h2>",
@@ -158,7 +160,9 @@ class Report:
                 sections.append(_pairs_table(self.confused, ev.classes))
         if self.history:
             sections += ["<h2>Training history</h2>", _history_table(self.history)]
-        if self.config:
+        if self.member_configs:
+            sections += ["<h2>Configuration</h2>", _members_config_table(self.member_configs)]
+        elif self.config:
             sections += ["<h2>Configuration</h2>", _config_table(self.config)]
         body = "\n".join(sections)
         return (
@@ -252,6 +256,7 @@ def evaluation_report(
     device: str = "auto",
     batch_size: int = 1000,
     history: Sequence[dict[str, Any]] | None = None,
+    precision: str | None = None,
 ) -> Report:
     """The report of one checkpoint, or an ensemble (averaged probabilities), on a test split.
 
@@ -260,46 +265,41 @@ def evaluation_report(
     own normalization, exactly as :func:`mnistcnn.engine.evaluate` does.
     ``history``: the per-epoch rows for the curves; by default, for a single
     checkpoint, its run's ``metrics.csv`` if next to it, else the checkpoint's
-    own history.
+    own history. ``precision``: fp32 or bf16 for every model; by default each
+    runs in the precision it was trained with (as ``evaluate`` does). An
+    ensemble's configuration section has one column per member.
 
     Raises:
         CheckpointError: unreadable checkpoints, or ones that disagree on classes.
+        ValueError: a dataset whose classes are not the models', or a bad ``precision``.
         mnistcnn.data.DataError: the dataset cannot be obtained.
     """
     from mnistcnn import data as mdata
-    from mnistcnn.data.loaders import TensorSource
-    from mnistcnn.engine import CheckpointError, load_model, select_device
-    from mnistcnn.engine.evaluate import predict_probabilities
+    from mnistcnn.engine import select_device
+    from mnistcnn.engine.ensemble import ensemble_probabilities, load_members
 
-    if not checkpoints:
-        raise ValueError("give at least one checkpoint")
     dev = select_device(device)
-    loaded = [load_model(p, map_location=dev) for p in checkpoints]
+    loaded, name = load_members(checkpoints, dev, dataset, warn_duplicates=False)
     first = loaded[0][1]
-    if any(ck.classes != first.classes for _, ck in loaded):
-        raise CheckpointError(f"{first.path}: the checkpoints' classes differ; cannot ensemble")
-    name = dataset or first.dataset or "mnist"
     images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
-    total = None
-    for model, ck in loaded:
-        source = TensorSource(images, labels, batch_size, mean=ck.mean, std=ck.std, device=dev)
-        probs, _ = predict_probabilities([model], source)
-        total = probs if total is None else total + probs
-    assert total is not None
+    probs, used = ensemble_probabilities(loaded, images, labels, dev, batch_size, precision)
     if history is None and len(loaded) == 1:
         history = _history_of(first.path, first.history)
     what = first.model_name if len(loaded) == 1 else f"ensemble of {len(loaded)} checkpoints"
     report = build_report(
-        total / len(loaded),
+        probs,
         labels,
         images,
         first.classes,
         title=f"mnistcnn report: {what} on {name}",
-        config=first.config,
+        config=first.config if len(loaded) == 1 else None,
         history=history,
     )
+    if len(loaded) > 1:
+        report.member_configs = [(str(ck.path), dict(ck.config)) for _, ck in loaded]
     report.evaluation.checkpoints = [str(ck.path) for _, ck in loaded]
     report.evaluation.dataset = name
+    report.evaluation.precision = used
     return report
 
 
@@ -311,12 +311,31 @@ def write_report(
     device: str = "auto",
     **kwargs: Any,
 ) -> Path:
-    """:func:`evaluation_report` (``kwargs``: dataset, batch_size, history) saved into
+    """:func:`evaluation_report` (``kwargs``: dataset, batch_size, history, precision) saved into
     ``folder`` by :func:`save_report`; returns the path of ``report.html``."""
     report = evaluation_report(
         checkpoints, data_root=data_root, mirror=mirror, device=device, **kwargs
     )
     return save_report(report, folder)
+
+
+def report_is_complete(folder: PathLike) -> bool:
+    """True if ``folder`` holds a ``report.html`` and every picture it shows.
+
+    :func:`save_report` writes the pictures first and the page last, each
+    file whole (temp file, then rename), so a report cut short (Ctrl-C, a
+    kill) lacks its ``report.html`` or, where one was there before, one of
+    the pictures the page references. An unreadable page counts as missing.
+    """
+    import re
+
+    page = Path(folder) / REPORT_NAME
+    try:
+        text = page.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    pictures = re.findall(r'<img src="([^"]+)"', text)
+    return all((Path(folder) / html.unescape(src)).is_file() for src in pictures)
 
 
 def _history_of(checkpoint: Path, fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -432,6 +451,25 @@ def _history_table(history: Sequence[dict[str, Any]]) -> str:
 def _config_table(config: dict[str, Any]) -> str:
     rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in config.items()]
     return _table(["setting", "value"], rows, "config")
+
+
+def _members_config_table(members: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """One column per ensemble member; settings they share are marked so."""
+    keys = list(dict.fromkeys(k for _, config in members for k in config))
+    missing = object()
+    rows = []
+    for k in keys:
+        values = [config.get(k, missing) for _, config in members]
+        shown = ["-" if v is missing else json.dumps(v) if isinstance(v, (dict, list)) else v
+                 for v in values]  # fmt: skip
+        same = all(v == values[0] for v in values[1:])
+        rows.append([k, "same" if same else "differs", *shown])
+    note = (
+        f"<p>The ensemble's {plural(len(members), 'member')}, one column each "
+        "(in the order given); 'same' marks a setting all of them share.</p>"
+    )
+    header = ["setting", "members", *(f"{i}: {p}" for i, (p, _) in enumerate(members, 1))]
+    return note + _table(header, rows, "config")
 
 
 def _cell(value: Any) -> str:

@@ -14,7 +14,27 @@ import click
 from mnistcnn import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The top-level group: Ctrl-C anywhere in a command is ``interrupted``, exit status 130.
+
+    Each command's own error handling (:func:`mnistcnn.cli.common.user_errors`)
+    says the same once it runs; this catches a Ctrl-C that comes earlier, while
+    the command's libraries (torch) are still being imported, which click would
+    otherwise report as ``Aborted!`` with exit status 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="mnistcnn")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:

@@ -97,6 +97,7 @@ def explain() -> None:
     help="Save input, kernel and feature map side by side (.png, .pdf, .svg).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
 def conv(
     input_text: str | None,
     image: Path | None,
@@ -257,9 +258,11 @@ def _print_matrix(title: str, matrix: list[list[Any]]) -> bool:
 @click.option(
     "--input-shape",
     metavar="CxHxW",
-    help="One sample's shape. [default: the checkpoint's, else 1x28x28]",
+    help="One sample's shape: channels 1..64, height and width 1..1024. "
+    "[default: the checkpoint's, else 1x28x28]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
 def model(
     checkpoint: Path | None, model_name: str | None, input_shape: str | None, as_json: bool
 ) -> None:
@@ -281,7 +284,9 @@ def model(
     shape = _parse_shape(input_shape) if input_shape else None
     try:
         net, label, default_shape = load_model_for_summary(checkpoint, model_name)
-        summary = summarize_model(net, shape or default_shape, label=label)
+        summary = summarize_model(
+            net, shape or default_shape, label=label, expected_shape=default_shape
+        )
     except ImportError as exc:
         raise click.ClickException(f"{exc} (install torchinfo)") from None
     except (ValueError, RuntimeError, OSError) as exc:
@@ -293,6 +298,8 @@ def model(
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
+    from mnistcnn.explain.model_summary import check_input_shape
+
     try:
         dims = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
@@ -301,6 +308,10 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         raise click.BadParameter(
             f"expected CxHxW such as 1x28x28, got {text!r}", param_hint="'--input-shape'"
         )
+    try:
+        check_input_shape(dims)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--input-shape'") from None
     return dims
 
 

@@ -7,11 +7,13 @@ import json
 import math
 import re
 import sys
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import click
 
+from mnistcnn._text import display_width, pad_display, plural, tail_display
 from mnistcnn.cli.common import data_options, pct, user_errors
 
 if TYPE_CHECKING:
@@ -31,15 +33,19 @@ def _status(p: Prediction) -> str:
 
 
 def _table(preds: list[Prediction], top_k: int) -> str:
-    width = min(max([len(p.path) for p in preds] + [4]), 60)
-    lines = [f"{'file':<{width}}  {'label':<5}  {'top-' + str(top_k):<{top_k * 13}}  status"]
-    for p in preds:
-        name = p.path if len(p.path) <= width else "..." + p.path[-(width - 3) :]
+    """One row per picture; columns sized by terminal width (wide characters count 2)."""
+    width = min(max([display_width(p.path) for p in preds] + [4]), 60)
+    tops = ["  ".join(f"{lab} {100 * prob:5.1f}%" for lab, prob in p.topk) or "-" for p in preds]
+    header = f"top-{top_k}"
+    top_w = max([display_width(t) for t, p in zip(tops, preds) if p.error is None] + [len(header)])
+    lines = [f"{pad_display('file', width)}  {'label':<5}  {pad_display(header, top_w)}  status"]
+    for p, top in zip(preds, tops):
+        name = pad_display(tail_display(p.path, width), width)
         if p.error is not None:
-            lines.append(f"{name:<{width}}  {'-':<5}  error: {p.error}")
+            lines.append(f"{name}  {'-':<5}  error: {p.error}")
             continue
-        top = "  ".join(f"{lab} {100 * prob:5.1f}%" for lab, prob in p.topk) or "-"
-        lines.append(f"{name:<{width}}  {p.label or '-':<5}  {top:<{top_k * 13}}  {_status(p)}")
+        label = pad_display(p.label or "-", 5)
+        lines.append(f"{name}  {label}  {pad_display(top, top_w)}  {_status(p)}")
     return "\n".join(lines)
 
 
@@ -55,8 +61,14 @@ def _write_csv(preds: list[Prediction], top_k: int) -> None:
 
 
 def _safe_stem(name: str) -> str:
+    """A file-name-safe stem: accents dropped (NFKD), letters of any script kept.
+
+    ``ünïcödé 七.png`` -> ``unicode_七``; runs of anything but word characters,
+    ``.`` and ``-`` become ``_``.
+    """
     stem = Path(name.replace("#", "-")).stem if name != "-" else "stdin"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60] or "input"
+    stem = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    return re.sub(r"[^\w.-]+", "_", stem).strip("_")[:60] or "input"
 
 
 def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -> None:
@@ -89,7 +101,11 @@ def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
-    "--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Classes listed."
+    "--top-k",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Classes listed; more than the model has lists them all (with a note).",
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per picture.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
@@ -150,6 +166,13 @@ def predict(
     predictor = Predictor.from_checkpoint(
         checkpoint, device=device, invert=mode, threshold=threshold, top_k=top_k
     )
+    if top_k > len(predictor.classes):
+        click.echo(
+            f"note: --top-k {top_k} is more than the model's {len(predictor.classes)} "
+            f"classes; listing all {len(predictor.classes)}",
+            err=True,
+        )
+        top_k = len(predictor.classes)
     if not predictor.calibrated and not (as_json or as_csv):
         click.echo(
             "note: this checkpoint is not calibrated; probabilities are raw softmax "
@@ -177,7 +200,7 @@ def predict(
     if not (as_json or as_csv):
         unsure = sum(p.unsure for p in preds)
         click.echo(
-            f"{len(preds)} pictures: {len(preds) - unsure - failed} confident, "
+            f"{plural(len(preds), 'picture')}: {len(preds) - unsure - failed} confident, "
             f"{unsure} unsure, {failed} failed",
             err=True,
         )
@@ -215,6 +238,8 @@ def calibrate(
     softmax(logits / T). The predicted digits do not change, only how sure the
     model says it is. Prints what each --threshold of `mnistcnn predict` means
     on the test split: how many images it answers and how many of those are wrong.
+    Refused while `mnistcnn train` is still training into the checkpoint's run
+    (it would overwrite best.pt and lose the calibration).
 
     \b
     Example:

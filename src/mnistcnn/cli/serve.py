@@ -43,7 +43,8 @@ from mnistcnn.cli.common import user_errors
     default=8192,
     show_default=True,
     type=click.IntRange(8),
-    help="Largest width or height of an uploaded image, pixels.",
+    help="Largest width or height of an uploaded image, pixels (and a request's "
+    "images may have 40,000,000 pixels in all).",
 )
 @click.option(
     "--max-images",

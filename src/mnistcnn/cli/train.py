@@ -180,8 +180,10 @@ def train(
     """
     from mnistcnn.engine import train as train_run
     from mnistcnn.engine.distributed import env_rank, launch_local
+    from mnistcnn.engine.train import TrainingInterrupted
 
     _check_flag_combinations(resume, out, force)
+    _check_out(out)
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
     if nproc is not None and nproc > 1:
@@ -189,7 +191,7 @@ def train(
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
         # everything that can be checked before the workers start is checked once, here
         config = _config_from_flags(recipe, resume, flags)
-        if resume and _resume_is_complete(resume, config, force):
+        if resume and _resume_is_complete(resume, config, force, data_root, mirror):
             return
         _check_run_dir_free(resume, out)
         sys.exit(launch_local(nproc, _without_nproc(sys.argv[1:])))
@@ -204,22 +206,28 @@ def train(
             f"{plural(config.epochs, 'epoch')}, batch {config.batch_size}, "
             f"{config.optimizer} lr {config.lr:g}"
         )
-    result = train_run(
-        config,
-        out=out,
-        data_root=data_root,
-        mirror=mirror,
-        progress=progress,
-        on_epoch_end=lambda row: click.echo(_epoch_line(row)),
-        resume=resume,
-        force=force,
-        checkpoint_every=checkpoint_every,
-        link_latest=not dry_run,
-    )
+    try:
+        result = train_run(
+            config,
+            out=out,
+            data_root=data_root,
+            mirror=mirror,
+            progress=progress,
+            on_epoch_end=lambda row: click.echo(_epoch_line(row)),
+            resume=resume,
+            force=force,
+            checkpoint_every=checkpoint_every,
+            link_latest=not dry_run,
+        )
+    except TrainingInterrupted:
+        if not main:  # every rank stops; rank 0 alone says so, with the resume line
+            sys.exit(130)
+        raise
     if not result.is_main:
         return
     if result.already_complete:
-        click.echo(_complete_message(result.run_dir, result.history.rows, config))
+        rows = result.history.rows
+        _finish_complete(result.run_dir, rows, config, result.data_root, result.mirror)
         return
     last = result.history.last
     click.echo(
@@ -234,6 +242,19 @@ def train(
         run, [run / "best.pt"], result.data_root, result.mirror, result.device, history=history
     )
     click.echo(f"report written to {path}")
+
+
+def _check_out(out: str | None) -> None:
+    """Refuse an ``--out`` that is empty or names something other than a folder (exit status 2).
+
+    An empty ``--out ""`` would otherwise fall back to the default folder silently.
+    """
+    if out is None:
+        return
+    if not out.strip():
+        raise click.BadParameter("an empty path; give a folder", param_hint="'--out'")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="'--out'")
 
 
 def _check_flag_combinations(resume: str | None, out: str | None, force: bool) -> None:
@@ -264,15 +285,53 @@ def _config_from_flags(recipe: str | None, resume: str | None, flags: dict[str, 
     return recipe_config(recipe or "tutorial", **flags)
 
 
-def _resume_is_complete(resume: str, config: Any, force: bool) -> bool:
-    """Print and return True if the run ``resume`` names has nothing left to train."""
-    from mnistcnn.engine.resume import checked_resume, run_is_complete
+def _resume_is_complete(
+    resume: str, config: Any, force: bool, data_root: str | None, mirror: str | None
+) -> bool:
+    """True if the run ``resume`` names has nothing left to train (then finished off here)."""
+    from mnistcnn.engine.resume import checked_resume, recorded_data_source, run_is_complete
 
     ckpt = checked_resume(resume, config, force)
     if not run_is_complete(ckpt, config):
         return False
-    click.echo(_complete_message(ckpt.path.parent, ckpt.history, config))
+    run_dir = ckpt.path.parent
+    source = recorded_data_source(run_dir, data_root, mirror)
+    _finish_complete(run_dir, ckpt.history, config, *source)
     return True
+
+
+def _finish_complete(
+    run_dir: Path, rows: list[dict[str, Any]], config: Any, data_root: Any, mirror: Any
+) -> None:
+    """A resumed run that is already complete: say so; rebuild its report if it is missing.
+
+    A run stopped (Ctrl-C, a kill) after its last epoch, while its report
+    was being written, has no complete report.html: it is written now, under
+    the run lock; no other file changes. A run with its report is left
+    byte-identical.
+
+    Raises:
+        RunDirError: another process is training into ``run_dir``.
+    """
+    from mnistcnn.engine.rundir import RunLock
+    from mnistcnn.report import report_is_complete, write_report
+
+    if report_is_complete(run_dir):
+        click.echo(_complete_message(run_dir, rows, config))
+        return
+    done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
+    click.echo(
+        f"{run_dir}: the run is already complete ({done} of {config.epochs}), but its report "
+        "is missing or incomplete (stopped while it was written?); writing it now, no other "
+        "file changes"
+    )
+    best = run_dir / "best.pt"
+    checkpoint = best if best.is_file() else run_dir / "last.pt"
+    with RunLock(run_dir):
+        path = write_report(
+            run_dir, [checkpoint], data_root, mirror, config.device, history=list(rows)
+        )
+    click.echo(f"report written to {path}")
 
 
 def _complete_message(run_dir: Path, rows: list[dict[str, Any]], config: Any) -> str:
@@ -315,7 +374,8 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
     """Default output folder of ``evaluate``: beside the run's files, never over them."""
     first = Path(checkpoints[0])
-    folder = first if first.is_dir() else first.resolve().parent
+    # absolute either way (a run folder or a file in it), and through runs/latest to the run
+    folder = (first if first.is_dir() else first.parent).resolve()
     name = "evaluation" if len(checkpoints) == 1 else f"evaluation-ensemble-{len(checkpoints)}"
     return folder / (f"{name}-{dataset}" if dataset else name)
 
@@ -333,6 +393,12 @@ def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
     "<first checkpoint's folder>/evaluation-ensemble-<N> (several): the training "
     "run's own report is never overwritten]",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="Arithmetic of the forward passes: fp32, or bf16 autocast. [default: the one each "
+    "checkpoint was trained with, so a bf16 run gives the accuracy its training recorded]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options
 @user_errors
@@ -342,13 +408,15 @@ def evaluate(
     device: str,
     batch_size: int,
     out: str | None,
+    precision: str | None,
     as_json: bool,
     data_root: str | None,
     mirror: str | None,
 ) -> None:
     """Test loss, accuracy and per-class precision/recall/F1 of CHECKPOINTS.
 
-    Several checkpoints are evaluated as an ensemble (averaged probabilities).
+    Several checkpoints are evaluated as an ensemble (averaged probabilities);
+    they must have the same classes, and so must --dataset.
 
     \b
     Example:
@@ -356,7 +424,8 @@ def evaluate(
     """
     from mnistcnn.engine import evaluate as evaluate_run
 
-    out_dir = Path(out) if out else _evaluation_dir(checkpoints, dataset)
+    _check_out(out)
+    out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
     result = evaluate_run(
         list(checkpoints),
         dataset=dataset,
@@ -365,16 +434,21 @@ def evaluate(
         device=device,
         batch_size=batch_size,
         out=out_dir,
+        precision=precision,
     )
     from mnistcnn.report import write_report
 
-    kw = {"dataset": dataset, "batch_size": batch_size}
+    kw = {"dataset": dataset, "batch_size": batch_size, "precision": precision}
     report_path = write_report(out_dir, list(checkpoints), data_root, mirror, device, **kw)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
-    click.echo(f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}")
+    how = "--precision" if precision else "as trained"
+    click.echo(
+        f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}  "
+        f"(precision {result.precision}, {how})"
+    )
     click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
     for row in result.per_class:
         click.echo(

@@ -4,6 +4,7 @@ Public API::
 
     list_datasets() -> ["fashion-mnist", "kmnist", "mnist"]
     get_spec(name) -> DatasetSpec
+    check_model_classes(classes, name, subject=...)  # ValueError: a model of other classes
     resolve_root(root) -> Path            # arg, else $MNISTCNN_DATA, else ~/.cache/mnistcnn
     fetch_dataset(name, root, mirror, ...) -> FetchResult
     load_dataset(name, train, root, mirror, transform, ...) -> torchvision dataset
@@ -26,7 +27,15 @@ from mnistcnn.data.idx import (
     write_idx,
 )
 from mnistcnn.data.sources import FetchResult, fetch_dataset, resolve_mirror, resolve_root
-from mnistcnn.data.specs import DatasetSpec, IdxFileSpec, SplitFiles, get_spec, list_datasets
+from mnistcnn.data.specs import (
+    DatasetSpec,
+    IdxFileSpec,
+    SplitFiles,
+    check_model_classes,
+    get_spec,
+    list_datasets,
+    same_class_names,
+)
 
 __all__ = [
     "DataError",
@@ -37,6 +46,7 @@ __all__ = [
     "IdxHeader",
     "SourceError",
     "SplitFiles",
+    "check_model_classes",
     "dataset_info",
     "fetch_dataset",
     "get_spec",
@@ -48,6 +58,7 @@ __all__ = [
     "read_idx_header",
     "resolve_mirror",
     "resolve_root",
+    "same_class_names",
     "validate_idx_file",
     "validate_pair",
     "write_idx",

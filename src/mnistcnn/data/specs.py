@@ -21,7 +21,7 @@ torchvision (about 2 s).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -265,3 +265,53 @@ def get_spec(name: str) -> DatasetSpec:
     if key not in _TABLE:
         raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
     return _build(key)
+
+
+def same_class_names(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True if ``a`` and ``b`` name the same classes in the same order.
+
+    Names are compared as predictions report them (``"7 - seven"`` as ``"7"``),
+    so a checkpoint that stores plain ``"0".."9"`` matches MNIST's digits.
+    """
+
+    def short(names: Sequence[str]) -> list[str]:
+        return [n.split(" - ")[0] if " - " in n else n for n in names]
+
+    return short(a) == short(b)
+
+
+def shown_class_names(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` class names (short form), ``", ..."`` when there are more."""
+    listed = ", ".join(n.split(" - ")[0] if " - " in n else n for n in names[:limit])
+    return listed + (", ..." if len(names) > limit else "")
+
+
+def check_model_classes(
+    classes: Sequence[str],
+    dataset: str,
+    *,
+    subject: str,
+    model_dataset: str = "",
+    advice: str = "a model can only be tested on a dataset of its own classes",
+) -> None:
+    """Refuse to use a model of ``classes`` on ``dataset`` when its classes are other ones.
+
+    The shared check behind ``evaluate --dataset`` (and ``explain``'s dataset
+    samples): an MNIST model scored on Fashion-MNIST would report a
+    meaningless accuracy under digit names. ``subject`` starts the message
+    (a checkpoint path); ``model_dataset``: the dataset the model was trained
+    on, named in the message; ``advice`` ends it.
+
+    Raises:
+        ValueError: unknown ``dataset``, or ``classes`` are not its classes
+            (compared by :func:`same_class_names`).
+    """
+    spec = get_spec(dataset)
+    if same_class_names(classes, spec.classes):
+        return
+    trained = f" (trained on {model_dataset})" if model_dataset else ""
+    raise ValueError(
+        f"{subject}: the model's classes{trained} are not {spec.name}'s: it knows "
+        f"{shown_class_names(classes)}, {spec.name} has {shown_class_names(spec.classes)}; "
+        f"{advice}"
+    )

@@ -262,7 +262,7 @@ def split_logits(
         raise ValueError(
             f"{ckpt.path}: the model was trained on the whole training split, so no "
             "held-out validation images exist; train with --val-fraction 0.1, or "
-            "calibrate on the test split (then test-set figures are no longer independent)"
+            "calibrate with --split test (then test-set figures are no longer independent)"
         )
     x, y = mdata.load_arrays(name, train=split == "val", root=data_root, mirror=mirror)
     what = f"{name} test ({len(y)} images)"
@@ -362,17 +362,25 @@ def calibrate_from_split(
     test split itself, after which test-set figures are no longer independent
     of the calibration (one parameter, so the bias is small, but it is there).
 
+    The checkpoint's folder is locked (:class:`~mnistcnn.engine.rundir.RunLock`)
+    for the whole job: a run still being trained would overwrite ``best.pt``
+    and lose the calibration, so it is refused as ``train --resume`` is.
+
     Raises:
         ValueError: see :func:`split_logits`.
+        RunDirError: another process is training into the checkpoint's folder,
+            or the folder cannot be written.
         CheckpointError, mnistcnn.data.DataError, OSError: unreadable
             checkpoint or data, or the checkpoint cannot be rewritten.
     """
     from mnistcnn.engine.checkpoint import load_checkpoint
+    from mnistcnn.engine.rundir import RunLock
 
     file = load_checkpoint(path).path
     kw: dict[str, Any] = {"data_root": data_root, "mirror": mirror, "device": device}
-    z, y, what = split_logits(file, split, **kw)
-    fit = calibrate_checkpoint(file, z, y, fitted_on=what)
+    with RunLock(file.parent):
+        z, y, what = split_logits(file, split, **kw)
+        fit = calibrate_checkpoint(file, z, y, fitted_on=what)
     if split != "test":
         z, y, what = split_logits(file, "test", **kw)
     probs = F.softmax(z.double() / fit.temperature, dim=1)

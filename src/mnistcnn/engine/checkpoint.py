@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from mnistcnn.engine.rundir import new_temp_file
 
 FORMAT = "mnistcnn.checkpoint"
 FORMAT_VERSION = 1
@@ -92,6 +93,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
     A crash during the write leaves any previous file at ``path`` intact.
+    The file gets the usual mode of a new file (0666 less the umask).
     ``format`` and ``format_version`` are added. Returns the final path.
 
     Raises:
@@ -100,7 +102,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = new_temp_file(path.parent, path.name)  # mode 0666 less the umask, not 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(data, fh)

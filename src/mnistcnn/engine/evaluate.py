@@ -60,6 +60,8 @@ class EvalResult:
     accuracy: fraction correct, 0..1. per_class: one dict per class with
     ``class``, ``precision``, ``recall``, ``f1`` (0..1) and ``support`` (count).
     confusion: int64 (C, C), rows = true class, columns = predicted class.
+    precision: the arithmetic the models ran in (``fp32``, ``bf16``, or both
+    for a mixed ensemble).
     """
 
     loss: float
@@ -70,6 +72,7 @@ class EvalResult:
     confusion: torch.Tensor
     checkpoints: list[str] = field(default_factory=list)
     dataset: str = ""
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +84,7 @@ class EvalResult:
             "confusion_matrix": self.confusion.tolist(),
             "checkpoints": self.checkpoints,
             "dataset": self.dataset,
+            "precision": self.precision,
         }
 
 

@@ -30,7 +30,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from types import TracebackType
@@ -92,9 +92,34 @@ def update_latest_link(run_path: Path) -> Path | None:
     return link
 
 
+def new_temp_file(folder: Path, name: str) -> tuple[int, str]:
+    """Create ``folder/.<name>.<random>.tmp`` for an atomic write; return (its fd, its path).
+
+    Unlike ``tempfile.mkstemp`` (always 0600) the file gets the usual mode of
+    a new file, 0666 less the umask (0644 under umask 022), so the file it
+    is renamed to (a checkpoint, config.json) is readable by other users of
+    a shared run folder like the run's other files.
+
+    Raises:
+        OSError: the folder is missing or not writable.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary name for {name}")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON via a temp file and rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` as indented JSON via a temp file and rename (mode 0666 less the umask).
+
+    Raises:
+        OSError: the folder is not writable or the disk is full (the temp file is removed).
+    """
+    fd, tmp = new_temp_file(path.parent, path.name)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
@@ -110,10 +135,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def ensure_new_run_dir(path: Path) -> None:
     """Raise :class:`RunDirError` if ``path`` exists and is not an empty folder.
 
+    The message says which: not a directory (a file, ``/dev/null``), or a
+    folder that is not empty.
+
     A lock file (:class:`RunLock`) alone does not count: it is this run's own,
     or the stale one of a process that died before writing anything.
     """
-    if path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir())):
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+    if path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()):
         raise RunDirError(
             f"{path}: already exists and is not empty; choose another --out "
             "(a previous run is never overwritten)"
@@ -315,7 +345,7 @@ class RunDir:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path)
+        fd, tmp = new_temp_file(self.path, "metrics")
         try:
             with os.fdopen(fd, "w", newline="") as fh:
                 fh.write(buf.getvalue())

@@ -22,9 +22,10 @@ from mnistcnn._text import plural
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
-from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_model
+from mnistcnn.engine.checkpoint import Checkpoint
 from mnistcnn.engine.distributed import DistContext, distributed_session
-from mnistcnn.engine.evaluate import EvalResult, classification_report, predict_probabilities
+from mnistcnn.engine.ensemble import ensemble_probabilities, load_members
+from mnistcnn.engine.evaluate import EvalResult, classification_report
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -385,34 +386,30 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 1000,
     out: PathLike | None = None,
+    precision: str | None = None,
 ) -> EvalResult:
     """Evaluate one checkpoint, or an ensemble (averaged probabilities) of several, on a test split.
 
-    Writes ``confusion_matrix.png`` and ``confusion_matrix.csv`` into ``out``
-    when given.
+    ``precision``: ``"fp32"`` or ``"bf16"`` (autocast) for every model; by
+    default each model runs in the precision it was trained (and evaluated)
+    with, so a bf16 run gives the accuracy its training recorded. Writes
+    ``confusion_matrix.png`` and ``confusion_matrix.csv`` into ``out`` when given.
 
     Raises:
         CheckpointError: unreadable checkpoint, or checkpoints that disagree on classes.
+        ValueError: no checkpoint, a bad ``precision``, or a dataset whose
+            classes are not the models' (an MNIST model on Fashion-MNIST).
+        mnistcnn.data.DataError: the dataset cannot be obtained.
     """
-    if not checkpoints:
-        raise ValueError("give at least one checkpoint")
     dev = select_device(device)
-    loaded = [load_model(p, map_location=dev) for p in checkpoints]
+    loaded, name = load_members(checkpoints, dev, dataset)
     first = loaded[0][1]
-    for _, ck in loaded[1:]:
-        if ck.classes != first.classes:
-            raise CheckpointError(f"{ck.path}: classes differ from {first.path}; cannot ensemble")
-    name = dataset or first.dataset or "mnist"
     x, y = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
-    probs_sum = None
-    for model, ck in loaded:  # each model sees inputs with its own normalization
-        src = TensorSource(x, y, batch_size, mean=ck.mean, std=ck.std, device=dev)
-        probs, labels = predict_probabilities([model], src)
-        probs_sum = probs if probs_sum is None else probs_sum + probs
-    assert probs_sum is not None
-    result = classification_report(probs_sum / len(loaded), labels, first.classes)
+    probs, used = ensemble_probabilities(loaded, x, y, dev, batch_size, precision)
+    result = classification_report(probs, y, first.classes)
     result.checkpoints = [str(ck.path) for _, ck in loaded]
     result.dataset = name
+    result.precision = used
     if out is not None:
         _save_confusion(Path(out), result)
     return result

@@ -1,7 +1,8 @@
 """Stop training cleanly on SIGINT / SIGTERM.
 
 The first signal sets a flag that the training loop checks at each step
-boundary: it writes a resumable checkpoint and stops. A second signal stops at
+boundary and after each epoch's evaluation: it writes a resumable checkpoint
+(or has just written it, at an epoch's end) and stops. A second signal stops at
 once (SIGINT raises ``KeyboardInterrupt``, SIGTERM exits with status 143).
 """
 
@@ -48,7 +49,11 @@ def graceful_stop(enabled: bool = True) -> Iterator[StopFlag]:
 
     def first(signum: int, frame: FrameType | None) -> None:
         flag.requested, flag.signal_name = True, signal.Signals(signum).name
-        log.warning("%s received: stopping at the next step (again to stop now)", flag.signal_name)
+        log.warning(
+            "%s received: stopping after the current step or evaluation, with a resumable "
+            "checkpoint (again to stop now)",
+            flag.signal_name,
+        )
         for sig in previous:
             signal.signal(sig, second)
 

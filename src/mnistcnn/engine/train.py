@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import os
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ from mnistcnn.engine.checkpoint import Checkpoint, save_checkpoint
 from mnistcnn.engine.distributed import DistContext, evaluate_gathered
 from mnistcnn.engine.evaluate import evaluate_batches
 from mnistcnn.engine.rundir import RunDir, RunDirError
-from mnistcnn.engine.utils import rng_state, set_rng_state, versions
+from mnistcnn.engine.utils import precision_autocast, rng_state, set_rng_state, versions
 
 log = logging.getLogger(__name__)
 
@@ -315,9 +316,42 @@ def _maybe_checkpoint(loop: _Loop, pos: _Position, t0: float) -> None:
     if stop:
         raise TrainingInterrupted(
             f"stopped at epoch {pos.epoch}, step {loop.step}"
-            + (f"; resume with: mnistcnn train --resume {_quoted(path.parent)}" if path else ""),
+            + (f"; resume with: {resume_command(path.parent, loop.dist)}" if path else ""),
             path,
         )
+
+
+def _stop_after_epoch(loop: _Loop, epoch: int) -> None:
+    """Raise TrainingInterrupted if a stop was asked during the epoch's evaluation.
+
+    The epoch's metrics row and checkpoint are written by then, so the run
+    resumes at the next epoch (after the last one: it is complete, and a
+    resume only writes the report). Every rank must call this (a collective).
+    """
+    if not loop.dist.any(loop.stop is not None and loop.stop()):
+        return
+    path = loop.run.last if loop.run is not None else None
+    command = resume_command(path.parent, loop.dist) if path is not None else ""
+    if epoch >= loop.config.epochs:
+        what = f"stopped after the last epoch ({epoch}): training is complete"
+        then = f"; to write its report: {command}" if command else ""
+    else:
+        what = f"stopped after epoch {epoch}, its evaluation and checkpoint complete"
+        then = f"; resume with: {command}" if command else ""
+    raise TrainingInterrupted(what + then, path)
+
+
+def resume_command(run_dir: Path, dist: DistContext) -> str:
+    """The command line that resumes the run in ``run_dir`` (shell-quoted).
+
+    A distributed run started on one machine (``mnistcnn train --nproc N`` or
+    ``torchrun --nproc-per-node N``) is resumed the same way: ``--nproc N``
+    is included. Across machines each one resumes with its own torchrun
+    command (docs/distributed.md), so the plain command is shown.
+    """
+    single_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)) == dist.world_size
+    nproc = f"--nproc {dist.world_size} " if dist.distributed and single_node else ""
+    return f"mnistcnn train {nproc}--resume {_quoted(run_dir)}"
 
 
 def fit(
@@ -351,8 +385,9 @@ def fit(
         resume: continue from this checkpoint (weights, optimizer, scheduler,
             position, history, RNG states).
         checkpoint_every: also write last.pt every this many steps inside epochs.
-        stop: polled after every step; when true, last.pt is written and
-            :class:`TrainingInterrupted` raised.
+        stop: polled after every step and after every epoch's evaluation;
+            when true, last.pt is written (or was, at the epoch's end) and
+            :class:`TrainingInterrupted` raised, also after the last epoch.
         dist: this process's place in a distributed run (None: one process).
             Every rank calls ``fit`` with its shard of the sources (built with
             its rank and world size); only rank 0 should be given ``run``.
@@ -397,6 +432,7 @@ def fit(
         row = _end_epoch(loop, eval_sources, pos, train_loss, train_acc, lr, monitor)
         if on_epoch_end is not None:
             on_epoch_end(row)
+        _stop_after_epoch(loop, pos.epoch)
         pos = _Position(epoch=pos.epoch + 1)
     loop.history.steps = loop.step
     return loop.history
@@ -467,8 +503,7 @@ def _restore(loop: _Loop, ckpt: Checkpoint) -> _Position:
 
 def _autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
     """bfloat16 autocast on CPU/CUDA when ``config.precision == "bf16"``, else a no-op."""
-    enabled = config.precision == "bf16" and device.type in ("cpu", "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    return precision_autocast(config.precision, device)
 
 
 def _make_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:

@@ -109,8 +109,10 @@ def convolution_figure(
     """Input (zero-padded if p > 0), kernel and feature map side by side.
 
     Matrices with at most ``annotate_max`` rows and columns get their cell values
-    written on the cells. Input and feature map use a gray colormap (black = low),
-    the kernel a diverging one centred on 0. ``kernel_name`` (e.g. ``"edge"``) is
+    written on the cells, in a font size that fits the cell and the widest value
+    (none, and a colour bar instead, when that would be under 4.5 pt). Input and
+    feature map use a gray colormap (black = low), the kernel a diverging one
+    centred on 0. ``kernel_name`` (e.g. ``"edge"``) is
     added to the kernel's title.
 
     Returns:
@@ -147,8 +149,9 @@ def _draw_matrix(ax: Any, matrix: Matrix, title: str, cmap: str, annotate_max: i
     image = ax.imshow(matrix, cmap=cmap, vmin=lo, vmax=hi)
     ax.set_title(title, fontsize=11)
     rows, cols = len(matrix), len(matrix[0])
-    if rows <= annotate_max and cols <= annotate_max:
-        fontsize = 13 if max(rows, cols) <= 6 else 9
+    texts = [[format_number(v) for v in row] for row in matrix]
+    fontsize = _annotation_size(rows, cols, max(_ems(t) for row in texts for t in row))
+    if rows <= annotate_max and cols <= annotate_max and fontsize >= _MIN_ANNOTATION_PT:
         ax.set_xticks(range(cols), [str(c + 1) for c in range(cols)])
         ax.set_yticks(range(rows), [str(r + 1) for r in range(rows)])
         for r, row in enumerate(matrix):
@@ -156,12 +159,33 @@ def _draw_matrix(ax: Any, matrix: Matrix, title: str, cmap: str, annotate_max: i
                 level = (v - lo) / (hi - lo)
                 dark = level < 0.5 if cmap == "gray" else abs(level - 0.5) > 0.3
                 color = "white" if dark else "black"
-                text = format_number(v)
+                text = texts[r][c]
                 ax.text(c, r, text, ha="center", va="center", fontsize=fontsize, color=color)
     else:
         ax.figure.colorbar(image, ax=ax, shrink=0.8)
         ax.set_xticks([])
         ax.set_yticks([])
+
+
+_PANEL_SIDE_PT = 72 * 3.6  # a panel's square drawing area in the 13x4.8 in figure, points
+_MIN_ANNOTATION_PT = 4.5  # smaller values are unreadable: the cells are left unwritten
+
+
+def _ems(text: str) -> float:
+    """Width of a formatted number in DejaVu Sans, in ems (digits 0.64, "-" 0.34, "." 0.32)."""
+    return sum(0.32 if ch == "." else 0.34 if ch == "-" else 0.64 for ch in text)
+
+
+def _annotation_size(rows: int, cols: int, ems: float) -> float:
+    """Font size (points) for cell values ``ems`` wide to fill at most 80% of a cell.
+
+    Cells are square (``imshow``), ``_PANEL_SIDE_PT / max(rows, cols)`` points a
+    side; at most 13 pt (9 pt past 6x6, as before). Under
+    :data:`_MIN_ANNOTATION_PT` the caller writes no values.
+    """
+    cell = _PANEL_SIDE_PT / max(rows, cols)
+    fits = 0.8 * cell / max(ems, 0.64)
+    return min(13.0 if max(rows, cols) <= 6 else 9.0, fits)
 
 
 def _outline(ax: Any, padding: int, h: int, w: int) -> None:

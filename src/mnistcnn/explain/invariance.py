@@ -279,9 +279,11 @@ def invariance_for_checkpoint(
     Raises:
         mnistcnn.engine.CheckpointError: unreadable checkpoint.
         mnistcnn.data.DataError: the dataset cannot be obtained.
-        ValueError: ``limit`` < 1 or a bad device.
+        ValueError: ``limit`` < 1, a bad device, an unknown ``dataset``, or one
+            whose classes are not the model's (an MNIST model on Fashion-MNIST
+            would be measured at chance level and mean nothing).
     """
-    from mnistcnn.data import load_arrays
+    from mnistcnn.data import check_model_classes, load_arrays
     from mnistcnn.engine import load_model, select_device
 
     if limit is not None and limit < 1:
@@ -289,6 +291,9 @@ def invariance_for_checkpoint(
     dev = select_device(device)
     model, ckpt = load_model(checkpoint, map_location=dev)
     name = dataset or ckpt.dataset or "mnist"
+    check_model_classes(
+        ckpt.classes, name, subject=f"{checkpoint} --dataset {name}", model_dataset=ckpt.dataset
+    )
     images, labels = load_arrays(name, train=False, root=data_root, mirror=mirror)
     images, labels = images[:limit].to(dev), labels[:limit].to(dev)
     result = measure_invariance(

@@ -25,6 +25,8 @@ from mnistcnn.explain.conv_arithmetic import AxisArithmetic
 logger = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SHAPE = (1, 28, 28)
+MAX_INPUT_CHANNELS = 64  # --input-shape limits: one sample stays under 256 MiB of float32
+MAX_INPUT_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,29 @@ class ModelSummary:
         return dataclasses.asdict(self)
 
 
+def check_input_shape(input_shape: tuple[int, ...]) -> None:
+    """Refuse a sample shape that is not ``(C, H, W)`` within the limits.
+
+    Raises:
+        ValueError: not 3 dimensions, or C outside 1..:data:`MAX_INPUT_CHANNELS`,
+            H or W outside 1..:data:`MAX_INPUT_SIDE` (a 1x100000x100000 sample
+            would need 40 GB).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"an input shape is C x H x W, got {list(input_shape)}")
+    c, h, w = input_shape
+    if not (1 <= c <= MAX_INPUT_CHANNELS and 1 <= h <= MAX_INPUT_SIDE and 1 <= w <= MAX_INPUT_SIDE):
+        raise ValueError(
+            f"input shape {c}x{h}x{w} is out of range: channels 1..{MAX_INPUT_CHANNELS}, "
+            f"height and width 1..{MAX_INPUT_SIDE}"
+        )
+
+
 def summarize_model(
-    model: nn.Module, input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE, label: str = ""
+    model: nn.Module,
+    input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE,
+    label: str = "",
+    expected_shape: tuple[int, ...] | None = None,
 ) -> ModelSummary:
     """Trace ``model`` on one zero sample of ``input_shape`` and explain each layer.
 
@@ -86,13 +109,19 @@ def summarize_model(
         model: any ``nn.Module`` taking float32 ``(N, *input_shape)``.
         input_shape: one sample's shape without the batch dimension, e.g. ``(1, 28, 28)``.
         label: name shown for the model (defaults to its class name).
+        expected_shape: the shape the model is made for (a checkpoint's input
+            size), named in the error when ``input_shape`` does not fit.
 
     Raises:
         ImportError: torchinfo is not installed.
-        RuntimeError: the forward pass fails for this input shape (torchinfo's error).
+        ValueError: ``input_shape`` out of range (:func:`check_input_shape`).
+        RuntimeError: the forward pass fails for this input shape; the message
+            names the layer that fails and why (e.g. ``Flatten gives 720
+            features but Linear(500,250) expects 500``).
     """
     import torchinfo
 
+    check_input_shape(tuple(input_shape))
     try:
         stats = torchinfo.summary(
             model, input_size=(1, *input_shape), verbose=0, device="cpu", mode="eval"
@@ -100,7 +129,11 @@ def summarize_model(
     except RuntimeError as exc:
         cause = exc.__cause__ or exc
         shape = " x ".join(map(str, input_shape))
-        raise RuntimeError(f"the model cannot run on input {shape}: {cause}") from exc
+        why = explain_failure(model, tuple(input_shape)) or str(cause)
+        if expected_shape is not None and tuple(expected_shape) != tuple(input_shape):
+            needs = " x ".join(map(str, expected_shape))
+            why += f"; {label or type(model).__name__} takes {needs} inputs"
+        raise RuntimeError(f"the model cannot run on input {shape}: {why}") from exc
     infos = [i for i in stats.summary_list if i.is_leaf_layer or i.leftover_params() > 0]
     rows = _rows(infos, {id(module): name for name, module in model.named_modules()})
     return ModelSummary(
@@ -111,6 +144,81 @@ def summarize_model(
         trainable_params=int(stats.trainable_params),
         total_mult_adds=int(stats.total_mult_adds),
     )
+
+
+def explain_failure(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
+    """Why one zero sample of ``input_shape`` fails in ``model``, naming the layer; None if unknown.
+
+    Runs the forward pass on the CPU with hooks on the leaf layers, so the layer
+    that raised and the shape it got are known: a ``Linear`` whose
+    ``in_features`` differ from what the layer before gives, a ``Conv2d`` given
+    other channels, a kernel larger than its (padded) input. None when the
+    pass succeeds or fails outside a leaf layer.
+    """
+    import torch
+
+    names = {id(m): n for n, m in model.named_modules()}
+    state: dict[str, Any] = {"current": None, "last": None}
+
+    def before(module: nn.Module, args: tuple[Any, ...]) -> None:
+        got = args[0] if args else None
+        state["current"] = (module, tuple(got.shape) if isinstance(got, torch.Tensor) else None)
+
+    def after(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        state["last"] = (module, tuple(out.shape) if isinstance(out, torch.Tensor) else None)
+        state["current"] = None
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [h for m in leaves for h in (m.register_forward_pre_hook(before),
+                                         m.register_forward_hook(after))]  # fmt: skip
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.zeros(1, *input_shape))
+        return None
+    except Exception as exc:  # the failure being explained: any error of the forward pass
+        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if state["current"] is None or state["current"][1] is None:
+        return None
+    module, shape = state["current"]
+    name = f"{describe_layer(module)} (layer {names.get(id(module), '?')})"
+    return _layer_mismatch(module, name, shape[1:], state["last"]) or (
+        f"{name} fails on its input {_dims(shape[1:])}: {error}"
+    )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return " x ".join(map(str, shape))
+
+
+def _layer_mismatch(
+    module: nn.Module, name: str, got: tuple[int, ...], last: tuple[nn.Module, Any] | None
+) -> str | None:
+    """The reason a layer cannot take an input of shape ``got`` (no batch dim), if a known one."""
+    gives = "the input has"  # the first layer: the sample itself
+    if last is not None and last[1] is not None:
+        gives = f"{describe_layer(last[0])} gives"
+    if isinstance(module, nn.Linear) and got and got[-1] != module.in_features:
+        return f"{gives} {got[-1]} features but {name} expects {module.in_features}"
+    if isinstance(module, nn.Conv2d) and len(got) == 3 and got[0] != module.in_channels:
+        return f"{gives} {got[0]} channels but {name} expects {module.in_channels}"
+    if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) and len(got) == 3:
+        kh, kw = _pair(module.kernel_size)
+        ph, pw = _pair(module.padding)
+        dh, dw = _pair(getattr(module, "dilation", 1))
+        span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        h, w = got[1] + 2 * ph, got[2] + 2 * pw
+        if h < span_h or w < span_w:
+            return (
+                f"{gives} {got[1]} x {got[2]} per channel ({h} x {w} with padding), "
+                f"smaller than the {span_h} x {span_w} window of {name}"
+            )
+    return None
 
 
 def _rows(infos: list[Any], names: dict[int, str]) -> list[LayerRow]:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import torch
 
-from mnistcnn.plots import short_class
-
 _SAMPLE_REF = re.compile(r"^(?P<dataset>[a-z][a-z0-9_-]*):(?P<split>train|test):(?P<index>\d+)$")
 
 
@@ -61,7 +59,9 @@ def load_input(
     (``model_dataset``: the dataset it was trained on, for the message).
 
     Raises:
-        ValueError: neither a readable file nor a valid reference, an unknown
+        ValueError: a missing file ("no such file" when IMAGE has a path
+            separator or an image extension), a folder, neither a readable
+            file nor a valid reference, an unknown
             dataset, the model's classes are not the dataset's, or the index
             is past the end of the split.
         mnistcnn.data.DataError: the dataset cannot be obtained.
@@ -72,6 +72,10 @@ def load_input(
         return InputImage(pixels, str(path), path.stem, preprocessing=how)
     ref = parse_sample_ref(image)
     if ref is None:
+        if path.is_dir():
+            raise ValueError(f"{image}: a folder, not an image file")
+        if _looks_like_a_path(image):
+            raise ValueError(f"{image}: no such file")
         raise ValueError(
             f"{image!r} is neither an image file nor a dataset sample such as mnist:test:123"
         )
@@ -90,6 +94,16 @@ def load_input(
     return InputImage(pixels, image, f"{name}-{split}-{index}", int(labels[index]))
 
 
+def _looks_like_a_path(text: str) -> bool:
+    """True for ``pics/x``, ``x.png``, ``~/x.jpeg``: a file name, not a dataset reference."""
+    from PIL import Image
+
+    if "/" in text or "\\" in text or text.startswith("~"):
+        return True
+    suffix = Path(text).suffix.lower()
+    return bool(suffix) and suffix in Image.registered_extensions()
+
+
 def check_classes(
     image: str, dataset: str, classes: Sequence[str], model_dataset: str = ""
 ) -> None:
@@ -103,22 +117,12 @@ def check_classes(
             (e.g. a Fashion-MNIST model and an MNIST digit): the true label
             would be named wrongly and the prediction would mean nothing.
     """
-    from mnistcnn.data import get_spec
+    from mnistcnn.data import check_model_classes
 
-    spec = get_spec(dataset)
-    if [short_class(c) for c in classes] == [short_class(c) for c in spec.classes]:
-        return
-
-    def shown(names: Sequence[str]) -> str:
-        listed = ", ".join(short_class(c) for c in names[:5])
-        return listed + (", ..." if len(names) > 5 else "")
-
-    trained = f" (trained on {model_dataset})" if model_dataset else ""
-    hint = f"; explain one of its own samples, e.g. {model_dataset}:test:0" if model_dataset else ""
-    raise ValueError(
-        f"{image}: the model's classes{trained} are not {spec.name}'s: it knows "
-        f"{shown(classes)}, the image is one of {shown(spec.classes)}{hint}"
-    )
+    advice = "explain one of the model's own samples"
+    if model_dataset:
+        advice += f", e.g. {model_dataset}:test:0"
+    check_model_classes(classes, dataset, subject=image, model_dataset=model_dataset, advice=advice)
 
 
 def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:

@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mnistcnn import __version__
 from mnistcnn.serve.batching import MicroBatcher, Overloaded
-from mnistcnn.serve.inputs import InputError, RawInput, decode_image, parse_body
+from mnistcnn.serve.inputs import InputError, RawInput, decode_images, parse_body
 from mnistcnn.serve.middleware import AccessLogMiddleware, BodyLimitMiddleware, BodyTooLarge
 from mnistcnn.serve.openapi import MODEL_RESPONSE, PREDICT_BODY, PREDICT_RESPONSES
 
@@ -64,7 +64,9 @@ class ServeSettings:
     Attributes:
         max_body_bytes: largest request body, bytes (default 8 MiB); larger -> 413.
         max_image_side: largest width or height of an uploaded image, pixels.
-        max_image_pixels: largest width * height of an uploaded image, pixels.
+        max_image_pixels: largest width * height of all the images of one request
+            together, pixels (checked from their headers before any is decoded);
+            more -> 413.
         max_images: most images in one request (batch forms); more -> 413.
         timeout_s: seconds a request may take from its first byte to its answer
             (reading, decoding, waiting for and running the model); past it -> 503.
@@ -233,7 +235,7 @@ def create_app(
 
 
 def _decode_all(inputs: list[RawInput], s: ServeSettings) -> list[Any]:
-    return [decode_image(raw, s.max_image_side, s.max_image_pixels) for raw in inputs]
+    return decode_images(inputs, s.max_image_side, s.max_image_pixels)
 
 
 def _prediction_json(raw: RawInput, pred: PredictionLike, return_input: bool) -> dict[str, Any]:

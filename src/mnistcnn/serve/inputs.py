@@ -33,6 +33,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
 FIELD = 28  # side of the ``pixels`` form, in pixels
 JSON_KEYS = ("pixels", "image_base64", "images")
+_MAX_INT_DIGITS = 20  # longer JSON integers are read as +-inf (far outside 0..255 anyway)
 
 
 class InputError(Exception):
@@ -191,7 +192,7 @@ def _parse_json(body: bytes) -> ParsedRequest:
     if not body:
         raise InputError(400, "empty body: send a JSON object with 'pixels' or 'image_base64'")
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_int=_json_int)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InputError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -209,6 +210,17 @@ def _parse_json(body: bytes) -> ParsedRequest:
             [_json_image(item, f"images[{i}]") for i, item in enumerate(images)], batch=True
         )
     return ParsedRequest([_json_image(doc, "body")], batch=False)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one too long to be a gray level becomes +-inf (refused as out of range).
+
+    Python's own parser would refuse over 4300 digits (a "not valid JSON" 400) and
+    ``float()`` would overflow: either way the client's mistake is the value's range.
+    """
+    if len(text) > _MAX_INT_DIGITS:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
 
 
 def _only_keys(obj: dict[str, Any], allowed: Sequence[str], where: str) -> None:
@@ -236,6 +248,10 @@ def _json_image(obj: Any, where: str) -> RawInput:
 def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
     """A JSON 28x28 list of lists of numbers in 0..255 -> uint8 (28, 28) (rounded).
 
+    The range is closed and checked before rounding: -0 and 255.0 are accepted,
+    255.4 and -0.1 are not; NaN, infinities and integers of any size outside it
+    are refused.
+
     Raises:
         InputError: 422 naming ``where`` for a ragged, non-numeric (strings,
             ``true``/``false``, null), wrongly shaped, non-finite or
@@ -251,8 +267,11 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
             raise InputError(
                 422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
             )
+    out_of_range = f"{where}: values must be finite numbers in 0..255"
     try:
         arr = np.asarray(value, dtype=np.float64)
+    except OverflowError:  # an int beyond float64 (~1.8e308): far outside 0..255
+        raise InputError(422, out_of_range) from None
     except (ValueError, TypeError):
         raise InputError(
             422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
@@ -262,7 +281,7 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
             422, f"{where}: must be {FIELD}x{FIELD} (rows x columns), got shape {list(arr.shape)}"
         )
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise InputError(422, f"{where}: values must be finite numbers in 0..255")
+        raise InputError(422, out_of_range)
     return np.rint(arr).astype(np.uint8)
 
 
@@ -283,21 +302,71 @@ def _b64(value: Any, where: str) -> bytes:
     return data
 
 
-def decode_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | np.ndarray:
-    """Open ``raw`` as a decoded Pillow image (arrays pass through unchanged).
+def decode_images(
+    inputs: Sequence[RawInput], max_side: int, max_pixels: int
+) -> list[Image.Image | np.ndarray]:
+    """Decode every image of one request, within the request's pixel budget.
 
-    The header is read first and the dimensions checked before any pixel is
-    decoded, so an image bomb costs nothing. Animated images give their first frame.
+    All headers are read first (Pillow opens lazily): each image's sides are
+    checked against ``max_side``, and the sum of width * height over the
+    request's images against ``max_pixels``, before any pixel is decoded. So
+    a small body of highly compressible images (16 PNGs of 6000x6000 in 64 KB
+    each) is refused instead of decoded into gigabytes. A ``pixels`` array
+    counts its 28 * 28.
 
     Args:
-        raw: one image of a request.
-        max_side: largest width or height accepted, in pixels.
-        max_pixels: largest width * height accepted.
+        inputs: the images of one request, in order.
+        max_side: largest width or height of any image, in pixels.
+        max_pixels: largest sum of width * height over the request's images.
+
+    Returns:
+        One decoded Pillow image (or the uint8 (28, 28) array) per input, in order.
+
+    Raises:
+        InputError: 422 when some bytes are not an image in :data:`IMAGE_FORMATS`,
+            are truncated, or have no pixels; 413 when an image has a side over
+            ``max_side`` or the images have more than ``max_pixels`` in all.
+    """
+    opened = [_open_image(raw, max_side, max_pixels) for raw in inputs]
+    total = sum(_pixel_count(img) for img in opened)
+    if total > max_pixels:
+        sizes = ", ".join(_size_text(img) for img in opened[:4])
+        more = ", ..." if len(opened) > 4 else ""
+        raise InputError(
+            413,
+            f"the request's images have {total:,} px in all ({sizes}{more}); "
+            f"the limit is {max_pixels:,} px per request: send fewer or smaller images",
+        )
+    return [_load(raw, img) for raw, img in zip(inputs, opened)]
+
+
+def decode_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | np.ndarray:
+    """Open one image as a decoded Pillow image (arrays pass through unchanged).
+
+    :func:`decode_images` for a request of one image: the header is read and
+    the dimensions checked (``max_side`` per side, ``max_pixels`` width * height)
+    before any pixel is decoded. Animated images give their first frame.
 
     Raises:
         InputError: 422 when the bytes are not an image in :data:`IMAGE_FORMATS`
             or are truncated; 413 when the image is larger than the limits.
     """
+    return decode_images([raw], max_side, max_pixels)[0]
+
+
+def _pixel_count(img: Image.Image | np.ndarray) -> int:
+    if isinstance(img, np.ndarray):
+        return int(img.size)
+    return int(img.size[0]) * int(img.size[1])
+
+
+def _size_text(img: Image.Image | np.ndarray) -> str:
+    w, h = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
+    return f"{w}x{h}"
+
+
+def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | np.ndarray:
+    """The image's header only (no pixel decoded), its size checked against the limits."""
     if isinstance(raw.data, np.ndarray):
         return raw.data
     try:
@@ -317,8 +386,15 @@ def decode_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image |
         raise InputError(
             413,
             f"{raw.name}: image is {w}x{h} px; the limit is {max_side} px per side "
-            f"and {max_pixels:,} px in all",
+            f"and {max_pixels:,} px per request",
         )
+    return img
+
+
+def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+    """Decode the pixels of an image opened by :func:`_open_image`."""
+    if isinstance(img, np.ndarray):
+        return img
     try:
         img.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
