@@ -38,7 +38,7 @@ from torch import nn
 from mnistcnn import data as mdata
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.loaders import epoch_permutation
-from mnistcnn.engine.train import build_optimizer, build_scheduler
+from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import create_model
 

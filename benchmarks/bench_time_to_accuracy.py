@@ -37,8 +37,8 @@ from mnistcnn import data as mdata
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.session import normalization_for
-from mnistcnn.engine.train import build_optimizer, build_scheduler
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import create_model
 

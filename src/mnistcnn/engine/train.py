@@ -40,6 +40,7 @@ from mnistcnn.data.loaders import BatchSource
 from mnistcnn.engine.checkpoint import Checkpoint, save_checkpoint
 from mnistcnn.engine.distributed import DistContext, evaluate_gathered
 from mnistcnn.engine.evaluate import evaluate_batches
+from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.rundir import RunDir, RunDirError
 from mnistcnn.engine.utils import precision_autocast, rng_state, set_rng_state, versions
 
@@ -77,52 +78,6 @@ class History:
     @property
     def last(self) -> dict[str, Any]:
         return self.rows[-1]
-
-
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, SGD (with ``momentum``, Nesterov off) or Adadelta at ``config.lr``.
-
-    Adam and SGD use the fused (single-kernel) implementation when every
-    parameter is a float tensor on the CPU or CUDA: the same update rule, up to
-    float rounding, and about 2x faster per step on small models.
-    """
-    params = list(model.parameters())
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(
-            params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
-        )
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            fused=fused or None,
-        )
-    if config.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}")
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
-) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
-    """The learning-rate schedule and whether it steps per batch (else per epoch)."""
-    total = config.epochs * steps_per_epoch
-    if config.scheduler == "none":
-        return None, False
-    if config.scheduler == "step":
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, gamma=config.gamma)
-        return sched, False
-    if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
-    if config.scheduler == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=config.warmup_fraction
-        )
-        return sched, True
-    raise ValueError(f"unknown scheduler {config.scheduler!r}")
 
 
 @dataclass
