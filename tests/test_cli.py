@@ -241,3 +241,10 @@ def test_evaluate_gives_a_bf16_run_the_accuracy_its_training_recorded(mnist_root
     result = CliRunner().invoke(main, [*ev[:-1], "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     assert "(precision fp32, --precision)" in result.output
+
+
+def test_out_may_not_be_the_latest_link(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--dry-run", "--out", "runs/latest"])
+    assert result.exit_code == 2 and "runs/latest is the link to the newest run" in result.output
+    assert not (tmp_path / "runs").exists()

@@ -404,3 +404,11 @@ def test_a_closed_pipe_exits_0_like_predict(monkeypatch, args):
     r = CliRunner().invoke(main, ["explain", *args])
     assert r.exit_code == 0, (r.output, r.exception)
     assert len(lines) == 3 and "Traceback" not in r.output
+
+
+def test_sums_that_overflow_are_refused_not_printed_as_inf():
+    from mnistcnn.explain.conv_arithmetic import ConvInputError, worked_convolution
+
+    with pytest.raises(ConvInputError, match="overflow"):
+        worked_convolution([[1e308, 1e308], [1e308, 1e308]], [[10.0]])
+    assert worked_convolution([[1e300]], [[2.0]]).output == [[2e300]]  # large but finite

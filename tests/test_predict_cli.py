@@ -178,6 +178,12 @@ def test_non_ascii_names_keep_the_columns_and_a_safe_show_input_name(ckpt, folde
 
     odd = folder / "ünïcödé 七.png"
     odd.write_bytes((folder / "a_three.png").read_bytes())
+    newline = folder / "new\nline.png"
+    newline.write_bytes((folder / "a_three.png").read_bytes())
+    r = run(str(ckpt), str(newline), "--threshold", "0")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2, r.stdout  # one row, escaped
+    assert "new\\nline.png" in r.stdout
+    newline.unlink()
     shown = tmp_path / "shown"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -105,4 +105,11 @@ def test_evaluate_without_out_never_overwrites_the_run_report(one_epoch_run, mni
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
-    assert (run / "evaluation-ensemble-2" / "report.html").is_file()
+    (folder,) = run.glob("evaluation-ensemble-2-*")  # named by a hash of the members
+    assert (folder / "report.html").is_file()
+    other = ["evaluate", ckpt, str(run / "last.pt"), "--data-root", str(mnist_root), "--json"]
+    assert CliRunner().invoke(main, other).exit_code == 0
+    assert len(list(run.glob("evaluation-ensemble-2-*"))) == 2  # another set: its own folder
+    refused = CliRunner().invoke(main, ["evaluate", ckpt, "--out", str(run)])
+    assert refused.exit_code == 2 and "training run's folder" in refused.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

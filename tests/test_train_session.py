@@ -371,10 +371,15 @@ def test_resume_rebuilds_a_report_cut_short_and_touches_nothing_else(
     picture_report["interrupt"] = True  # Ctrl-C while the final report is written
     result = cli("--epochs", "1", "--out", str(run))
     assert result.exit_code == 130, result.output
+    assert "stopped while writing the report; training is complete" in result.output
+    assert f"mnistcnn train --resume {run}" in result.output
     assert not (run / "report.html").exists()
     before = {k: v for k, v in snapshot(run).items() if k not in REPORT_FILES}
+    stale = run / ".curves.png.4242.tmp.png"  # what a SIGKILL mid-write leaves behind
+    stale.write_bytes(b"half a picture")
     time.sleep(0.01)
     result = cli("--resume", str(run))
+    assert not stale.exists()  # removed once the lock is held
     assert result.exit_code == 0, result.output
     assert "report is missing or incomplete" in result.output
     assert f"report written to {run / 'report.html'}" in result.output
@@ -576,3 +581,21 @@ def test_evaluate_refuses_a_dataset_and_ensemble_members_of_other_classes(
     assert f"1: {a}" in config and f"2: {b}" in config
     assert "<td>seed</td><td>differs</td><td>0</td><td>1</td>" in config
     assert "<td>lr</td><td>same</td>" in config
+
+
+def test_sigterm_while_writing_the_report_says_how_to_finish_it(fake_data, monkeypatch, tmp_path):
+    import signal
+
+    import mnistcnn.report
+
+    def write_report(folder, *args, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not stop the report")
+
+    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+    before = signal.getsignal(signal.SIGTERM)
+    result = cli("--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 130, result.output
+    assert "stopped while writing the report; training is complete" in result.output
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back

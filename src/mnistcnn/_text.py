@@ -47,3 +47,17 @@ def tail_display(text: str, width: int) -> str:
             break
         kept = ch + kept
     return "..." + kept
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newline, tab, escape...) written as escapes.
+
+    A file called ``"new\\nline.png"`` is shown as ``new\\nline.png`` on one line, so a
+    name can never break a table row or move the terminal's cursor.
+    """
+    import unicodedata
+
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
+        for ch in text
+    )

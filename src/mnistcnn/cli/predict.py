@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from mnistcnn._text import display_width, pad_display, plural, tail_display
+from mnistcnn._text import display_width, pad_display, plural, printable, tail_display
 from mnistcnn.cli.common import data_options, pct, user_errors
 
 if TYPE_CHECKING:
@@ -34,13 +34,13 @@ def _status(p: Prediction) -> str:
 
 def _table(preds: list[Prediction], top_k: int) -> str:
     """One row per picture; columns sized by terminal width (wide characters count 2)."""
-    width = min(max([display_width(p.path) for p in preds] + [4]), 60)
+    width = min(max([display_width(printable(p.path)) for p in preds] + [4]), 60)
     tops = ["  ".join(f"{lab} {100 * prob:5.1f}%" for lab, prob in p.topk) or "-" for p in preds]
     header = f"top-{top_k}"
     top_w = max([display_width(t) for t, p in zip(tops, preds) if p.error is None] + [len(header)])
     lines = [f"{pad_display('file', width)}  {'label':<5}  {pad_display(header, top_w)}  status"]
     for p, top in zip(preds, tops):
-        name = pad_display(tail_display(p.path, width), width)
+        name = pad_display(tail_display(printable(p.path), width), width)
         if p.error is not None:
             lines.append(f"{name}  {'-':<5}  error: {p.error}")
             continue

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +242,35 @@ def train(
     from mnistcnn.report import write_report
 
     run, history = result.run_dir, result.history.rows
-    path = write_report(
-        run, [run / "best.pt"], result.data_root, result.mirror, result.device, history=history
-    )
+    with _stop_means_resume_for_the_report(run):
+        path = write_report(
+            run, [run / "best.pt"], result.data_root, result.mirror, result.device, history=history
+        )
     click.echo(f"report written to {path}")
+
+
+@contextlib.contextmanager
+def _stop_means_resume_for_the_report(run: Path) -> Iterator[None]:
+    """Ctrl-C or SIGTERM while the report is written: say training is complete and how to
+    finish the report (exit 130 through ``user_errors``), instead of dying silently."""
+    import signal
+
+    from mnistcnn.engine.train import TrainingInterrupted
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            "stopped while writing the report; training is complete; to write its report: "
+            f"mnistcnn train --resume {shlex.quote(str(run))}",
+            None,
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_out(out: str | None) -> None:
@@ -255,6 +284,11 @@ def _check_out(out: str | None) -> None:
         raise click.BadParameter("an empty path; give a folder", param_hint="'--out'")
     if Path(out).exists() and not Path(out).is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="'--out'")
+    if Path(out).name == "latest" and Path(out).parent.resolve() == Path("runs").resolve():
+        raise click.BadParameter(
+            "runs/latest is the link to the newest run; give the run another name",
+            param_hint="'--out'",
+        )
 
 
 def _check_flag_combinations(resume: str | None, out: str | None, force: bool) -> None:
@@ -376,8 +410,30 @@ def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
     first = Path(checkpoints[0])
     # absolute either way (a run folder or a file in it), and through runs/latest to the run
     folder = (first if first.is_dir() else first.parent).resolve()
-    name = "evaluation" if len(checkpoints) == 1 else f"evaluation-ensemble-{len(checkpoints)}"
+    if len(checkpoints) == 1:
+        name = "evaluation"
+    else:  # one folder per set of members: another ensemble never replaces this one's files
+        members = "\n".join(str(Path(c).resolve()) for c in checkpoints)
+        digest = hashlib.sha256(members.encode()).hexdigest()[:8]
+        name = f"evaluation-ensemble-{len(checkpoints)}-{digest}"
     return folder / (f"{name}-{dataset}" if dataset else name)
+
+
+def _check_evaluation_out(out: str | None) -> None:
+    """Refuse an ``evaluate --out`` that is a training run's folder (its report would be replaced).
+
+    Raises:
+        click.BadParameter: ``out`` holds a run's ``config.json`` or ``metrics.csv``.
+    """
+    if out is None:
+        return
+    folder = Path(out)
+    if (folder / "config.json").is_file() or (folder / "metrics.csv").is_file():
+        raise click.BadParameter(
+            f"{out} is a training run's folder: its report.html would be replaced; "
+            "leave --out out (the default is RUN/evaluation) or name another folder",
+            param_hint="'--out'",
+        )
 
 
 @click.command()
@@ -425,6 +481,7 @@ def evaluate(
     from mnistcnn.engine import evaluate as evaluate_run
 
     _check_out(out)
+    _check_evaluation_out(out)
     out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
     result = evaluate_run(
         list(checkpoints),

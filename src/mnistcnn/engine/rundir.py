@@ -30,6 +30,7 @@ import csv
 import io
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -150,6 +151,28 @@ def ensure_new_run_dir(path: Path) -> None:
         )
 
 
+#: Temporary files of atomic writes: ``.<name>.<pid or random>.tmp[.<ext>]``.
+_TEMP_FILE = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder``; returns them.
+
+    Every file of a run is written to ``.<name>.<id>.tmp[.<ext>]`` and renamed
+    into place; a process killed (SIGKILL, power loss) between the two leaves
+    the temporary file. Call this only while holding the folder's
+    :class:`RunLock` (no other writer can be mid-write). Files that cannot be
+    removed are left (and not returned).
+    """
+    removed = []
+    for path in Path(folder).iterdir():
+        if path.is_file() and _TEMP_FILE.match(path.name):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 class RunLock:
     """An exclusive lock on a run directory, held while one process trains into it.
 
@@ -202,13 +225,15 @@ class RunLock:
             self._fd = fd
         except OSError as exc:
             self._remove_created_dir()
-            raise RunDirError(f"{self.path}: cannot write the run directory: {exc}") from None
+            reason = exc.strerror or str(exc)
+            raise RunDirError(f"cannot write the run directory {self.path}: {reason}") from None
         except RunDirError:
             self._remove_created_dir()
             raise
         if self.new and any(p.name != LOCK_NAME for p in self.path.iterdir()):
             self.release()
             ensure_new_run_dir(self.path)  # raises: written meanwhile by another process
+        remove_stale_temp_files(self.path)  # ours alone now: any temp file is a killed writer's
         return self
 
     def release(self) -> None:
@@ -314,7 +339,8 @@ class RunDir:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise RunDirError(f"{self.path}: cannot write the run directory: {exc}") from None
+            reason = exc.strerror or str(exc)
+            raise RunDirError(f"cannot write the run directory {self.path}: {reason}") from None
         self.columns = METRIC_COLUMNS + (VAL_COLUMNS if with_val else ())
 
     @property

@@ -319,8 +319,9 @@ def worked_convolution(
 
     Raises:
         ConvInputError: ragged, empty or too large matrices, non-numbers,
-            stride < 1, padding outside 0..MAX_PADDING, or a kernel larger than
-            the padded input; ``.argument`` names the offending argument.
+            sums that overflow to infinity, stride < 1, padding outside
+            0..MAX_PADDING, or a kernel larger than the padded input;
+            ``.argument`` names the offending argument.
     """
     _check_matrix(input, "input")
     _check_matrix(kernel, "kernel")
@@ -344,6 +345,12 @@ def worked_convolution(
         [_element(padded, kernel, stride, r, c).total for c in range(1, cols.size + 1)]
         for r in range(1, rows.size + 1)
     ]
+    if any(not (isinstance(v, int) or math.isfinite(v)) for row in output for v in row):
+        raise ConvInputError(
+            "input",
+            "the sums overflow (a result is beyond float's range, about 1.8e308): "
+            "use smaller input or kernel values",
+        )
     logger.debug("worked convolution: %dx%d output", rows.size, cols.size)
     return ConvWorked(input, kernel, stride, padding, padded, output, rows, cols)
 
