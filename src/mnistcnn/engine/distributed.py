@@ -36,9 +36,9 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as F
 
 from mnistcnn.data.loaders import BatchSource
+from mnistcnn.engine.evaluate import batch_sums
 from mnistcnn.engine.utils import select_device
 
 log = logging.getLogger(__name__)
@@ -245,15 +245,7 @@ def evaluate_gathered(
     Raises:
         ValueError: no rank saw any sample.
     """
-    model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    source.set_epoch(0)
-    for images, labels in source:
-        logits = model(images)  # (B, C)
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += labels.numel()
-    loss_sum, correct_f, seen_f = ctx.sum([loss_sum, correct, seen])
+    loss_sum, correct_f, seen_f = ctx.sum(list(batch_sums(model, source)))
     if seen_f == 0:
         raise ValueError("evaluation source yielded no samples")
     return loss_sum / seen_f, correct_f / seen_f

@@ -19,6 +19,19 @@ def evaluate_batches(model: nn.Module, source: BatchSource) -> tuple[float, floa
     Puts ``model`` in eval mode (and leaves it there). Nothing is dropped: a
     short last batch counts like any other.
     """
+    loss_sum, correct, seen = batch_sums(model, source)
+    if seen == 0:
+        raise ValueError("evaluation source yielded no samples")
+    return loss_sum / seen, correct / seen
+
+
+@torch.inference_mode()
+def batch_sums(model: nn.Module, source: BatchSource) -> tuple[float, int, int]:
+    """(summed cross-entropy in nats, correct count, sample count) over ``source``.
+
+    Puts ``model`` in eval mode. The sums, not the means, so that shards can be
+    added up across ranks (:func:`mnistcnn.engine.distributed.evaluate_gathered`).
+    """
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     source.set_epoch(0)
@@ -27,9 +40,7 @@ def evaluate_batches(model: nn.Module, source: BatchSource) -> tuple[float, floa
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
         correct += int((logits.argmax(1) == labels).sum())
         seen += labels.numel()
-    if seen == 0:
-        raise ValueError("evaluation source yielded no samples")
-    return loss_sum / seen, correct / seen
+    return loss_sum, correct, seen
 
 
 @torch.inference_mode()
