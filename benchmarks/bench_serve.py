@@ -47,7 +47,7 @@ def untrained_checkpoint(folder: Path) -> Path:
     """A tutorial model with random weights, saved as a checkpoint in ``folder``."""
     import torch
 
-    from mnistcnn.engine.checkpoint import save_checkpoint
+    from mnistcnn.artifact import save_checkpoint
     from mnistcnn.models import create_model
 
     torch.manual_seed(0)

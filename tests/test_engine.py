@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from mnistcnn.artifact import CheckpointError, load_checkpoint, load_model
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.loaders import DataLoaderSource, TensorSource, epoch_permutation, split_indices
-from mnistcnn.engine.checkpoint import CheckpointError, load_checkpoint, load_model
 from mnistcnn.engine.rundir import RunDir, RunDirError, read_metrics
 from mnistcnn.engine.train import NonFiniteLossError, fit
 from mnistcnn.engine.utils import seed_everything

@@ -222,7 +222,7 @@ def test_activations_say_unsure_and_fail_like_predict(tmp_path):
 
 
 def test_activations_refuse_a_dataset_of_other_classes(tmp_path):
-    from mnistcnn.engine.checkpoint import save_checkpoint
+    from ckpt_files import write_v1_checkpoint
 
     fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
@@ -233,7 +233,7 @@ def test_activations_refuse_a_dataset_of_other_classes(tmp_path):
         "classes": fashion,
         "dataset": "fashion-mnist",
     }
-    ckpt = save_checkpoint(tmp_path / "fashion.pt", payload)
+    ckpt = write_v1_checkpoint(tmp_path / "fashion.pt", payload)
     empty = tmp_path / "no-data"  # refused before any data is read
     r = _run_cli("explain", "activations", str(ckpt), "mnist:test:0", "--data-root", str(empty))
     assert r.exit_code == 1, r.output
@@ -298,8 +298,8 @@ def test_per_class_accuracy_overall_line_and_its_label_cross_no_bar_label():
 
 
 def test_invariance_refuses_a_dataset_of_other_classes(tmp_path):
+    from ckpt_files import write_v1_checkpoint
     from mnistcnn.data import get_spec
-    from mnistcnn.engine.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     payload = {
@@ -308,7 +308,7 @@ def test_invariance_refuses_a_dataset_of_other_classes(tmp_path):
         "classes": list(get_spec("mnist").classes),
         "dataset": "mnist",
     }
-    ckpt = save_checkpoint(tmp_path / "digits.pt", payload)
+    ckpt = write_v1_checkpoint(tmp_path / "digits.pt", payload)
     empty = tmp_path / "no-data"  # refused before any data is read
     args = ["explain", "invariance", str(ckpt), "--dataset", "fashion-mnist"]
     r = _run_cli(*args, "--data-root", str(empty), "--out", str(tmp_path / "out"))

@@ -205,10 +205,10 @@ def test_cli_json():
 
 
 def test_cli_checkpoint(tmp_path):
-    from mnistcnn.engine.checkpoint import save_checkpoint
+    from ckpt_files import write_v1_checkpoint
 
     model = create_model("tutorial")
-    path = save_checkpoint(
+    path = write_v1_checkpoint(
         tmp_path / "best.pt",
         {
             "model": {"name": "tutorial", "kwargs": {"num_classes": 10, "in_chans": 1}},

@@ -20,13 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fuzzing  # noqa: F401  (registers and loads the hypothesis profile)
-from mnistcnn.config import recipe_config
-from mnistcnn.engine.checkpoint import (
+from ckpt_files import write_v1_checkpoint
+from mnistcnn.artifact import (
     CheckpointError,
     load_checkpoint,
     load_model,
-    save_checkpoint,
 )
+from mnistcnn.config import recipe_config
 from mnistcnn.models import create_model, list_models
 
 FEW = max(1, settings.default.max_examples // 4)  # torch.load takes milliseconds
@@ -53,7 +53,7 @@ def payload(net: torch.nn.Module | None = None, **changes: Any) -> dict[str, Any
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "good.pt", payload())
+    return write_v1_checkpoint(tmp_path_factory.mktemp("ckpt") / "good.pt", payload())
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +127,15 @@ def test_resume_from_a_code_executing_pickle_is_refused(tmp_path):
 
 def test_another_architecture_is_refused_with_the_reason(work):
     other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    save_checkpoint(work / "other.pt", payload(state_dict=other.state_dict()))
+    write_v1_checkpoint(work / "other.pt", payload(state_dict=other.state_dict()))
     with pytest.raises(CheckpointError, match=r"do not fit architecture 'tutorial'.*Missing key"):
         load_model(work / "other.pt")
-    save_checkpoint(work / "unknown.pt", payload(model={"name": "resnet9000", "kwargs": {}}))
+    write_v1_checkpoint(work / "unknown.pt", payload(model={"name": "resnet9000", "kwargs": {}}))
     with pytest.raises(CheckpointError, match="resnet9000") as err:
         load_model(work / "unknown.pt")
     assert all(name in str(err.value) for name in list_models()), "lists the valid models"
     wrong = payload(model={"name": "tutorial", "kwargs": {"num_classes": 47, "in_chans": 1}})
-    save_checkpoint(work / "classes.pt", wrong)
+    write_v1_checkpoint(work / "classes.pt", wrong)
     with pytest.raises(CheckpointError, match=r"size mismatch for 11\.weight"):
         load_model(work / "classes.pt")
 
@@ -144,13 +144,13 @@ def test_lying_model_arguments_never_allocate_their_claim(work):
     """num_classes of 5e9 (a 2 TB head) or a 10**6 x 10**6 input: refused, checked on meta."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     liar = payload(model={"name": "tutorial", "kwargs": {"num_classes": 5 * 10**9}})
-    save_checkpoint(work / "liar.pt", liar)
+    write_v1_checkpoint(work / "liar.pt", liar)
     with pytest.raises(CheckpointError, match=r"size mismatch for 11\.weight"):
         load_model(work / "liar.pt")
-    save_checkpoint(work / "wide.pt", payload(input_size=[1, 10**6, 10**6]))
+    write_v1_checkpoint(work / "wide.pt", payload(input_size=[1, 10**6, 10**6]))
     with pytest.raises(CheckpointError, match="cannot take the checkpoint's input size"):
         load_model(work / "wide.pt")
-    save_checkpoint(work / "nameless.pt", payload(classes=None, model=liar["model"]))
+    write_v1_checkpoint(work / "nameless.pt", payload(classes=None, model=liar["model"]))
     with pytest.raises(CheckpointError, match="no 'classes'"):
         load_model(work / "nameless.pt")
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
@@ -160,17 +160,17 @@ def test_lying_model_arguments_never_allocate_their_claim(work):
 def test_missing_and_extra_state_dict_keys_are_named(work):
     weights = payload()["state_dict"]
     missing = {k: v for k, v in weights.items() if k != "0.bias"}
-    save_checkpoint(work / "missing.pt", payload(state_dict=missing))
+    write_v1_checkpoint(work / "missing.pt", payload(state_dict=missing))
     with pytest.raises(CheckpointError, match=r'Missing key\(s\) in state_dict: "0\.bias"'):
         load_model(work / "missing.pt")
-    save_checkpoint(work / "extra.pt", payload(state_dict={**weights, "head.w": torch.ones(2)}))
+    write_v1_checkpoint(work / "extra.pt", payload(state_dict={**weights, "head.w": torch.ones(2)}))
     with pytest.raises(CheckpointError, match=r'Unexpected key\(s\) in state_dict: "head\.w"'):
         load_model(work / "extra.pt")
 
 
 def test_future_or_missing_format_version_is_refused(work):
     for version, message in [(2, "newer"), (99, "newer"), ("1", "version"), (None, "version")]:
-        save_checkpoint(work / "v.pt", payload())
+        write_v1_checkpoint(work / "v.pt", payload())
         raw = torch.load(work / "v.pt", weights_only=True)
         raw["format_version"] = version
         torch.save(raw, work / "v.pt")
@@ -183,7 +183,7 @@ def test_checkpoint_saved_on_cuda_loads_on_cpu(work, monkeypatch):
     original = payload()
     with monkeypatch.context() as m:
         m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-        save_checkpoint(work / "gpu.pt", original)
+        write_v1_checkpoint(work / "gpu.pt", original)
     model, ckpt = load_model(work / "gpu.pt")  # map_location="cpu" is the default
     assert all(t.device.type == "cpu" for t in ckpt.state_dict.values())
     for k, v in model.state_dict().items():
@@ -243,7 +243,7 @@ def test_malformed_fields_load_or_are_refused(work, field, value):
     for p in parents:
         target = target[p]
     target[leaf] = value
-    save_checkpoint(work / "field.pt", raw)
+    write_v1_checkpoint(work / "field.pt", raw)
     try:
         model, ckpt = load_model(work / "field.pt")
     except CheckpointError as exc:

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from ckpt_files import write_checkpoint
 from conftest import idx_bytes
 from mnistcnn.engine import load_checkpoint, load_model
 from mnistcnn.engine.calibration import (
@@ -20,7 +21,6 @@ from mnistcnn.engine.calibration import (
     fit_temperature,
     threshold_table,
 )
-from mnistcnn.engine.checkpoint import save_checkpoint
 from mnistcnn.models import create_model
 from mnistcnn.predict import DEFAULT_THRESHOLD, Prediction, Predictor, expand_inputs
 from test_predict_preprocess import digit
@@ -34,15 +34,8 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = create_model("tutorial", num_classes=10)
-    payload = {
-        "model": {"name": "tutorial", "kwargs": {"num_classes": 10, "in_chans": 1}},
-        "state_dict": model.state_dict(),
-        "classes": [f"{i} - {w}" for i, w in enumerate(NAMES)],  # as torchvision names them
-        "normalization": {"mean": [MEAN], "std": [STD]},
-        "input_size": [1, 28, 28],
-        "dataset": "mnist",
-    }
-    return save_checkpoint(path, payload)
+    classes = [f"{i} - {w}" for i, w in enumerate(NAMES)]  # as torchvision names them
+    return write_checkpoint(path, model, classes=classes, mean=[MEAN], std=[STD])
 
 
 @pytest.fixture

@@ -113,3 +113,25 @@ def test_calibrating_on_the_test_split_lowers_its_nll(checkpoint, mnist_root, tm
     predictor = Predictor.from_checkpoint(copy)
     assert predictor.calibrated and predictor.temperature == pytest.approx(fit.temperature)
     assert torch.isfinite(torch.tensor(predictor.temperature))
+
+
+def test_predictor_on_test_arrays_agrees_with_evaluate(checkpoint, mnist_root):
+    """MNIST's 10,000 test images given to Predictor.predict as arrays (the datasets' own
+    28x28 format: used as they are) get the classes that evaluate gives them."""
+    import mnistcnn
+    from mnistcnn.data import load_arrays
+
+    images, labels = load_arrays("mnist", train=False, root=mnist_root)
+    evaluation = mnistcnn.evaluate(checkpoint, data_root=mnist_root, device="cpu")
+    predictor = Predictor.from_checkpoint(checkpoint)
+    preds = predictor.predict(list(images.numpy()))
+    assert len(preds) == 10_000 and all(p.error is None and p.topk for p in preds)
+    from mnistcnn.predict.predictor import short_label
+
+    index = {short_label(name): i for i, name in enumerate(predictor.classes)}
+    top1 = torch.tensor([index[p.topk[0][0]] for p in preds])
+    agree = float((top1 == evaluation.predictions).double().mean())
+    print(f"\npredict on test arrays vs evaluate: {agree:.2%} agree")
+    assert agree >= 0.999, agree
+    probs = predictor.probabilities(images.numpy())  # the same arrays, the batch path
+    assert (torch.from_numpy(probs).argmax(1) == top1).all()

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
+from mnistcnn.artifact import Checkpoint, save_checkpoint
 from mnistcnn.config import recipe_config
 from mnistcnn.engine import load_checkpoint, train
-from mnistcnn.engine.checkpoint import save_checkpoint
 from mnistcnn.engine.train import TrainingInterrupted
 
 pytestmark = pytest.mark.slow
@@ -119,7 +119,10 @@ def test_resume_refuses_changed_math_unless_forced(reference, mnist_root, tmp_pa
 
 def test_crash_during_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_checkpoint(path, {"model": {"name": "tutorial"}, "state_dict": {}, "epoch": 1})
+    ckpt = Checkpoint(
+        path, "tutorial", {}, {}, ["0", "1"], {"mean": [0.0], "std": [1.0]}, [1, 28, 28]
+    )
+    save_checkpoint(path, ckpt.replace(epoch=1))
     before = path.read_bytes()
 
     def half_then_crash(obj, fh):
@@ -128,7 +131,7 @@ def test_crash_during_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", half_then_crash)
     with pytest.raises(OSError, match="No space left"):
-        save_checkpoint(path, {"model": {"name": "tutorial"}, "state_dict": {}, "epoch": 2})
+        save_checkpoint(path, ckpt.replace(epoch=2))
     assert path.read_bytes() == before
     assert load_checkpoint(path).epoch == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # the temp file is gone

@@ -412,17 +412,11 @@ def untrained_checkpoint(tmp_path: Path) -> Path:
     """A tutorial model with random weights (the serving path does not care)."""
     import torch
 
-    from mnistcnn.engine.checkpoint import save_checkpoint
+    from ckpt_files import write_checkpoint
     from mnistcnn.models import create_model
 
     torch.manual_seed(0)
-    payload = {
-        "model": {"name": "tutorial", "kwargs": {"num_classes": 10, "in_chans": 1}},
-        "state_dict": create_model("tutorial").state_dict(),
-        "classes": [str(i) for i in range(10)],
-        "dataset": "mnist",
-    }
-    return save_checkpoint(tmp_path / "untrained.pt", payload)
+    return write_checkpoint(tmp_path / "untrained.pt", create_model("tutorial"))
 
 
 def test_worker_factory_builds_the_real_app(

@@ -30,8 +30,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from mnistcnn.artifact import load_checkpoint
 from mnistcnn.cli import main
-from mnistcnn.engine.checkpoint import load_checkpoint
 from mnistcnn.predict import Predictor
 from mnistcnn.serve import ServeSettings, create_app, describe_checkpoint
 

@@ -56,22 +56,24 @@ def fake_data(monkeypatch):
         return session.DataSources(train, {"test": test}, classes, [0.0], [1.0])
 
     monkeypatch.setattr(session, "build_sources", build_sources)
+    monkeypatch.setattr(session, "write_run_report", _stub_report)  # no real test split
+    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
     monkeypatch.delenv("MNISTCNN_DATA", raising=False)
     monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
     return roots
 
 
+def _stub_report(run_dir, history, **kw):
+    path = Path(run_dir) / "report.html"
+    path.write_text("<html>stub</html>")
+    return path
+
+
 @pytest.fixture
 def no_report(monkeypatch):
-    """The CLI's final report.html without evaluating on a real test split."""
-    import mnistcnn.report
-
-    def write_report(folder, checkpoints, data_root=None, mirror=None, device="auto", **kw):
-        path = Path(folder) / "report.html"
-        path.write_text("<html>stub</html>")
-        return path
-
-    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+    """The final report.html without evaluating on a real test split."""
+    monkeypatch.setattr(session, "write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
 
 
 def cli(*args: str) -> object:
@@ -546,8 +548,8 @@ def test_evaluate_refuses_a_dataset_and_ensemble_members_of_other_classes(
     fake_data, tmp_path, monkeypatch, caplog
 ):
     import mnistcnn.data
+    from mnistcnn.artifact import load_checkpoint, save_checkpoint
     from mnistcnn.data import get_spec
-    from mnistcnn.engine.checkpoint import save_checkpoint
 
     monkeypatch.setattr(mnistcnn.data, "load_arrays", lambda *a, **kw: synthetic(64, 1))
     runs = [tmp_path / "a", tmp_path / "b"]
@@ -562,8 +564,7 @@ def test_evaluate_refuses_a_dataset_and_ensemble_members_of_other_classes(
     result = evaluate(a, "--dataset", "fashion-mnist")
     assert result.exit_code == 1
     assert "the model's classes (trained on mnist) are not fashion-mnist's" in result.output
-    fashion = torch.load(a, weights_only=True)
-    fashion["classes"] = list(get_spec("fashion-mnist").classes)
+    fashion = load_checkpoint(a).replace(classes=list(get_spec("fashion-mnist").classes))
     save_checkpoint(tmp_path / "fashion.pt", fashion)
     result = evaluate(a, str(tmp_path / "fashion.pt"))
     assert result.exit_code == 1 and "an ensemble needs models of the same classes" in result.output

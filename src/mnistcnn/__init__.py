@@ -2,10 +2,15 @@
 
 The public API, imported on first use (so ``import mnistcnn`` stays cheap)::
 
-    from mnistcnn import create_model, list_models, load_dataset, recipe_config, train
-    result = train(recipe_config("tutorial", epochs=1), out="runs/one")
-    model, ckpt = load_model(result.run_dir / "best.pt")
-    Predictor.from_checkpoint(result.run_dir / "best.pt").predict(["digit.png"])
+    import mnistcnn
+    result = mnistcnn.train(mnistcnn.recipe_config("tutorial", epochs=1), out="runs/one")
+    model = mnistcnn.load(result.run_dir / "best.pt")   # pixels in [0, 1] in, logits out
+    print(mnistcnn.evaluate(model).accuracy)
+    mnistcnn.Predictor(model).predict(["digit.png"])
+
+``train`` also takes your own ``nn.Module`` (``net=``); ``load`` gives a
+:class:`TrainedModel` that normalizes its own inputs and knows its classes,
+picture preparation, calibration temperature and precision.
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "TrainConfig": "mnistcnn.config",
-    "recipe_config": "mnistcnn.config",
+    "train": "mnistcnn.engine.session",
+    "load": "mnistcnn.artifact",
+    "evaluate": "mnistcnn.evaluation",
     "create_model": "mnistcnn.models",
     "list_models": "mnistcnn.models",
+    "Predictor": "mnistcnn.predict",
+    "TrainedModel": "mnistcnn.artifact",
+    "Evaluation": "mnistcnn.evaluation",
+    "TrainConfig": "mnistcnn.config",
+    "recipe_config": "mnistcnn.config",
     "load_dataset": "mnistcnn.data",
     "fetch_dataset": "mnistcnn.data",
-    "train": "mnistcnn.engine",
-    "evaluate": "mnistcnn.engine",
-    "load_model": "mnistcnn.engine",
-    "load_checkpoint": "mnistcnn.engine",
-    "Predictor": "mnistcnn.predict",
+    "load_model": "mnistcnn.artifact",
+    "load_checkpoint": "mnistcnn.artifact",
+    "MnistcnnError": "mnistcnn.errors",
 }
 
 __all__ = ["__version__", *_API]
@@ -36,3 +45,8 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'mnistcnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (tab completion in notebooks and shells)."""
+    return sorted(__all__)

@@ -5,9 +5,9 @@ the test images with the highest loss, the most-confused class pairs, the
 accuracy of each class, the confusion matrix, the metrics table and the
 configuration, in one page.
 
-:func:`evaluation_report` computes everything (the per-sample probabilities
-with :func:`mnistcnn.engine.evaluate.predict_probabilities` on the test split)
-and returns a :class:`Report`; :func:`save_report` writes its pictures and
+:func:`build_report` assembles a :class:`Report` from one
+:class:`~mnistcnn.evaluation.Evaluation` (the models are not run again) and
+the test images; :func:`save_report` writes its pictures and
 ``report.html`` (pictures linked relatively, so the folder can be moved whole)::
 
     report.html  curves.png  worst_errors.png  confused_pairs.png
@@ -29,7 +29,8 @@ import torch
 from matplotlib.figure import Figure
 
 from mnistcnn._text import plural
-from mnistcnn.engine.evaluate import EvalResult, classification_report
+from mnistcnn.artifact import TrainedModel
+from mnistcnn.evaluation import Evaluation
 
 PathLike = str | os.PathLike[str]
 REPORT_NAME = "report.html"
@@ -125,7 +126,7 @@ class Report:
     and ``captions`` the same names to a sentence."""
 
     title: str
-    evaluation: EvalResult
+    evaluation: Evaluation
     worst: list[WorstError]
     confused: list[ConfusedPair]
     figures: dict[str, Figure]
@@ -173,25 +174,25 @@ class Report:
 
 
 def build_report(
-    probs: torch.Tensor,
-    labels: torch.Tensor,
+    evaluation: Evaluation,
     images: torch.Tensor,
-    classes: Sequence[str],
     *,
     title: str,
     config: dict[str, Any] | None = None,
     history: Sequence[dict[str, Any]] | None = None,
+    member_configs: Sequence[tuple[str, dict[str, Any]]] = (),
     num_worst: int = 24,
     num_pairs: int = 10,
 ) -> Report:
-    """Assemble a :class:`Report` from test-set predictions.
+    """Assemble a :class:`Report` from one evaluation pass (nothing is run again).
 
     Args:
-        probs: float (N, C) probabilities; labels: int64 (N,).
-        images: uint8 (N, H, W) or (N, 1, H, W), the test images (0..255).
-        classes: C class names.
+        evaluation: the test-set :class:`~mnistcnn.evaluation.Evaluation`.
+        images: uint8 (N, H, W) or (N, 1, H, W), the evaluated images (0..255).
+        title: the page's heading.
         config: training settings shown as a table.
         history: per-epoch metrics rows (as in metrics.csv); curves when given.
+        member_configs: an ensemble's (checkpoint, config) pairs, one column each.
     """
     from mnistcnn.plots import (
         plot_confused_pairs,
@@ -202,7 +203,7 @@ def build_report(
         short_class,
     )
 
-    evaluation = classification_report(probs, labels, list(classes))
+    probs, labels, classes = evaluation.probabilities, evaluation.labels, evaluation.classes
     worst = worst_errors(probs, labels, num_worst)
     confused = most_confused_pairs(evaluation.confusion, num_pairs)
     names = [short_class(c) for c in classes]
@@ -244,79 +245,54 @@ def build_report(
         captions,
         dict(config or {}),
         list(history or []),
+        list(member_configs),
     )
 
 
-def evaluation_report(
-    checkpoints: Sequence[PathLike],
-    *,
-    dataset: str | None = None,
-    data_root: PathLike | None = None,
-    mirror: PathLike | None = None,
-    device: str = "auto",
-    batch_size: int = 1000,
+def models_report(
+    evaluation: Evaluation,
+    models: Sequence[TrainedModel],
+    images: torch.Tensor,
     history: Sequence[dict[str, Any]] | None = None,
-    precision: str | None = None,
 ) -> Report:
-    """The report of one checkpoint, or an ensemble (averaged probabilities), on a test split.
+    """The report of ``evaluation``, made by ``models`` (one, or an ensemble), on ``images``.
 
-    The per-sample probabilities are recomputed here with
-    :func:`~mnistcnn.engine.evaluate.predict_probabilities`, each model with its
-    own normalization, exactly as :func:`mnistcnn.engine.evaluate` does.
     ``history``: the per-epoch rows for the curves; by default, for a single
-    checkpoint, its run's ``metrics.csv`` if next to it, else the checkpoint's
-    own history. ``precision``: fp32 or bf16 for every model; by default each
-    runs in the precision it was trained with (as ``evaluate`` does). An
-    ensemble's configuration section has one column per member.
-
-    Raises:
-        CheckpointError: unreadable checkpoints, or ones that disagree on classes.
-        ValueError: a dataset whose classes are not the models', or a bad ``precision``.
-        mnistcnn.data.DataError: the dataset cannot be obtained.
+    model loaded from a checkpoint, its run's ``metrics.csv`` if next to it,
+    else the checkpoint's own history. An ensemble's configuration section has
+    one column per member.
     """
-    from mnistcnn import data as mdata
-    from mnistcnn.engine import select_device
-    from mnistcnn.engine.ensemble import ensemble_probabilities, load_members
-
-    dev = select_device(device)
-    loaded, name = load_members(checkpoints, dev, dataset, warn_duplicates=False)
-    first = loaded[0][1]
-    images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
-    probs, used = ensemble_probabilities(loaded, images, labels, dev, batch_size, precision)
-    if history is None and len(loaded) == 1:
-        history = _history_of(first.path, first.history)
-    what = first.model_name if len(loaded) == 1 else f"ensemble of {len(loaded)} checkpoints"
-    report = build_report(
-        probs,
-        labels,
+    first = models[0]
+    ckpt = first.checkpoint
+    if history is None and len(models) == 1 and ckpt is not None:
+        history = _history_of(ckpt.path, ckpt.history)
+    single = len(models) == 1
+    what = first.model_name if single else f"ensemble of {len(models)} checkpoints"
+    members = [(str(m.checkpoint.path), dict(m.checkpoint.config)) for m in models if m.checkpoint]
+    return build_report(
+        evaluation,
         images,
-        first.classes,
-        title=f"mnistcnn report: {what} on {name}",
-        config=first.config if len(loaded) == 1 else None,
+        title=f"mnistcnn report: {what} on {evaluation.dataset}",
+        config=dict(ckpt.config) if single and ckpt is not None else None,
         history=history,
+        member_configs=members if not single else (),
     )
-    if len(loaded) > 1:
-        report.member_configs = [(str(ck.path), dict(ck.config)) for _, ck in loaded]
-    report.evaluation.checkpoints = [str(ck.path) for _, ck in loaded]
-    report.evaluation.dataset = name
-    report.evaluation.precision = used
-    return report
 
 
 def write_report(
     folder: PathLike,
-    checkpoints: Sequence[PathLike],
-    data_root: PathLike | None = None,
-    mirror: PathLike | None = None,
-    device: str = "auto",
-    **kwargs: Any,
+    evaluation: Evaluation,
+    models: Sequence[TrainedModel],
+    images: torch.Tensor,
+    history: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
-    """:func:`evaluation_report` (``kwargs``: dataset, batch_size, history, precision) saved into
-    ``folder`` by :func:`save_report`; returns the path of ``report.html``."""
-    report = evaluation_report(
-        checkpoints, data_root=data_root, mirror=mirror, device=device, **kwargs
-    )
-    return save_report(report, folder)
+    """:func:`models_report` saved into ``folder`` by :func:`save_report`; the path of
+    ``report.html``.
+
+    Raises:
+        OSError: ``folder`` cannot be created or written (disk full).
+    """
+    return save_report(models_report(evaluation, models, images, history), folder)
 
 
 def report_is_complete(folder: PathLike) -> bool:
@@ -412,7 +388,7 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
 
 
-def _metrics_table(ev: EvalResult) -> str:
+def _metrics_table(ev: Evaluation) -> str:
     rows = [
         [r["class"], _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), r["support"]]
         for r in ev.per_class

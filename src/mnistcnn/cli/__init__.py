@@ -45,14 +45,15 @@ def main(verbose: int) -> None:
 
 def _register() -> None:
     from mnistcnn.cli import data as data_cmd
+    from mnistcnn.cli import evaluate as evaluate_cmd
     from mnistcnn.cli import explain as explain_cmd
     from mnistcnn.cli import predict as predict_cmd
     from mnistcnn.cli import serve as serve_cmd
     from mnistcnn.cli import train as train_cmd
 
     main.add_command(train_cmd.train)
-    main.add_command(train_cmd.evaluate)
-    main.add_command(train_cmd.models)
+    main.add_command(evaluate_cmd.evaluate)
+    main.add_command(evaluate_cmd.models)
     main.add_command(data_cmd.data)
     main.add_command(explain_cmd.explain)
     main.add_command(predict_cmd.predict)

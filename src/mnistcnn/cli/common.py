@@ -42,8 +42,8 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mnistcnn.artifact import CheckpointError
         from mnistcnn.data import DataError
-        from mnistcnn.engine.checkpoint import CheckpointError
         from mnistcnn.engine.distributed import PeerFailure
         from mnistcnn.engine.rundir import RunDirError
         from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted

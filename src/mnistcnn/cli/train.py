@@ -1,15 +1,11 @@
-"""``mnistcnn train``, ``mnistcnn evaluate`` and ``mnistcnn models``."""
+"""``mnistcnn train``."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +206,8 @@ def train(
             f"{plural(config.epochs, 'epoch')}, batch {config.batch_size}, "
             f"{config.optimizer} lr {config.lr:g}"
         )
+    from mnistcnn.engine.run import ReportInterrupted
+
     try:
         result = train_run(
             config,
@@ -223,6 +221,8 @@ def train(
             checkpoint_every=checkpoint_every,
             link_latest=not dry_run,
         )
+    except ReportInterrupted as exc:
+        raise _report_resume_hint(exc.run_dir) from None
     except TrainingInterrupted:
         if not main:  # every rank stops; rank 0 alone says so, with the resume line
             sys.exit(130)
@@ -230,8 +230,7 @@ def train(
     if not result.is_main:
         return
     if result.already_complete:
-        rows = result.history.rows
-        _finish_complete(result.run_dir, rows, config, result.data_root, result.mirror)
+        _say_complete(result.run_dir, result.history.rows, config, result.report)
         return
     last = result.history.last
     click.echo(
@@ -239,38 +238,18 @@ def train(
         f"{plural(last['epoch'], 'epoch')} on {result.device}"
     )
     click.echo(f"run written to {result.run_dir}")
-    from mnistcnn.report import write_report
-
-    run, history = result.run_dir, result.history.rows
-    with _stop_means_resume_for_the_report(run):
-        path = write_report(
-            run, [run / "best.pt"], result.data_root, result.mirror, result.device, history=history
-        )
-    click.echo(f"report written to {path}")
+    click.echo(f"report written to {result.report}")
 
 
-@contextlib.contextmanager
-def _stop_means_resume_for_the_report(run: Path) -> Iterator[None]:
-    """Ctrl-C or SIGTERM while the report is written: say training is complete and how to
-    finish the report (exit 130 through ``user_errors``), instead of dying silently."""
-    import signal
-
+def _report_resume_hint(run: Path) -> Exception:
+    """The CLI's words for a stop while the report was written (exit 130 via ``user_errors``)."""
     from mnistcnn.engine.train import TrainingInterrupted
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            "stopped while writing the report; training is complete; to write its report: "
-            f"mnistcnn train --resume {shlex.quote(str(run))}",
-            None,
-        ) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return TrainingInterrupted(
+        "stopped while writing the report; training is complete; to write its report: "
+        f"mnistcnn train --resume {shlex.quote(str(run))}",
+        None,
+    )
 
 
 def _check_out(out: str | None) -> None:
@@ -324,48 +303,35 @@ def _resume_is_complete(
 ) -> bool:
     """True if the run ``resume`` names has nothing left to train (then finished off here)."""
     from mnistcnn.engine.resume import checked_resume, recorded_data_source, run_is_complete
+    from mnistcnn.engine.run import ReportInterrupted, complete_run_report
 
     ckpt = checked_resume(resume, config, force)
     if not run_is_complete(ckpt, config):
         return False
     run_dir = ckpt.path.parent
-    source = recorded_data_source(run_dir, data_root, mirror)
-    _finish_complete(run_dir, ckpt.history, config, *source)
+    root, mirror_used = recorded_data_source(run_dir, data_root, mirror)
+    try:
+        report = complete_run_report(run_dir, ckpt.history, data_root=root, mirror=mirror_used)
+    except ReportInterrupted as exc:
+        raise _report_resume_hint(exc.run_dir) from None
+    _say_complete(run_dir, ckpt.history, config, report)
     return True
 
 
-def _finish_complete(
-    run_dir: Path, rows: list[dict[str, Any]], config: Any, data_root: Any, mirror: Any
+def _say_complete(
+    run_dir: Path, rows: list[dict[str, Any]], config: Any, report: Path | None
 ) -> None:
-    """A resumed run that is already complete: say so; rebuild its report if it is missing.
-
-    A run stopped (Ctrl-C, a kill) after its last epoch, while its report
-    was being written, has no complete report.html: it is written now, under
-    the run lock; no other file changes. A run with its report is left
-    byte-identical.
-
-    Raises:
-        RunDirError: another process is training into ``run_dir``.
-    """
-    from mnistcnn.engine.rundir import RunLock
-    from mnistcnn.report import report_is_complete, write_report
-
-    if report_is_complete(run_dir):
+    """What a resume of an already complete run did: nothing, or rebuilt its missing report."""
+    if report is None:
         click.echo(_complete_message(run_dir, rows, config))
         return
     done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
     click.echo(
         f"{run_dir}: the run is already complete ({done} of {config.epochs}), but its report "
-        "is missing or incomplete (stopped while it was written?); writing it now, no other "
-        "file changes"
+        "was missing or incomplete (stopped while it was written?); it was written now, no "
+        "other file changed"
     )
-    best = run_dir / "best.pt"
-    checkpoint = best if best.is_file() else run_dir / "last.pt"
-    with RunLock(run_dir):
-        path = write_report(
-            run_dir, [checkpoint], data_root, mirror, config.device, history=list(rows)
-        )
-    click.echo(f"report written to {path}")
+    click.echo(f"report written to {report}")
 
 
 def _complete_message(run_dir: Path, rows: list[dict[str, Any]], config: Any) -> str:
@@ -403,131 +369,3 @@ def _without_nproc(argv: list[str]) -> list[str]:
         elif not arg.startswith("--nproc="):
             out.append(arg)
     return out
-
-
-def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
-    """Default output folder of ``evaluate``: beside the run's files, never over them."""
-    first = Path(checkpoints[0])
-    # absolute either way (a run folder or a file in it), and through runs/latest to the run
-    folder = (first if first.is_dir() else first.parent).resolve()
-    if len(checkpoints) == 1:
-        name = "evaluation"
-    else:  # one folder per set of members: another ensemble never replaces this one's files
-        members = "\n".join(str(Path(c).resolve()) for c in checkpoints)
-        digest = hashlib.sha256(members.encode()).hexdigest()[:8]
-        name = f"evaluation-ensemble-{len(checkpoints)}-{digest}"
-    return folder / (f"{name}-{dataset}" if dataset else name)
-
-
-def _check_evaluation_out(out: str | None) -> None:
-    """Refuse an ``evaluate --out`` that is a training run's folder (its report would be replaced).
-
-    Raises:
-        click.BadParameter: ``out`` holds a run's ``config.json`` or ``metrics.csv``.
-    """
-    if out is None:
-        return
-    folder = Path(out)
-    if (folder / "config.json").is_file() or (folder / "metrics.csv").is_file():
-        raise click.BadParameter(
-            f"{out} is a training run's folder: its report.html would be replaced; "
-            "leave --out out (the default is RUN/evaluation) or name another folder",
-            param_hint="'--out'",
-        )
-
-
-@click.command()
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--dataset", help="Dataset to test on. [default: the checkpoint's]")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    help="Folder for the confusion matrix, the pictures and report.html. [default: "
-    "<checkpoint's folder>/evaluation[-<dataset>] (one checkpoint) or "
-    "<first checkpoint's folder>/evaluation-ensemble-<N> (several): the training "
-    "run's own report is never overwritten]",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(PRECISIONS),
-    help="Arithmetic of the forward passes: fp32, or bf16 autocast. [default: the one each "
-    "checkpoint was trained with, so a bf16 run gives the accuracy its training recorded]",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@data_options
-@user_errors
-def evaluate(
-    checkpoints: tuple[str, ...],
-    dataset: str | None,
-    device: str,
-    batch_size: int,
-    out: str | None,
-    precision: str | None,
-    as_json: bool,
-    data_root: str | None,
-    mirror: str | None,
-) -> None:
-    """Test loss, accuracy and per-class precision/recall/F1 of CHECKPOINTS.
-
-    Several checkpoints are evaluated as an ensemble (averaged probabilities);
-    they must have the same classes, and so must --dataset.
-
-    \b
-    Example:
-      mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
-    """
-    from mnistcnn.engine import evaluate as evaluate_run
-
-    _check_out(out)
-    _check_evaluation_out(out)
-    out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
-    result = evaluate_run(
-        list(checkpoints),
-        dataset=dataset,
-        data_root=data_root,
-        mirror=mirror,
-        device=device,
-        batch_size=batch_size,
-        out=out_dir,
-        precision=precision,
-    )
-    from mnistcnn.report import write_report
-
-    kw = {"dataset": dataset, "batch_size": batch_size, "precision": precision}
-    report_path = write_report(out_dir, list(checkpoints), data_root, mirror, device, **kw)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
-    how = "--precision" if precision else "as trained"
-    click.echo(
-        f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}  "
-        f"(precision {result.precision}, {how})"
-    )
-    click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
-    for row in result.per_class:
-        click.echo(
-            f"{row['class']:>12} {pct(row['precision']):>10} {pct(row['recall']):>10} "
-            f"{pct(row['f1']):>10} {row['support']:>8}"
-        )
-    click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
-    click.echo(f"report written to {report_path}")
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(as_json: bool) -> None:
-    """List the registered models with their parameter counts."""
-    from mnistcnn.models import create_model, describe_model, list_models
-
-    rows = []
-    for name in list_models():
-        params = sum(p.numel() for p in create_model(name).parameters())
-        rows.append({"name": name, "parameters": params, "description": describe_model(name)})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        click.echo(f"{r['name']:<16} {r['parameters']:>10,}  {r['description']}")

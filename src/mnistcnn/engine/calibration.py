@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from mnistcnn.artifact import Checkpoint, CheckpointError, build_model, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def calibrate_checkpoint(
     """Fit a temperature on held-out ``logits``/``labels`` and store it in checkpoint ``path``.
 
     The file is read with ``weights_only=True`` and rewritten atomically
-    (:func:`~mnistcnn.engine.checkpoint.save_checkpoint`) with its
+    (:func:`~mnistcnn.artifact.save_checkpoint`) with its
     ``calibration`` entry set (replacing any earlier one); everything else is
     kept as it was. The logits must come from this checkpoint's model on data
     it was not trained on, e.g. the validation split of a run trained with
@@ -198,7 +198,7 @@ def calibrate_checkpoint(
         ValueError: see :func:`fit_temperature`.
         OSError: the file cannot be rewritten.
     """
-    from mnistcnn.engine.checkpoint import load_checkpoint
+    from mnistcnn.artifact import load_checkpoint
 
     ckpt = load_checkpoint(path)  # validates the file and resolves a run directory
     if logits.ndim == 2 and logits.shape[1] != len(ckpt.classes):
@@ -206,9 +206,8 @@ def calibrate_checkpoint(
             f"{ckpt.path}: {len(ckpt.classes)} classes, but the logits have {logits.shape[1]}"
         )
     fit = fit_temperature(logits, labels, fitted_on=fitted_on)
-    raw = torch.load(ckpt.path, map_location="cpu", weights_only=True)
-    raw["calibration"] = fit.to_dict()
-    save_checkpoint(ckpt.path, raw)
+    weights = build_model(ckpt).state_dict()  # checked, under the current format's names
+    save_checkpoint(ckpt.path, ckpt.replace(state_dict=weights, calibration=fit.to_dict()))
     log.info(
         "%s: temperature %.4f (NLL %.4f -> %.4f, ECE %.4f -> %.4f on %s)",
         ckpt.path,
@@ -237,7 +236,7 @@ def split_logits(
     ``val`` is rebuilt exactly as training built it: the same seeded split
     (:func:`~mnistcnn.data.loaders.split_indices` with the run's
     ``val_fraction`` and ``seed``) of the training images, which the model
-    never trained on. Inputs are normalised with the checkpoint's mean/std.
+    never trained on. The model normalizes its inputs itself.
 
     Returns:
         (logits float32 (N, C) on the CPU, labels int64 (N,), a description
@@ -249,8 +248,8 @@ def split_logits(
         CheckpointError, mnistcnn.data.DataError: the checkpoint or dataset cannot be read.
     """
     from mnistcnn import data as mdata
+    from mnistcnn.artifact import load_model
     from mnistcnn.data.loaders import split_indices
-    from mnistcnn.engine.checkpoint import load_model
 
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
@@ -270,12 +269,10 @@ def split_logits(
         _, idx = split_indices(len(y), fraction, seed)
         x, y = x[idx], y[idx]
         what = f"{name} train[val_fraction={fraction:g}, seed={seed}] ({len(y)} images)"
-    mean = torch.tensor(ckpt.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(ckpt.std, device=device).view(1, -1, 1, 1)
     out = []
     for i in range(0, len(y), batch_size):
         xb = x[i : i + batch_size].to(device).float().unsqueeze(1) / 255.0  # (B, 1, 28, 28)
-        out.append(model((xb - mean) / std).float().cpu())
+        out.append(model(xb).float().cpu())  # the model normalizes its pixels itself
     return torch.cat(out), y.long().cpu(), what
 
 
@@ -373,7 +370,7 @@ def calibrate_from_split(
         CheckpointError, mnistcnn.data.DataError, OSError: unreadable
             checkpoint or data, or the checkpoint cannot be rewritten.
     """
-    from mnistcnn.engine.checkpoint import load_checkpoint
+    from mnistcnn.artifact import load_checkpoint
     from mnistcnn.engine.rundir import RunLock
 
     file = load_checkpoint(path).path

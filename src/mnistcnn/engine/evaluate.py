@@ -1,9 +1,9 @@
-"""Evaluation: loss and accuracy over every sample, per-class metrics, confusion matrix."""
+"""Per-epoch evaluation inside training: loss and accuracy over every sample of a source.
+
+The full evaluation of a trained model (probabilities, per-class metrics,
+confusion matrix) is :mod:`mnistcnn.evaluation`."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -61,78 +61,3 @@ def predict_probabilities(
         probs.append(p.cpu())
         targets.append(labels.cpu())
     return torch.cat(probs), torch.cat(targets)
-
-
-@dataclass
-class EvalResult:
-    """Test-set results.
-
-    loss: mean negative log-likelihood of the (averaged) probabilities, nats.
-    accuracy: fraction correct, 0..1. per_class: one dict per class with
-    ``class``, ``precision``, ``recall``, ``f1`` (0..1) and ``support`` (count).
-    confusion: int64 (C, C), rows = true class, columns = predicted class.
-    precision: the arithmetic the models ran in (``fp32``, ``bf16``, or both
-    for a mixed ensemble).
-    """
-
-    loss: float
-    accuracy: float
-    num_samples: int
-    classes: list[str]
-    per_class: list[dict[str, Any]]
-    confusion: torch.Tensor
-    checkpoints: list[str] = field(default_factory=list)
-    dataset: str = ""
-    precision: str = "fp32"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "loss": self.loss,
-            "accuracy": self.accuracy,
-            "num_samples": self.num_samples,
-            "classes": self.classes,
-            "per_class": self.per_class,
-            "confusion_matrix": self.confusion.tolist(),
-            "checkpoints": self.checkpoints,
-            "dataset": self.dataset,
-            "precision": self.precision,
-        }
-
-
-def classification_report(
-    probs: torch.Tensor, labels: torch.Tensor, classes: list[str]
-) -> EvalResult:
-    """Loss, accuracy, per-class precision/recall/F1 and confusion matrix (torchmetrics).
-
-    Args:
-        probs: float32 (N, C) class probabilities.
-        labels: int64 (N,) true classes.
-        classes: C class names.
-    """
-    from torchmetrics.functional.classification import (
-        multiclass_confusion_matrix,
-        multiclass_f1_score,
-        multiclass_precision,
-        multiclass_recall,
-    )
-
-    c = len(classes)
-    kw: dict[str, Any] = {"num_classes": c, "average": None}
-    precision = multiclass_precision(probs, labels, **kw)
-    recall = multiclass_recall(probs, labels, **kw)
-    f1 = multiclass_f1_score(probs, labels, **kw)
-    confusion = multiclass_confusion_matrix(probs, labels, num_classes=c)
-    support = torch.bincount(labels, minlength=c)
-    nll = F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
-    per_class = [
-        {
-            "class": classes[i],
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i in range(c)
-    ]
-    accuracy = int((probs.argmax(1) == labels).sum()) / labels.numel()
-    return EvalResult(nll, accuracy, int(labels.numel()), list(classes), per_class, confusion)

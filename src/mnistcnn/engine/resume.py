@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mnistcnn.artifact import Checkpoint, CheckpointError, load_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.sources import ENV_MIRROR, ENV_ROOT
-from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 

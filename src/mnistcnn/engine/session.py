@@ -10,22 +10,21 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mnistcnn import data as mdata
 from mnistcnn._text import plural
+from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
-from mnistcnn.engine.checkpoint import Checkpoint
 from mnistcnn.engine.distributed import DistContext, distributed_session
-from mnistcnn.engine.ensemble import ensemble_probabilities, load_members
-from mnistcnn.engine.evaluate import EvalResult, classification_report
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -34,10 +33,11 @@ from mnistcnn.engine.resume import (
 )
 from mnistcnn.engine.resume import resume_checkpoint_path as resume_checkpoint_path
 from mnistcnn.engine.resume import resume_config as resume_config
+from mnistcnn.engine.run import complete_run_report, write_run_report
 from mnistcnn.engine.rundir import RunDir, RunLock, default_run_dir
 from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
-from mnistcnn.engine.utils import seed_everything, select_device, versions
+from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import check_model_name, create_model
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def build_sources(
         x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
         train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
         train_idx = _subset(train_idx, config)
-        kw: dict[str, Any] = {"mean": mean, "std": std, "device": device, **shard}
+        kw: dict[str, Any] = {"device": device, **shard}  # pixels in [0, 1]: the model normalizes
         train: BatchSource = TensorSource(
             x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, augment=aug, **kw
         )
@@ -107,20 +107,14 @@ def build_sources(
     else:
         from torchvision import transforms
 
-        # ToTensor only (the tutorial's transform); normalization runs on the batch, after
-        # any augmentation, with the float ops of transforms.Normalize
+        # ToTensor only (the tutorial's transform); normalization runs in the model
+        # (TrainedModel), after any augmentation, with the float ops of transforms.Normalize
         kw = {"root": data_root, "mirror": mirror, "transform": transforms.ToTensor()}
         ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
         ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
         train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
         train_idx = _subset(train_idx, config)
-        dl: dict[str, Any] = {
-            "num_workers": config.num_workers,
-            "device": device,
-            "mean": mean,
-            "std": std,
-            **shard,
-        }
+        dl: dict[str, Any] = {"num_workers": config.num_workers, "device": device, **shard}
         train = DataLoaderSource(
             ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, augment=aug, **dl
         )
@@ -149,8 +143,11 @@ class TrainResult:
 
     ``is_main`` is False on the ranks > 0 of a distributed run (which wrote nothing).
     ``already_complete``: a resumed run had finished all its epochs before;
-    nothing was trained or written. ``data_root``/``mirror``: where the data
-    came from (on resume, the run's recorded ones unless others were given).
+    nothing was trained (its report was written only if it was missing).
+    ``data_root``/``mirror``: where the data came from (on resume, the run's
+    recorded ones unless others were given). ``report``: the ``report.html``
+    written by this call (None: none written, e.g. ``report=False``, ranks > 0,
+    or a complete run whose report was already there).
     """
 
     run_dir: Path
@@ -161,6 +158,7 @@ class TrainResult:
     already_complete: bool = False
     data_root: PathLike | None = None
     mirror: PathLike | None = None
+    report: Path | None = None
 
 
 def train(
@@ -178,8 +176,10 @@ def train(
     handle_signals: bool = True,
     stop: Callable[[], bool] | None = None,
     link_latest: bool = True,
+    net: nn.Module | None = None,
+    report: bool = True,
 ) -> TrainResult:
-    """Train ``config.model`` on ``config.dataset`` and write a run directory.
+    """Train ``config.model`` (or your own ``net``) on ``config.dataset``; write a run directory.
 
     The run directory is ``out`` or ``<runs_dir>/<timestamp>-<model>-<dataset>``
     (see :mod:`mnistcnn.engine.rundir` for its files). Seeds everything with
@@ -201,7 +201,13 @@ def train(
     process at a time trains into a run directory (:class:`RunLock`, held by
     rank 0 for the whole training). ``link_latest``: point
     ``<runs_dir>/latest`` at a new run in the default folder once its first
-    checkpoint is written.
+    checkpoint is written. ``report``: after the last epoch, evaluate best.pt
+    once on the test split and write ``report.html`` into the run (still
+    under the run lock; :func:`~mnistcnn.engine.run.write_run_report`); a
+    resumed complete run gets its report only if it was missing. ``net``: your
+    own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
+    (N, classes) logits) instead of the registered ``config.model``; its
+    checkpoints load with ``load(path, net=...)``.
 
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable, another
@@ -209,13 +215,16 @@ def train(
             run directory failed (disk full).
         mnistcnn.data.DataError: the dataset cannot be obtained.
         NonFiniteLossError: training diverged.
-        TrainingInterrupted: stopped by a signal (last.pt is resumable).
+        TrainingInterrupted: stopped by a signal (last.pt is resumable);
+            :class:`~mnistcnn.engine.run.ReportInterrupted` if it came while the
+            report was written (training is complete; resuming writes the report).
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
             that would change the math without ``force``.
         PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
             directory; it reports why.
     """
-    check_model_name(config.model)
+    if net is None:
+        check_model_name(config.model)
     mdata.get_spec(config.dataset)  # ValueError listing the valid names
     if resume is not None and out is not None:
         check_resume_out(resume, out)
@@ -225,7 +234,12 @@ def train(
             data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
             if run_is_complete(ckpt, config):
                 log.info("%s: the run is already complete", ckpt.path.parent)
-                return _finished(ckpt, config, dist, data_root, mirror)
+                result = _finished(ckpt, config, dist, data_root, mirror)
+                if report and dist.is_main:
+                    result.report = complete_run_report(
+                        result.run_dir, ckpt.history, data_root=data_root, mirror=mirror
+                    )
+                return result
         if ckpt is not None:
             run_path = ckpt.path.parent
         else:
@@ -245,7 +259,7 @@ def train(
             )
             _check_batch_size(config, sources)
             seed_everything(config.seed)  # the same initial weights whatever the data path did
-            model = create_model(config.model, num_classes=len(sources.classes)).to(dist.device)
+            model = trained_model(config, sources, net).to(dist.device)
             latest = link_latest and not out and ckpt is None
             source = (data_root, mirror)
             run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))
@@ -258,7 +272,6 @@ def train(
                     sources.evals,
                     config,
                     run=run,
-                    checkpoint_meta=_checkpoint_meta(config, sources),
                     on_epoch_end=on_epoch_end if dist.is_main else None,
                     progress=progress and dist.is_main,
                     resume=ckpt,
@@ -268,8 +281,18 @@ def train(
                 )
             if history.rows and run is not None:
                 _save_curves(run.path, history)
-        device = str(dist.device)
-        return TrainResult(run_path, history, config, device, dist.is_main, False, *source)
+            device = str(dist.device)
+            result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
+            if report and run is not None and history.rows:
+                result.report = write_run_report(
+                    run_path,
+                    history.rows,
+                    device=device,
+                    data_root=data_root,
+                    mirror=mirror,
+                    handle_signals=handle_signals,
+                )
+        return result
 
 
 def _on_main(dist: DistContext, fn: Callable[[], Any]) -> Any:
@@ -357,69 +380,34 @@ def _config_record(
     }
 
 
-def _checkpoint_meta(config: TrainConfig, sources: DataSources) -> dict[str, Any]:
-    return {
-        "model": {
-            "name": config.model,
-            "kwargs": {"num_classes": len(sources.classes), "in_chans": 1},
-        },
-        "dataset": config.dataset,
-        "classes": sources.classes,
-        "normalization": {"mean": sources.mean, "std": sources.std},
-        "input_size": [1, 28, 28],
-        "config": config.to_dict(),
-    }
+def trained_model(
+    config: TrainConfig, sources: DataSources, net: nn.Module | None = None
+) -> TrainedModel:
+    """The model to train: ``net`` (or ``config.model`` built from the registry) in a
+    :class:`TrainedModel` with the dataset's normalization, classes and preparation.
+
+    Raises:
+        ValueError: ``config.model`` is not a registered model (and no ``net``).
+    """
+    kwargs = {"num_classes": len(sources.classes), "in_chans": 1}
+    name = "custom" if net is not None else config.model
+    if net is None:
+        net = create_model(config.model, **kwargs)
+    return TrainedModel(
+        net,
+        sources.mean,
+        sources.std,
+        classes=sources.classes,
+        model_name=name,
+        model_kwargs=kwargs if name != "custom" else {},
+        dataset=config.dataset,
+        input_size=[1, 28, 28],
+        preparation=dict(MNIST_PREPARATION),
+        precision=config.precision,
+    )
 
 
 def _save_curves(folder: Path, history: History) -> None:
     from mnistcnn.plots import plot_curves, save_figure
 
     save_figure(plot_curves(history.rows), folder / "curves.png")
-
-
-def evaluate(
-    checkpoints: Sequence[PathLike],
-    *,
-    dataset: str | None = None,
-    data_root: PathLike | None = None,
-    mirror: PathLike | None = None,
-    device: str = "auto",
-    batch_size: int = 1000,
-    out: PathLike | None = None,
-    precision: str | None = None,
-) -> EvalResult:
-    """Evaluate one checkpoint, or an ensemble (averaged probabilities) of several, on a test split.
-
-    ``precision``: ``"fp32"`` or ``"bf16"`` (autocast) for every model; by
-    default each model runs in the precision it was trained (and evaluated)
-    with, so a bf16 run gives the accuracy its training recorded. Writes
-    ``confusion_matrix.png`` and ``confusion_matrix.csv`` into ``out`` when given.
-
-    Raises:
-        CheckpointError: unreadable checkpoint, or checkpoints that disagree on classes.
-        ValueError: no checkpoint, a bad ``precision``, or a dataset whose
-            classes are not the models' (an MNIST model on Fashion-MNIST).
-        mnistcnn.data.DataError: the dataset cannot be obtained.
-    """
-    dev = select_device(device)
-    loaded, name = load_members(checkpoints, dev, dataset)
-    first = loaded[0][1]
-    x, y = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
-    probs, used = ensemble_probabilities(loaded, x, y, dev, batch_size, precision)
-    result = classification_report(probs, y, first.classes)
-    result.checkpoints = [str(ck.path) for _, ck in loaded]
-    result.dataset = name
-    result.precision = used
-    if out is not None:
-        _save_confusion(Path(out), result)
-    return result
-
-
-def _save_confusion(folder: Path, result: EvalResult) -> None:
-    from mnistcnn.plots import plot_confusion_matrix, save_figure, write_confusion_csv
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_confusion_csv(folder / "confusion_matrix.csv", result.confusion, result.classes)
-    save_figure(
-        plot_confusion_matrix(result.confusion, result.classes), folder / "confusion_matrix.png"
-    )

@@ -35,9 +35,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from mnistcnn.artifact import Checkpoint, TrainedModel, save_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import BatchSource
-from mnistcnn.engine.checkpoint import Checkpoint, save_checkpoint
 from mnistcnn.engine.distributed import DistContext, evaluate_gathered
 from mnistcnn.engine.evaluate import evaluate_batches
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
@@ -97,14 +97,13 @@ class _Position:
 
 @dataclass
 class _Loop:
-    model: nn.Module
+    model: TrainedModel
     optimizer: torch.optim.Optimizer
     loss_fn: nn.Module
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     per_step: bool
     config: TrainConfig
     run: RunDir | None
-    meta: dict[str, Any]
     history: History
     step: int = 0
     checkpoint_every: int | None = None
@@ -114,8 +113,13 @@ class _Loop:
     net: nn.Module | None = None  # the DDP wrapper of ``model`` for the training forward pass
 
     @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+    def eval_model(self) -> TrainedModel:
+        """The model evaluated and saved: the weight average with EMA on, else the model."""
+        if self.ema is not None:
+            module = self.ema.module
+            assert isinstance(module, TrainedModel)
+            return module
+        return self.model
 
     def save(self, position: _Position, best: bool = False) -> Path | None:
         """Write last.pt (and best.pt) resumable at ``position``; every rank must call it.
@@ -130,25 +134,26 @@ class _Loop:
 
     def _write(self, position: _Position, best: bool) -> Path:
         assert self.run is not None
-        payload = {
-            **self.meta,
-            "state_dict": _cpu_state(self.eval_model),
-            **_ema_extra(self),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": position.epoch - 1,  # completed epochs
-            "step": self.step,
-            "position": position.as_dict(),
-            "metrics": self.history.rows[-1] if self.history.rows else {},
-            "history": list(self.history.rows),
-            "best": {"value": self.history.best, "epoch": self.history.best_epoch},
-            "rng": rng_state(),
-            "versions": versions(),
-        }
+        ckpt = Checkpoint.of(
+            self.eval_model,
+            self.run.last,
+            config=self.config.to_dict(),
+            extra=_ema_extra(self),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            epoch=position.epoch - 1,  # completed epochs
+            step=self.step,
+            position=position.as_dict(),
+            metrics=self.history.rows[-1] if self.history.rows else {},
+            history=list(self.history.rows),
+            best={"value": self.history.best, "epoch": self.history.best_epoch},
+            rng=rng_state(),
+            versions=versions(),
+        )
         with _run_writes(self.run.last):
-            save_checkpoint(self.run.last, payload)
+            save_checkpoint(self.run.last, ckpt)
             if best:
-                save_checkpoint(self.run.best, payload)
+                save_checkpoint(self.run.best, ckpt)
         self.run.checkpoint_written()
         return self.run.last
 
@@ -310,13 +315,12 @@ def resume_command(run_dir: Path, dist: DistContext) -> str:
 
 
 def fit(
-    model: nn.Module,
+    model: TrainedModel | nn.Module,
     train_source: BatchSource,
     eval_sources: dict[str, BatchSource],
     config: TrainConfig,
     *,
     run: RunDir | None = None,
-    checkpoint_meta: dict[str, Any] | None = None,
     on_epoch_end: EpochCallback | None = None,
     progress: bool = False,
     resume: Checkpoint | None = None,
@@ -327,14 +331,14 @@ def fit(
     """Train ``model`` for ``config.epochs`` epochs and evaluate after each.
 
     Args:
-        model: on the training device already; returns logits (N, classes).
+        model: on the training device already; a :class:`TrainedModel` (pixels in
+            [0, 1] in, logits (N, classes) out; its metadata goes into the
+            checkpoints), or a bare module, wrapped with identity normalization.
         train_source: shuffled training batches.
         eval_sources: ``{"test": ..., "val": ...}``: evaluated after every
             epoch; their loss/accuracy become ``<name>_loss`` / ``<name>_accuracy``.
         config: optimizer, schedule, epochs, label smoothing, max_steps.
         run: where to write metrics.csv, last.pt and best.pt (None: nothing written).
-        checkpoint_meta: extra checkpoint fields (model name/kwargs, classes,
-            normalization, dataset, input_size, config).
         on_epoch_end: called with each epoch's metrics row.
         progress: show a tqdm bar inside each epoch.
         resume: continue from this checkpoint (weights, optimizer, scheduler,
@@ -355,6 +359,8 @@ def fit(
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint stays).
         TrainingInterrupted: ``stop`` asked to stop.
     """
+    if not isinstance(model, TrainedModel):
+        model = TrainedModel(model, precision=config.precision, dataset=config.dataset)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     dist = dist or DistContext(next(model.parameters()).device)
@@ -370,7 +376,6 @@ def fit(
         per_step,
         config,
         run,
-        checkpoint_meta or {},
         History(),
         checkpoint_every=checkpoint_every,
         stop=stop,
@@ -478,9 +483,7 @@ def _ema_extra(loop: _Loop) -> dict[str, Any]:
     """With EMA on, the raw training weights go to ``extra`` (for exact resume)."""
     if loop.ema is None:
         return {}
-    extra = dict(loop.meta.get("extra") or {})
-    extra["train_state_dict"] = _cpu_state(loop.model)
-    return {"extra": extra}
+    return {"train_state_dict": _cpu_state(loop.model)}
 
 
 def _quoted(path: Path) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnistcnn.artifact.trained import precision_autocast as precision_autocast
+
 
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: cuda if available, then mps, then cpu; otherwise ``torch.device(name)``.
@@ -88,19 +90,3 @@ def versions() -> dict[str, str]:
         "torchvision": str(torchvision.__version__),
         "mnistcnn": __version__,
     }
-
-
-def precision_autocast(precision: str, device: torch.device) -> torch.autocast:
-    """bfloat16 autocast on CPU/CUDA for ``precision == "bf16"``; a no-op context otherwise.
-
-    Training (forward passes and its per-epoch evaluation) and ``evaluate``
-    both use this, so a bf16 model is measured under the rounding it was
-    evaluated with during training. Other devices (MPS) always run fp32.
-
-    Raises:
-        ValueError: ``precision`` is neither ``"fp32"`` nor ``"bf16"``.
-    """
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-    enabled = precision == "bf16" and device.type in ("cpu", "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

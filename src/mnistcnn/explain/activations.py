@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.artifact import TrainedModel
 from mnistcnn.explain.samples import (
     InputImage,
     check_classes,
@@ -60,7 +61,7 @@ __all__ = [
     "gradient_saliency",
     "load_image_file",
     "load_input",
-    "normalize",
+    "as_batch",
     "occlusion_saliency",
     "parse_sample_ref",
 ]
@@ -112,15 +113,7 @@ def explain_for_predictor(
         )
         prepared = np.round(picture.pixels.numpy() * 255).astype(np.uint8)  # exact: k / 255
         verdict = predictor.predict_item(InputItem(picture.source, prepared=prepared))
-    return explain_activations(
-        predictor.model,
-        picture,
-        mean=predictor.mean.tolist(),
-        std=predictor.std.tolist(),
-        classes=predictor.classes,
-        saliency=saliency,
-        verdict=verdict,
-    )
+    return explain_activations(predictor.model, picture, saliency=saliency, verdict=verdict)
 
 
 @dataclass
@@ -195,14 +188,12 @@ class Activations:
         }
 
 
-def normalize(pixels: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """(H, W) or (C, H, W) or (N, C, H, W) pixels in [0, 1] -> (N, C, H, W) ``(x - mean) / std``."""
+def as_batch(pixels: torch.Tensor) -> torch.Tensor:
+    """(H, W), (C, H, W) or (N, C, H, W) pixels -> (N, C, H, W), the same values."""
     x = pixels
     while x.ndim < 4:
         x = x.unsqueeze(0)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
+    return x
 
 
 def capture_feature_maps(
@@ -236,17 +227,16 @@ def capture_feature_maps(
     return logits.detach(), maps
 
 
-def gradient_saliency(
-    model: nn.Module, pixels: torch.Tensor, mean: list[float], std: list[float], target: int
-) -> torch.Tensor:
+def gradient_saliency(model: nn.Module, pixels: torch.Tensor, target: int) -> torch.Tensor:
     """``|d logit_target / d pixels|``, max over channels: float32 (H, W) >= 0.
 
-    ``pixels``: (H, W) or (C, H, W) in [0, 1]; the normalization is part of the
-    differentiated graph, so the units are logit per unit of pixel intensity.
+    ``pixels``: (H, W) or (C, H, W) in [0, 1]; ``model`` takes pixels in [0, 1]
+    (a :class:`~mnistcnn.artifact.TrainedModel`: the normalization is part of
+    the differentiated graph), so the units are logit per unit of pixel intensity.
     """
     x = pixels.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        logit = model(normalize(x, mean, std))[0, target]
+        logit = model(as_batch(x))[0, target]
         (grad,) = torch.autograd.grad(logit, x)
     grad = grad.abs()
     return grad.amax(0) if grad.ndim == 3 else grad
@@ -256,8 +246,6 @@ def gradient_saliency(
 def occlusion_saliency(
     model: nn.Module,
     pixels: torch.Tensor,
-    mean: list[float],
-    std: list[float],
     target: int,
     patch: int = 5,
     batch_size: int = 256,
@@ -271,7 +259,7 @@ def occlusion_saliency(
     """
     x = pixels if pixels.ndim == 3 else pixels.unsqueeze(0)  # (C, H, W)
     _, h, w = x.shape
-    base = model(normalize(x, mean, std))[0, target].float()
+    base = model(as_batch(x))[0, target].float()
     lo, hi = patch // 2, patch - patch // 2  # the square spans [i - lo, i + hi)
     drops = []
     centres = [(i, j) for i in range(h) for j in range(w)]
@@ -280,24 +268,21 @@ def occlusion_saliency(
         batch = x.unsqueeze(0).repeat(len(chunk), 1, 1, 1)  # (B, C, H, W)
         for b, (i, j) in enumerate(chunk):
             batch[b, :, max(0, i - lo) : i + hi, max(0, j - lo) : j + hi] = 0.0
-        drops.append(base - model(normalize(batch, mean, std))[:, target].float())
+        drops.append(base - model(batch)[:, target].float())
     return torch.cat(drops).view(h, w)
 
 
 def explain_activations(
-    model: nn.Module,
+    model: TrainedModel,
     image: InputImage,
     *,
-    mean: list[float],
-    std: list[float],
-    classes: list[str],
     saliency: str = "gradient",
     verdict: Prediction | None = None,
 ) -> Activations:
     """Feature maps of every conv layer, first-layer kernels and a saliency map for ``image``.
 
-    ``model`` is put in eval mode; ``mean``/``std`` are its input normalization
-    (0..1 scale, see :class:`mnistcnn.engine.Checkpoint`); ``saliency`` is
+    ``model`` (pixels in [0, 1] in, it normalizes itself) is put in eval mode;
+    the feature maps are named as in ``model.net.named_modules()``; ``saliency`` is
     ``"gradient"`` or ``"occlusion"`` (see the module docstring), for the
     predicted class. ``verdict`` is the Predictor's judgement of the same
     image (see :func:`explain_for_predictor`): its probabilities (calibrated)
@@ -314,16 +299,17 @@ def explain_activations(
     device = next(model.parameters()).device
     pixels = image.pixels.to(device)
     with torch.inference_mode():
-        logits, maps = capture_feature_maps(model, normalize(pixels, mean, std))
+        logits, maps = capture_feature_maps(model.net, model.normalize(as_batch(pixels)))
     probs = F.softmax(logits.float(), 1)[0]
     if verdict is not None and verdict.probabilities is not None:
         probs = torch.as_tensor(verdict.probabilities, dtype=torch.float32, device=probs.device)
     target = int(probs.argmax())
     if saliency == "gradient":
-        sal = gradient_saliency(model, pixels, mean, std, target)
+        sal = gradient_saliency(model, pixels, target)
     else:
-        sal = occlusion_saliency(model, pixels, mean, std, target)
-    layers = dict(model.named_modules())
+        sal = occlusion_saliency(model, pixels, target)
+    layers = dict(model.net.named_modules())
+    classes = model.classes
     first = layers[next(iter(maps))]  # the first conv layer called
     assert isinstance(first, nn.Conv2d)
     log.info("explained %s: predicted %s (p=%.3f)", image.source, classes[target], probs[target])

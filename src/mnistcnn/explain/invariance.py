@@ -176,8 +176,6 @@ def count_correct(
     images: torch.Tensor,
     labels: torch.Tensor,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
     affine: Affine | None = None,
     batch_size: int = 1000,
 ) -> int:
@@ -186,24 +184,21 @@ def count_correct(
     Args:
         images: uint8 (N, H, W) or (N, C, H, W), 0..255, on the model's device.
         labels: int64 (N,), same device.
-        mean, std: the model's normalization on the 0..1 scale.
+
+    ``model`` takes pixels in [0, 1] (a :class:`~mnistcnn.artifact.TrainedModel`
+    normalizes them itself).
 
     Pixels are converted exactly as :class:`mnistcnn.data.loaders.TensorSource`
     does, and the prediction is the argmax of the softmax, as in
     :func:`mnistcnn.engine.evaluate.predict_probabilities`.
     """
     model.eval()
-    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    identity = all(v == 0.0 for v in mean) and all(v == 1.0 for v in std)
     correct = 0
     for start in range(0, len(labels), batch_size):
         x = images[start : start + batch_size]
         x = (x.unsqueeze(1) if x.ndim == 3 else x).float().div_(255.0)  # (B, C, H, W)
         if affine:
             x = apply_affine(x, affine)
-        if not identity:
-            x = x.sub_(m).div_(s)
         pred = F.softmax(model(x).float(), dim=1).argmax(1)
         correct += int((pred == labels[start : start + batch_size]).sum())
     return correct
@@ -214,8 +209,6 @@ def measure_invariance(
     images: torch.Tensor,
     labels: torch.Tensor,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
     shifts: Sequence[float] = DEFAULT_SHIFTS,
     angles: Sequence[float] = DEFAULT_ANGLES,
     scales: Sequence[float] = DEFAULT_SCALES,
@@ -226,7 +219,7 @@ def measure_invariance(
 
     Args:
         images: uint8 (N, 28, 28), 0..255, on the model's device; labels int64 (N,).
-        mean, std: the model's input normalization (0..1 scale).
+        model: takes pixels in [0, 1] (a TrainedModel normalizes them itself).
         shifts, angles, scales: the amounts to test (see the module docstring).
         on_point: called after each point (progress).
 
@@ -239,7 +232,7 @@ def measure_invariance(
     """
     if len(labels) == 0:
         raise ValueError("no test images to measure on")
-    kw: dict[str, Any] = {"mean": mean, "std": std, "batch_size": batch_size}
+    kw: dict[str, Any] = {"batch_size": batch_size}
     n = len(labels)
     plain = count_correct(model, images, labels, **kw)
     points = []
@@ -283,8 +276,9 @@ def invariance_for_checkpoint(
             whose classes are not the model's (an MNIST model on Fashion-MNIST
             would be measured at chance level and mean nothing).
     """
+    from mnistcnn.artifact import load_model
     from mnistcnn.data import check_model_classes, load_arrays
-    from mnistcnn.engine import load_model, select_device
+    from mnistcnn.engine import select_device
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
@@ -300,8 +294,6 @@ def invariance_for_checkpoint(
         model,
         images,
         labels,
-        mean=ckpt.mean,
-        std=ckpt.std,
         batch_size=batch_size,
         on_point=on_point,
     )

@@ -282,7 +282,7 @@ def load_model_for_summary(
 
     Raises:
         ValueError: neither or both given, or an unknown model name.
-        RuntimeError: checkpoint loading (``mnistcnn.engine.checkpoint``) unavailable.
+        RuntimeError: checkpoint loading (``mnistcnn.artifact``) unavailable.
         FileNotFoundError / other loader errors: passed through from the checkpoint loader.
     """
     if (checkpoint is None) == (model_name is None):
@@ -292,14 +292,14 @@ def load_model_for_summary(
 
         return create_model(model_name).eval(), model_name, DEFAULT_INPUT_SHAPE
     try:
-        from mnistcnn.engine.checkpoint import load_model
+        from mnistcnn.artifact import load_model
     except ImportError as exc:
         raise RuntimeError(f"checkpoint loading is not available: {exc}") from exc
     model, ckpt = load_model(checkpoint, map_location="cpu")
     kwargs = getattr(ckpt, "model_kwargs", None) or {}
     in_chans = int(kwargs.get("in_chans", 1))
     shape = _checkpoint_input_shape(getattr(ckpt, "input_size", None), in_chans)
-    return model.eval(), f"{ckpt.model_name} ({checkpoint})", shape
+    return model.net.eval(), f"{ckpt.model_name} ({checkpoint})", shape
 
 
 def _checkpoint_input_shape(size: Any, in_chans: int) -> tuple[int, ...]:

@@ -1,7 +1,8 @@
 """Predict digits on people's pictures with a trained checkpoint.
 
-:class:`Predictor` = checkpoint (model, classes, normalization, calibration
-temperature) + MNIST-style preprocessing (:func:`preprocess_image`) + the
+:class:`Predictor` = a :class:`~mnistcnn.artifact.TrainedModel` (which normalizes
+its own pixels, and knows its classes and calibration temperature) + MNIST-style
+preprocessing (:func:`preprocess_image`) + the
 "unsure" rule. :meth:`Predictor.predict` returns one :class:`Prediction` per
 picture; a picture that cannot be read gives a Prediction with ``error`` set
 and the others are still predicted.
@@ -42,11 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.calibration import temperature_of
-from mnistcnn.engine.checkpoint import Checkpoint, CheckpointError, load_model
 from mnistcnn.engine.utils import select_device
 from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.inputs import (
@@ -136,11 +136,11 @@ class Predictor:
     """A trained model ready for pictures: preprocessing, calibrated probabilities, unsure rule.
 
     Args:
-        model: returns logits (N, C) for float inputs (N, 1, 28, 28); put in eval mode.
-        classes: C class names.
-        mean, std: per-channel normalization, ``x = (pixels / 255 - mean) / std``.
-        temperature: calibration temperature (> 0; 1.0 = uncalibrated).
-        calibrated: whether ``temperature`` was fitted (False: probabilities are raw softmax).
+        model: the trained model (:func:`mnistcnn.load`): pixels float (N, 1, 28, 28)
+            in [0, 1] in, logits (N, C) out; its classes and temperature are used.
+            Put in eval mode on ``device``.
+        temperature: overrides the model's calibration temperature (> 0;
+            1.0 gives the raw softmax); None: the model's.
         threshold: top probability below which a prediction is unsure, in [0, 1].
         invert: ``auto``, ``yes`` or ``no`` (see :func:`preprocess_image`).
         device: where the model runs.
@@ -153,13 +153,9 @@ class Predictor:
 
     def __init__(
         self,
-        model: nn.Module,
-        classes: Sequence[str],
-        mean: Sequence[float],
-        std: Sequence[float],
+        model: TrainedModel,
         *,
-        temperature: float = 1.0,
-        calibrated: bool = False,
+        temperature: float | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         invert: InvertMode = "auto",
         device: torch.device | str = "cpu",
@@ -168,7 +164,7 @@ class Predictor:
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if not temperature > 0:
+        if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if invert not in INVERT_MODES:
             raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}")
@@ -176,17 +172,15 @@ class Predictor:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.classes = list(classes)
-        self.mean = torch.tensor(list(mean), dtype=torch.float32, device=self.device)
-        self.std = torch.tensor(list(std), dtype=torch.float32, device=self.device)
-        self.temperature = float(temperature)
-        self.calibrated = calibrated
+        self.classes = list(model.classes)
+        self.temperature = float(model.temperature if temperature is None else temperature)
+        self.calibrated = model.calibrated if temperature is None else temperature != 1.0
         self.threshold = float(threshold)
         self.invert: InvertMode = invert
         self.top_k = top_k
         self.settings = settings or PreprocessSettings()
-        #: The loaded checkpoint (dataset, history, ...) when made by :meth:`from_checkpoint`.
-        self.checkpoint: Checkpoint | None = None
+        #: The checkpoint the model was loaded from (dataset, history, ...), if any.
+        self.checkpoint: Checkpoint | None = model.checkpoint
 
     @classmethod
     def from_checkpoint(
@@ -213,35 +207,29 @@ class Predictor:
             ValueError: a bad device, threshold, invert mode or top_k.
         """
         dev = select_device(device)
-        model, ckpt = load_model(path, map_location=dev)
+        model = load(path, map_location=dev)
+        ckpt = model.checkpoint
+        assert ckpt is not None
         if list(ckpt.input_size) != [1, 28, 28]:
             raise CheckpointError(
                 f"{ckpt.path}: the model takes {ckpt.input_size} inputs; predict needs [1, 28, 28]"
             )
-        t = temperature_of(ckpt)
-        if t is None:
+        temperature_of(ckpt)  # checks the stored calibration
+        if not model.calibrated:
             log.info("%s is not calibrated: probabilities are raw softmax (T = 1)", ckpt.path)
-        predictor = cls(
+        return cls(
             model,
-            ckpt.classes,
-            ckpt.mean,
-            ckpt.std,
-            temperature=t or 1.0,
-            calibrated=t is not None,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             invert=invert,
             device=dev,
             top_k=top_k,
         )
-        predictor.checkpoint = ckpt
-        return predictor
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """One forward pass: uint8 (N, 28, 28) -> calibrated float32 (N, C) probabilities."""
         x = torch.from_numpy(batch).to(self.device).float().div(255.0)[:, None]  # (N, 1, 28, 28)
-        x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
-        logits = self.model(x).float()  # (N, C)
+        logits = self.model(x).float()  # (N, C); the model normalizes its pixels itself
         return F.softmax(logits / self.temperature, dim=1).cpu().numpy()
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mnistcnn.engine.checkpoint import Checkpoint, load_model
+from mnistcnn.artifact import Checkpoint, load_model
 
 
 def model_info(ckpt: Checkpoint, parameters: int | None = None) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def run_server(
     if workers == 1:
         config = uvicorn.Config(build_app(source, settings), **options)
     else:
-        from mnistcnn.engine.checkpoint import load_checkpoint
+        from mnistcnn.artifact import load_checkpoint
 
         load_checkpoint(source.checkpoint)  # fail here, not in every worker
         src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))

@@ -1,12 +1,20 @@
-"""Self-describing checkpoints: written atomically, loaded with ``weights_only=True``.
+"""The checkpoint format, owned here alone: one schema that writes and reads.
 
-A checkpoint is a plain dict (only tensors, numbers, strings, lists and dicts,
-so ``torch.load(weights_only=True)`` can read it without executing code)::
+A checkpoint file is a plain dict (only tensors, numbers, strings, lists and
+dicts, so ``torch.load(weights_only=True)`` reads it without executing code)::
 
     format          "mnistcnn.checkpoint"
-    format_version  1
+    format_version  2 (version 1 files are converted on read, see :func:`migrate`)
     model           {"name": str, "kwargs": {"num_classes": int, "in_chans": int, ...}}
-    state_dict      model weights
+    state_dict      the TrainedModel's weights: "net.*" (the architecture) and
+                    "normalize.mean" / "normalize.std" (its input normalization)
+    normalization   {"mean": [float], "std": [float]}: the same values, readable
+                    without tensors; x = (pixels / 255 - mean) / std
+    input_size      [channels, height, width]
+    preparation     how a picture becomes an input (e.g. {"method": "mnist", ...})
+    precision       "fp32" or "bf16": the arithmetic it was trained in
+    classes         class names (list of str)
+    dataset         dataset name
     optimizer       optimizer state_dict (or None)
     scheduler       scheduler state_dict (or None)
     epoch           completed epochs (int)
@@ -17,44 +25,43 @@ so ``torch.load(weights_only=True)`` can read it without executing code)::
     metrics         the last metrics row (dict)
     history         every metrics row (list of dicts)
     config          TrainConfig.to_dict()
-    dataset         dataset name
-    classes         class names (list of str)
-    normalization   {"mean": [float], "std": [float]}: what the model expects,
-                    x = (pixels / 255 - mean) / std
-    input_size      [channels, height, width]
     rng             RNG states (torch, numpy, python)
     versions        python, torch, torchvision, mnistcnn
-    extra           free-form dict
-    calibration     optional: {"temperature", "fitted_on", "nll_before", "nll_after", ...}
+    extra           free-form dict (EMA runs: "train_state_dict", the raw weights)
+    calibration     optional: {"temperature", "fitted_on", "nll_before", ...}
                     (see mnistcnn.engine.calibration); absent = not calibrated
+
+:class:`Checkpoint` is that dict as a dataclass: :meth:`Checkpoint.to_dict`
+writes it, :func:`load_checkpoint` reads and checks it, :func:`save_checkpoint`
+writes it atomically. Nothing else builds or patches the dict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from mnistcnn.engine.rundir import new_temp_file
+from mnistcnn.artifact.sniff import describe_non_checkpoint
+from mnistcnn.artifact.trained import MNIST_PREPARATION, PRECISIONS, TrainedModel
+from mnistcnn.errors import CheckpointError
 
 FORMAT = "mnistcnn.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-
-class CheckpointError(RuntimeError):
-    """A file is not a usable mnistcnn checkpoint; the message names the file and the reason."""
+_MAX_CLASSES = 100_000  # default class names are made for at most this many
+_EXPECTED = "expected a .pt file written by `mnistcnn train`, such as runs/<run>/best.pt"
 
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint (see the module docstring for each field)."""
+    """A checkpoint (see the module docstring for each field); ``path`` is where it was read."""
 
     path: Path
     model_name: str
@@ -63,6 +70,8 @@ class Checkpoint:
     classes: list[str]
     normalization: dict[str, list[float]]
     input_size: list[int]
+    preparation: dict[str, Any] = field(default_factory=lambda: dict(MNIST_PREPARATION))
+    precision: str = "fp32"
     epoch: int = 0
     step: int = 0
     dataset: str = ""
@@ -88,55 +97,69 @@ class Checkpoint:
         """Per-channel std inputs are divided by, on the 0..1 scale."""
         return list(self.normalization["std"])
 
+    @classmethod
+    def of(cls, model: TrainedModel, path: str | os.PathLike[str] = "", **state: Any) -> Checkpoint:
+        """The checkpoint of ``model`` (its weights on the CPU and its metadata) with ``state``.
 
-def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+        ``state``: training fields (``epoch``, ``step``, ``optimizer``, ``config``,
+        ...; see the module docstring). ``model`` may be an ``AveragedModel``'s
+        module or sit under DistributedDataParallel: pass the TrainedModel itself.
+        """
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return cls(
+            path=Path(path),
+            model_name=model.model_name,
+            model_kwargs=dict(model.model_kwargs),
+            state_dict=weights,
+            classes=list(model.classes),
+            normalization={"mean": model.mean, "std": model.std},
+            input_size=list(model.input_size),
+            preparation=dict(model.preparation),
+            precision=model.precision,
+            dataset=model.dataset,
+            calibration=model.calibration,
+            **state,
+        )
 
-    A crash during the write leaves any previous file at ``path`` intact.
-    The file gets the usual mode of a new file (0666 less the umask).
-    ``format`` and ``format_version`` are added. Returns the final path.
+    def replace(self, **changes: Any) -> Checkpoint:
+        """A copy with ``changes`` (dataclass field names) applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's dict, current format version (what :func:`save_checkpoint` writes)."""
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del body["path"]
+        name, kwargs = body.pop("model_name"), body.pop("model_kwargs")
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": {"name": name, "kwargs": kwargs},
+            **body,
+        }
+
+
+def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    A crash during the write leaves any previous file at ``path`` intact. The
+    file gets the usual mode of a new file (0666 less the umask). Returns the path.
 
     Raises:
         OSError: the folder is not writable or the disk is full (the temp file is removed).
     """
+    from mnistcnn._io import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, tmp = new_temp_file(path.parent, path.name)  # mode 0666 less the umask, not 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    data = ckpt.to_dict()
+    atomic_write(path, lambda fh: torch.save(data, fh))
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-_REQUIRED = ("model", "state_dict")
-_MAX_CLASSES = 100_000  # default class names are made for at most this many
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read and check a checkpoint; a version-1 file is converted (:func:`migrate`).
 
     Uses ``torch.load(weights_only=True)``: a file that would need arbitrary
     Python objects (code execution) is refused, not executed. A run directory
@@ -144,11 +167,10 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: missing, empty, another kind of file (an image, JSON,
-            text...: named, see :func:`describe_non_checkpoint`), truncated,
-            not a torch file, unsafe pickle,
-            not an mnistcnn checkpoint, from a newer format version, a field
-            of the wrong type (classes, normalization, input_size...), or
-            GPU tensors with a ``map_location`` that has no GPU.
+            text...: named), truncated, not a torch file, unsafe pickle, not an
+            mnistcnn checkpoint, from a newer format version, a field of the
+            wrong type (classes, normalization, input_size...), or GPU tensors
+            with a ``map_location`` that has no GPU.
     """
     path = _resolve(Path(path))
     kind = describe_non_checkpoint(path)
@@ -176,79 +198,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or not a torch file): {exc}"
         ) from None
-    return _from_dict(path, raw)
-
-
-_EXPECTED = "expected a .pt file written by `mnistcnn train`, such as runs/<run>/best.pt"
-_SNIFF_BYTES = 4096
-#: (leading bytes, what a file starting with them is), checked in order.
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras model?)"),
-    (b"\x1f\x8b", "a gzip file (an MNIST .gz download?)"),
-    (b"\x08\x01\x12", "a protobuf file (an ONNX model?)"),
-)
-
-
-def describe_non_checkpoint(path: str | os.PathLike[str]) -> str | None:
-    """What ``path`` looks like when it cannot be a torch checkpoint; None when it may be one.
-
-    A torch checkpoint is a zip archive (``torch.save``'s format since torch
-    1.6) or a pickle of protocol 2 or later (the legacy format, and bare
-    pickles); such files return None and are left to ``torch.load``. Anything
-    else is named from its first bytes: ``"an empty file (0 bytes)"``,
-    ``"a PNG image"``, ``"JSON text"``, ``"a text file"``, ... .
-
-    Raises:
-        CheckpointError: the file cannot be read (permissions, I/O error).
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not head:
-        return "an empty file (0 bytes)"
-    if head.startswith(b"PK\x03\x04") or head[0] == 0x80:
-        return None
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "a WebP image"
-    if head[:2] == b"BM" and head[6:10] == b"\0\0\0\0":  # reserved bytes of a BMP header
-        return "a BMP image"
-    for magic, kind in _SIGNATURES:
-        if head.startswith(magic):
-            return kind
-    if len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4:
-        return "an IDX file (MNIST images or labels)"
-    return (
-        _describe_text(head) or f"binary data that is not a torch file (starts {head[:8].hex(' ')})"
-    )
-
-
-def _describe_text(head: bytes) -> str | None:
-    """``"JSON text"``, ``"an HTML page"``, ``"a text file"``, or None for binary ``head``."""
-    if b"\0" in head:
-        return None
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
-            return None
-        text = head[: exc.start].decode("utf-8")
-    start = text.lstrip("\ufeff \t\r\n")[:15].lower()
-    if start.startswith(("{", "[")):
-        return "JSON text"
-    if start.startswith(("<!doctype html", "<html")):
-        return "an HTML page (a download that saved an error page?)"
-    if start.startswith("<"):
-        return "XML or HTML text"
-    return "a text file"
+    return from_dict(path, raw)
 
 
 def _unpickler_detail(exc: Exception) -> str:
@@ -271,7 +221,13 @@ def _resolve(path: Path) -> Path:
     return path
 
 
-def _from_dict(path: Path, raw: Any) -> Checkpoint:
+def from_dict(path: Path, raw: Any) -> Checkpoint:
+    """The checked :class:`Checkpoint` of a loaded file's dict ``raw`` (any known version).
+
+    Raises:
+        CheckpointError: not an mnistcnn checkpoint, an unknown or newer format
+            version, or a field of the wrong type or content (named).
+    """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not an mnistcnn checkpoint (expected a dict with format={FORMAT!r}; "
@@ -285,14 +241,53 @@ def _from_dict(path: Path, raw: Any) -> Checkpoint:
             f"{path}: checkpoint format version {version!r} is newer than this mnistcnn "
             f"understands ({FORMAT_VERSION}); upgrade mnistcnn"
         )
-    missing = [k for k in _REQUIRED if k not in raw]
+    missing = [k for k in ("model", "state_dict") if k not in raw]
     model = raw.get("model")
     if missing or not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise CheckpointError(f"{path}: checkpoint lacks {missing or ['model.name']}")
     try:
-        return _checked(path, raw, model)
+        return _checked(path, migrate(raw), model)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint: {exc}") from None
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Convert a checkpoint dict of an older format version to the current one (a new dict).
+
+    Version 1 held the bare architecture's weights (``conv1.weight`` ...) and
+    applied the normalization outside the model; version 2 holds the
+    :class:`~mnistcnn.artifact.trained.TrainedModel`'s (``net.`` prefix, plus
+    the normalization buffers) and records ``preparation`` and ``precision``.
+
+    Raises:
+        ValueError: a field needed for the conversion has the wrong type.
+    """
+    raw = dict(raw)
+    if raw.get("format_version") == 1:
+        norm = _field(raw, "normalization", dict, {"mean": [0.0], "std": [1.0]})
+        raw["state_dict"] = _v1_weights(raw["state_dict"], norm)
+        extra = dict(_field(raw, "extra", dict, {}))
+        if isinstance(extra.get("train_state_dict"), dict):
+            extra["train_state_dict"] = _v1_weights(extra["train_state_dict"], norm)
+        raw["extra"] = extra
+        config = _field(raw, "config", dict, {})
+        raw.setdefault("precision", str(config.get("precision") or "fp32"))
+        raw.setdefault("preparation", dict(MNIST_PREPARATION))
+        raw["format_version"] = 2
+    return raw
+
+
+def _v1_weights(state: Any, norm: dict[str, Any]) -> Any:
+    """Version-1 architecture weights -> TrainedModel weights (unchanged if not a dict)."""
+    if not isinstance(state, dict):
+        return state
+    out = {f"net.{k}": v for k, v in state.items()}
+    try:
+        out["normalize.mean"] = torch.tensor(norm["mean"], dtype=torch.float32)
+        out["normalize.std"] = torch.tensor(norm["std"], dtype=torch.float32)
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise ValueError("field 'normalization' needs lists 'mean' and 'std'") from None
+    return out
 
 
 def _field(raw: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -328,6 +323,9 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
     size = _field(raw, "input_size", list, [1, 28, 28])
     if len(size) != 3 or not all(isinstance(v, int) and v > 0 for v in size):
         raise ValueError(f"field 'input_size' must be [channels, height, width], found {size}")
+    precision = _field(raw, "precision", str, "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"field 'precision' must be one of {PRECISIONS}, found {precision!r}")
     opt = (dict, type(None))
     return Checkpoint(
         path=path,
@@ -337,6 +335,8 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
         classes=list(classes),
         normalization={"mean": list(mean), "std": list(std)},
         input_size=list(size),
+        preparation=dict(_field(raw, "preparation", dict, MNIST_PREPARATION)),
+        precision=precision,
         epoch=_field(raw, "epoch", int, 0),
         step=_field(raw, "step", int, 0),
         dataset=_field(raw, "dataset", str, ""),
@@ -364,74 +364,3 @@ def _numbers(values: Any) -> bool:
             for v in values
         )
     )
-
-
-def build_model(ckpt: Checkpoint) -> nn.Module:
-    """Instantiate the checkpoint's architecture and load its weights (strict).
-
-    Everything is checked first on a skeleton on the ``meta`` device (no
-    memory): the keys and shapes of the weights, and one forward pass of the
-    declared ``input_size``. So model arguments that lie (``num_classes`` of
-    10**10) cannot make it allocate more than the weights in the file.
-
-    Raises:
-        CheckpointError: unknown model name or bad arguments, weights that do
-            not fit the architecture (missing/unexpected keys or shape
-            mismatches are named), or a model that cannot take ``input_size``
-            or gives another number of logits than there are ``classes``.
-    """
-    from mnistcnn.models import create_model
-
-    _check_on_meta(ckpt)
-    model = create_model(ckpt.model_name, **ckpt.model_kwargs)
-    model.load_state_dict(ckpt.state_dict, strict=True)
-    return model
-
-
-def _check_on_meta(ckpt: Checkpoint) -> None:
-    """Build, load and run the architecture on the meta device; raise CheckpointError."""
-    from mnistcnn.models import create_model
-
-    try:
-        with torch.device("meta"):
-            skeleton = create_model(ckpt.model_name, **ckpt.model_kwargs)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{ckpt.path}: cannot build model: {exc}") from None
-    try:
-        with warnings.catch_warnings():  # copying into meta parameters is a no-op, on purpose
-            warnings.simplefilter("ignore", UserWarning)
-            skeleton.load_state_dict(ckpt.state_dict, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{ckpt.path}: weights do not fit architecture {ckpt.model_name!r}: "
-            + " ".join(str(exc).split())
-        ) from None
-    skeleton.eval()
-    try:
-        logits = skeleton(torch.empty(1, *ckpt.input_size, device="meta"))
-    except NotImplementedError:  # an operator without a meta kernel: skip this check
-        return
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "
-            f"{ckpt.input_size}: {' '.join(str(exc).split())}"
-        ) from None
-    if tuple(logits.shape) != (1, len(ckpt.classes)):
-        raise CheckpointError(
-            f"{ckpt.path}: model outputs {tuple(logits.shape)[1:]} logits per image but the "
-            f"checkpoint names {len(ckpt.classes)} classes"
-        )
-
-
-def load_model(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, Checkpoint]:
-    """Load a checkpoint and return ``(model in eval mode on map_location, checkpoint)``.
-
-    Raises:
-        CheckpointError: see :func:`load_checkpoint` and :func:`build_model`.
-    """
-    ckpt = load_checkpoint(path, map_location=map_location)
-    model = build_model(ckpt).to(map_location)
-    model.eval()
-    return model, ckpt

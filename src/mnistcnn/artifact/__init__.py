@@ -1,0 +1,187 @@
+"""The trained-model artifact: the checkpoint format and the model it loads into.
+
+``load(path)`` gives a :class:`TrainedModel` whose forward takes raw pixels in
+[0, 1] and normalizes itself, and which knows its classes, its picture
+preparation, its calibration temperature, its precision and its provenance.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from mnistcnn.artifact.schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    Checkpoint,
+    from_dict,
+    load_checkpoint,
+    migrate,
+    save_checkpoint,
+)
+from mnistcnn.artifact.sniff import describe_non_checkpoint
+from mnistcnn.artifact.trained import MNIST_PREPARATION, Normalize, TrainedModel
+from mnistcnn.errors import CheckpointError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MNIST_PREPARATION",
+    "Checkpoint",
+    "CheckpointError",
+    "Normalize",
+    "TrainedModel",
+    "build_model",
+    "describe_non_checkpoint",
+    "from_dict",
+    "load",
+    "load_checkpoint",
+    "load_model",
+    "migrate",
+    "save",
+    "save_checkpoint",
+]
+
+
+def _wrap(ckpt: Checkpoint, net: nn.Module) -> TrainedModel:
+    return TrainedModel(
+        net,
+        ckpt.mean,
+        ckpt.std,
+        classes=ckpt.classes,
+        model_name=ckpt.model_name,
+        model_kwargs=ckpt.model_kwargs,
+        dataset=ckpt.dataset,
+        input_size=ckpt.input_size,
+        preparation=ckpt.preparation,
+        calibration=ckpt.calibration,
+        precision=ckpt.precision,
+    )
+
+
+def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:
+    """The checkpoint's :class:`TrainedModel`, weights loaded (strict), on the CPU, in eval mode.
+
+    The architecture is built from the registry by ``ckpt.model_name``, or is
+    ``net`` (a user's own module, for checkpoints of ``train(model=...)``).
+    Everything is checked first on a skeleton on the ``meta`` device (no
+    memory): the keys and shapes of the weights, and one forward pass of the
+    declared ``input_size``, so model arguments that lie (``num_classes`` of
+    10**10) cannot make it allocate more than the weights in the file.
+
+    Raises:
+        CheckpointError: unknown model name or bad arguments, weights that do
+            not fit the architecture (missing/unexpected keys or shape
+            mismatches are named), or a model that cannot take ``input_size``
+            or gives another number of logits than there are ``classes``.
+    """
+    from mnistcnn.models import create_model
+
+    if net is None:
+        if ckpt.model_name == "custom":
+            raise CheckpointError(
+                f"{ckpt.path}: trained from your own module; pass it: load(path, net=YourNet())"
+            )
+        _check_on_meta(ckpt)
+        net = create_model(ckpt.model_name, **ckpt.model_kwargs)
+    model = _wrap(ckpt, net)
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit the given module: " + " ".join(str(exc).split())
+        ) from None
+    model.checkpoint = ckpt
+    return model.eval()
+
+
+def _check_on_meta(ckpt: Checkpoint) -> None:
+    """Build, load and run the architecture on the meta device; raise CheckpointError."""
+    from mnistcnn.models import create_model
+
+    try:
+        with torch.device("meta"):
+            skeleton = _wrap(ckpt, create_model(ckpt.model_name, **ckpt.model_kwargs))
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{ckpt.path}: cannot build model: {exc}") from None
+    try:
+        with warnings.catch_warnings():  # copying into meta parameters is a no-op, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            skeleton.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit architecture {ckpt.model_name!r}: "
+            + " ".join(str(exc).split())
+        ) from None
+    skeleton.eval()
+    try:
+        logits = skeleton(torch.empty(1, *ckpt.input_size, device="meta"))
+    except NotImplementedError:  # an operator without a meta kernel: skip this check
+        return
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "
+            f"{ckpt.input_size}: {' '.join(str(exc).split())}"
+        ) from None
+    if tuple(logits.shape) != (1, len(ckpt.classes)):
+        raise CheckpointError(
+            f"{ckpt.path}: model outputs {tuple(logits.shape)[1:]} logits per image but the "
+            f"checkpoint names {len(ckpt.classes)} classes"
+        )
+
+
+def load(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    *,
+    net: nn.Module | None = None,
+) -> TrainedModel:
+    """Load a checkpoint (file, or run folder: its best.pt) as a :class:`TrainedModel`.
+
+    The model is in eval mode on ``map_location``; ``model(x)`` takes float
+    (N, 1, 28, 28) pixels in [0, 1] and returns logits (N, len(model.classes)).
+    ``model.checkpoint`` is the :class:`Checkpoint` it came from.
+
+    Args:
+        path: a ``.pt`` written by training (format version 1 or 2), or a run folder.
+        map_location: device for the weights (``"cpu"``, ``"cuda"``...).
+        net: your own architecture, for a checkpoint of ``train(model=module)``.
+
+    Raises:
+        CheckpointError: see :func:`load_checkpoint` and :func:`build_model`.
+    """
+    ckpt = load_checkpoint(path, map_location=map_location)
+    return build_model(ckpt, net).to(map_location)
+
+
+def load_model(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[TrainedModel, Checkpoint]:
+    """``(load(path), its Checkpoint)``: the model in eval mode on ``map_location``.
+
+    Raises:
+        CheckpointError: see :func:`load`.
+    """
+    model = load(path, map_location)
+    assert model.checkpoint is not None
+    return model, model.checkpoint
+
+
+def save(model: TrainedModel, path: str | os.PathLike[str], **state: object) -> Checkpoint:
+    """Write ``model`` (weights and metadata) and training ``state`` as a checkpoint at ``path``.
+
+    ``state``: :class:`Checkpoint` fields such as ``epoch``, ``config``,
+    ``history``. Written atomically (:func:`save_checkpoint`).
+
+    Returns:
+        The :class:`Checkpoint` written.
+
+    Raises:
+        OSError: the folder is not writable or the disk is full.
+    """
+    ckpt = Checkpoint.of(model, path, **state)
+    save_checkpoint(path, ckpt)
+    return ckpt

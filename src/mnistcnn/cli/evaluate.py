@@ -1,0 +1,138 @@
+"""``mnistcnn evaluate`` and ``mnistcnn models``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import click
+
+from mnistcnn._text import plural
+from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.train import _check_out
+from mnistcnn.config import PRECISIONS
+
+
+def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
+    """Default output folder of ``evaluate``: beside the run's files, never over them."""
+    first = Path(checkpoints[0])
+    # absolute either way (a run folder or a file in it), and through runs/latest to the run
+    folder = (first if first.is_dir() else first.parent).resolve()
+    if len(checkpoints) == 1:
+        name = "evaluation"
+    else:  # one folder per set of members: another ensemble never replaces this one's files
+        members = "\n".join(str(Path(c).resolve()) for c in checkpoints)
+        digest = hashlib.sha256(members.encode()).hexdigest()[:8]
+        name = f"evaluation-ensemble-{len(checkpoints)}-{digest}"
+    return folder / (f"{name}-{dataset}" if dataset else name)
+
+
+def _check_evaluation_out(out: str | None) -> None:
+    """Refuse an ``evaluate --out`` that is a training run's folder (its report would be replaced).
+
+    Raises:
+        click.BadParameter: ``out`` holds a run's ``config.json`` or ``metrics.csv``.
+    """
+    if out is None:
+        return
+    folder = Path(out)
+    if (folder / "config.json").is_file() or (folder / "metrics.csv").is_file():
+        raise click.BadParameter(
+            f"{out} is a training run's folder: its report.html would be replaced; "
+            "leave --out out (the default is RUN/evaluation) or name another folder",
+            param_hint="'--out'",
+        )
+
+
+@click.command()
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--dataset", help="Dataset to test on. [default: the checkpoint's]")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for the confusion matrix, the pictures and report.html. [default: "
+    "<checkpoint's folder>/evaluation[-<dataset>] (one checkpoint) or "
+    "<first checkpoint's folder>/evaluation-ensemble-<N> (several): the training "
+    "run's own report is never overwritten]",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="Arithmetic of the forward passes: fp32, or bf16 autocast. [default: the one each "
+    "checkpoint was trained with, so a bf16 run gives the accuracy its training recorded]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@data_options
+@user_errors
+def evaluate(
+    checkpoints: tuple[str, ...],
+    dataset: str | None,
+    device: str,
+    batch_size: int,
+    out: str | None,
+    precision: str | None,
+    as_json: bool,
+    data_root: str | None,
+    mirror: str | None,
+) -> None:
+    """Test loss, accuracy and per-class precision/recall/F1 of CHECKPOINTS.
+
+    Several checkpoints are evaluated as an ensemble (averaged probabilities);
+    they must have the same classes, and so must --dataset.
+
+    \b
+    Example:
+      mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
+    """
+    from mnistcnn.evaluation import evaluate as evaluate_models
+
+    _check_out(out)
+    _check_evaluation_out(out)
+    out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
+    result = evaluate_models(
+        list(checkpoints),
+        dataset=dataset,
+        data_root=data_root,
+        mirror=mirror,
+        device=device,
+        batch_size=batch_size,
+        out=out_dir,
+        precision=precision,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
+    how = "--precision" if precision else "as trained"
+    click.echo(
+        f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}  "
+        f"(precision {result.precision}, {how})"
+    )
+    click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
+    for row in result.per_class:
+        click.echo(
+            f"{row['class']:>12} {pct(row['precision']):>10} {pct(row['recall']):>10} "
+            f"{pct(row['f1']):>10} {row['support']:>8}"
+        )
+    click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
+    click.echo(f"report written to {result.report}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool) -> None:
+    """List the registered models with their parameter counts."""
+    from mnistcnn.models import create_model, describe_model, list_models
+
+    rows = []
+    for name in list_models():
+        params = sum(p.numel() for p in create_model(name).parameters())
+        rows.append({"name": name, "parameters": params, "description": describe_model(name)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<16} {r['parameters']:>10,}  {r['description']}")

@@ -1,0 +1,137 @@
+"""Finishing a run: the final evaluation and ``report.html``, written by the library.
+
+``mnistcnn.train(...)`` from Python and ``mnistcnn train`` write the same run
+folder: after the last epoch, :func:`write_run_report` evaluates the run's
+``best.pt`` once on the test split and writes the report from that pass
+(while the run lock is still held). A run stopped while its report was being
+written is completed by :func:`complete_run_report` when it is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mnistcnn.engine.train import TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+class ReportInterrupted(TrainingInterrupted):
+    """Stopped (Ctrl-C, SIGTERM) while the report was written; training itself is complete.
+
+    ``run_dir``: the run; resuming it writes the report and changes nothing else.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(
+            "stopped while writing the report; training is complete; resume the run to "
+            "write its report",
+            None,
+        )
+        self.run_dir = run_dir
+
+
+def run_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a run's report shows: ``best.pt``, else ``last.pt``."""
+    best = run_dir / "best.pt"
+    return best if best.is_file() else run_dir / "last.pt"
+
+
+def write_run_report(
+    run_dir: Path,
+    history: Sequence[dict[str, Any]],
+    *,
+    device: str = "cpu",
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    handle_signals: bool = True,
+) -> Path:
+    """Evaluate the run's checkpoint once on its test split and write ``report.html`` there.
+
+    Args:
+        run_dir: the run folder (holding best.pt or last.pt).
+        history: the per-epoch metrics rows for the curves.
+        device: where the evaluation runs.
+        data_root, mirror: where the dataset is found.
+        handle_signals: SIGTERM stops the report like Ctrl-C does.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        ReportInterrupted: Ctrl-C or SIGTERM while it was written.
+        CheckpointError, mnistcnn.data.DataError, OSError: the checkpoint,
+            the data or the folder cannot be used.
+    """
+    from mnistcnn import data as mdata
+    from mnistcnn.artifact import load
+    from mnistcnn.evaluation import evaluate_models
+    from mnistcnn.report import write_report
+
+    with _stop_means_report_pending(run_dir, handle_signals):
+        model = load(run_checkpoint(run_dir), map_location=device)
+        name = model.dataset or "mnist"
+        images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
+        evaluation = evaluate_models([model], images, labels, dataset=name)
+        return write_report(run_dir, evaluation, [model], images, history=list(history))
+
+
+def complete_run_report(
+    run_dir: Path,
+    history: Sequence[dict[str, Any]],
+    *,
+    device: str = "cpu",
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+) -> Path | None:
+    """For a run that is already complete: write its report if it is missing or cut short.
+
+    A run stopped after its last epoch, while its report was being written,
+    has no complete ``report.html``: it is written now, under the run lock; no
+    other file changes. A run with its report is left byte-identical (None).
+
+    Raises:
+        RunDirError: another process is training into ``run_dir``.
+        ReportInterrupted, CheckpointError, mnistcnn.data.DataError, OSError:
+            see :func:`write_run_report`.
+    """
+    from mnistcnn.engine.rundir import RunLock
+    from mnistcnn.report import report_is_complete
+
+    if report_is_complete(run_dir):
+        return None
+    log.info("%s: the report is missing or incomplete; writing it", run_dir)
+    with RunLock(run_dir):
+        return write_run_report(run_dir, history, device=device, data_root=data_root, mirror=mirror)
+
+
+@contextlib.contextmanager
+def _stop_means_report_pending(run_dir: Path, handle_signals: bool) -> Iterator[None]:
+    """Ctrl-C or SIGTERM inside: raise :class:`ReportInterrupted` naming the run."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    main_thread = handle_signals and _in_main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise ReportInterrupted(run_dir) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
