@@ -4,9 +4,10 @@ For each variant: images/s at batch ``--batch`` (1000) and single-image
 latency (median and 99th percentile over ``--latency-iters`` calls, in
 microseconds), plus the largest logit difference from eager fp32 and whether
 the predicted classes agree (on ``--batch`` random 0..1 images). The baseline,
-``eager (layers)``, runs the tutorial's ``nn.Sequential`` layer by layer, as
-the seed's code does; every variant is measured in this one process, so the
-speed-ups hold on a noisy machine. Targets here: >= 60,000 images/s and
+``eager (layers)``, runs the tutorial model layer by layer (its default forward,
+fast path off), as the seed's code does; ``eager (mnistcnn)`` has the fast path
+on (``set_fast_path``, as training uses it). Every variant is measured in this
+one process, so the speed-ups hold on a noisy machine. Targets here: >= 60,000 images/s and
 <= 50 us single-image median.
 
 Variants that cannot run here (ONNX Runtime not installed: ``pip install
@@ -21,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import tempfile
@@ -34,7 +36,7 @@ from _common import write_json
 from torch import nn
 
 from mnistcnn.engine.utils import versions
-from mnistcnn.models import create_model
+from mnistcnn.models import create_model, set_fast_path
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -67,7 +69,8 @@ def latency(fn: Predict, x1: torch.Tensor, iters: int) -> tuple[float, float]:
 def variants(model: nn.Module, example: torch.Tensor, tmp: Path) -> dict[str, Predict | str]:
     """Name -> predict function (float32 (N, 1, 28, 28) -> logits (N, 10)), or why skipped."""
     out: dict[str, Predict | str] = {}
-    plain = nn.Sequential(*model).eval()
+    plain = model  # the default forward: layer by layer
+    fast = set_fast_path(copy.deepcopy(model), True)
 
     def eager(m: nn.Module) -> Predict:
         def fn(x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +80,7 @@ def variants(model: nn.Module, example: torch.Tensor, tmp: Path) -> dict[str, Pr
         return fn
 
     out["eager (layers)"] = eager(plain)
-    out["eager (mnistcnn)"] = eager(model)
+    out["eager (mnistcnn)"] = eager(fast)
     with torch.no_grad():
         traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
     out["torchscript frozen"] = eager(traced)
@@ -93,10 +96,7 @@ def variants(model: nn.Module, example: torch.Tensor, tmp: Path) -> dict[str, Pr
 def _compiled(model: nn.Module, example: torch.Tensor, bf16: bool = False) -> Predict | str:
     fmt = torch.channels_last if bf16 else torch.contiguous_format
     dtype = torch.bfloat16 if bf16 else torch.float32
-    m = nn.Sequential(*create_model("tutorial")).eval() if bf16 else model
-    if bf16:
-        m.load_state_dict(model.state_dict())
-        m = m.to(dtype=dtype, memory_format=fmt)
+    m = copy.deepcopy(model).to(dtype=dtype, memory_format=fmt) if bf16 else model
     try:
         compiled = torch.compile(m, dynamic=False)
         with torch.inference_mode():
@@ -113,9 +113,7 @@ def _compiled(model: nn.Module, example: torch.Tensor, bf16: bool = False) -> Pr
 
 
 def _bf16(model: nn.Module) -> Predict:
-    m = nn.Sequential(*create_model("tutorial")).eval()
-    m.load_state_dict(model.state_dict())
-    m = m.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+    m = copy.deepcopy(model).to(dtype=torch.bfloat16, memory_format=torch.channels_last)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -178,10 +176,10 @@ def _onnxruntime(
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Time every variant (or row) in this process; returns the rows with ratios."""
     torch.manual_seed(0)
-    model = create_model("tutorial").eval()
+    model = create_model("tutorial").eval()  # fast path off: layer by layer
     x = torch.rand(args.batch, 1, 28, 28)
     with torch.inference_mode():
-        reference = nn.Sequential(*model)(x)
+        reference = model(x)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in variants(model, x, Path(tmp)).items():

@@ -38,15 +38,15 @@ def digit_like():
 def test_feature_maps_are_the_conv_outputs_with_the_tutorial_shapes(model):
     x = digit_like().view(1, 1, 28, 28)
     logits, maps = capture_feature_maps(model, x)
-    assert list(maps) == ["0", "3"]
-    assert maps["0"].shape == (1, 10, 28, 28)  # 5x5, padding 2: 28 -> 28
-    assert maps["3"].shape == (1, 20, 10, 10)  # after pooling to 14, 5x5 no padding: 14 -> 10
-    conv1 = model[0]
-    assert torch.allclose(maps["0"], F.conv2d(x, conv1.weight, conv1.bias, padding=2))
-    assert torch.allclose(logits, model(x), atol=1e-6)  # the unhooked CPU forward is fused
-    assert not model[0]._forward_hooks  # hooks removed
+    assert list(maps) == ["conv1", "conv2"]
+    assert maps["conv1"].shape == (1, 10, 28, 28)  # 5x5, padding 2: 28 -> 28
+    assert maps["conv2"].shape == (1, 20, 10, 10)  # after pooling to 14, 5x5 no padding: 14 -> 10
+    conv1 = model.conv1
+    assert torch.allclose(maps["conv1"], F.conv2d(x, conv1.weight, conv1.bias, padding=2))
+    assert torch.allclose(logits, model(x), atol=1e-6)
+    assert not model.conv1._forward_hooks  # hooks removed
     assert describe_conv(conv1) == "Conv2d(1, 10, k=5x5, s=1, p=2)"
-    assert describe_conv(model[3]) == "Conv2d(10, 20, k=5x5, s=1, p=0)"
+    assert describe_conv(model.conv2) == "Conv2d(10, 20, k=5x5, s=1, p=0)"
 
 
 def test_gradient_saliency_is_the_input_gradient_and_zero_far_from_receptive_field(model):
@@ -75,9 +75,9 @@ def test_explain_activations_record_and_figures(model):
     act = explain_activations(model, image, mean=[0.0], std=[1.0], classes=CLASSES)
     assert act.probabilities.sum().item() == pytest.approx(1.0, abs=1e-6)
     assert act.kernels.shape == (10, 1, 5, 5)
-    assert torch.equal(act.kernels, model[0].weight.detach())
+    assert torch.equal(act.kernels, model.conv1.weight.detach())
     d = act.to_dict()
-    assert d["feature_maps"] == {"0": [10, 28, 28], "3": [20, 10, 10]}
+    assert d["feature_maps"] == {"conv1": [10, 28, 28], "conv2": [20, 10, 10]}
     assert d["predicted"] == int(act.probabilities.argmax())
     figures = activation_figures(act)
     assert {"input.png", "kernels.png", "saliency.png"} <= set(figures)

@@ -187,10 +187,13 @@ def test_cli_tutorial_table():
     out = result.output
     for expected in TUTORIAL_LINES:
         assert f"      {expected}\n" in out
-    rows = {line.split()[1]: line for line in out.splitlines() if line[:2].strip().isdigit()}
-    assert rows["Conv2d(1,10,5,p=2)"].split()[2:] == ["10", "x", "28", "x", "28", "260", "203,840"]
-    assert rows["Linear(500,250)"].split()[2:] == ["250", "125,250", "125,250"]
-    assert rows["Flatten"].split()[2:] == ["500", "0", "0"]
+    names = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3",
+             "fc2", "relu4", "fc3"]  # fmt: skip
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.strip()}
+    rows = {name: rows[name] for name in names}  # a row for every named layer
+    assert rows["conv1"] == ["Conv2d(1,10,5,p=2)", "10", "x", "28", "x", "28", "260", "203,840"]
+    assert rows["fc1"] == ["Linear(500,250)", "250", "125,250", "125,250"]
+    assert rows["flatten"] == ["Flatten", "500", "0", "0"]
     assert "Total parameters: 156,640 (trainable 156,640)" in out
     assert "Total mult-adds:  857,200 per sample" in out
 
@@ -234,17 +237,17 @@ def test_cli_checkpoint(tmp_path):
             ["--model", "tutorial", "--input-shape", "1x32x32"],
             1,
             "cannot run on input 1 x 32 x 32: Flatten gives 720 features but "
-            "Linear(500,250) (layer 7) expects 500; tutorial takes 1 x 28 x 28 inputs",
+            "Linear(500,250) (layer fc1) expects 500; tutorial takes 1 x 28 x 28 inputs",
         ),
         (
             ["--model", "tutorial", "--input-shape", "3x28x28"],
             1,
-            "the input has 3 channels but Conv2d(1,10,5,p=2) (layer 0) expects 1",
+            "the input has 3 channels but Conv2d(1,10,5,p=2) (layer conv1) expects 1",
         ),
         (
             ["--model", "tutorial", "--input-shape", "1x3x3"],
             1,
-            "smaller than the 5 x 5 window of Conv2d(10,20,5) (layer 3)",
+            "smaller than the 5 x 5 window of Conv2d(10,20,5) (layer conv2)",
         ),
         (
             ["--model", "tutorial", "--input-shape", "1x100000x100000"],

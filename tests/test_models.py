@@ -3,32 +3,40 @@ import torch
 
 from mnistcnn.models import create_model, list_models
 
+TUTORIAL_LAYERS = [
+    ("conv1", "Conv2d"), ("relu1", "ReLU"), ("pool1", "AvgPool2d"),
+    ("conv2", "Conv2d"), ("relu2", "ReLU"), ("pool2", "AvgPool2d"), ("flatten", "Flatten"),
+    ("fc1", "Linear"), ("relu3", "ReLU"), ("fc2", "Linear"), ("relu4", "ReLU"), ("fc3", "Linear"),
+]  # fmt: skip
+
 
 def test_tutorial_parameter_count_and_layers():
     model = create_model("tutorial")
     assert sum(p.numel() for p in model.parameters()) == 156_640
-    per_layer = [sum(p.numel() for p in m.parameters()) for m in model if list(m.parameters())]
+    layers = list(model.children())
+    per_layer = [sum(p.numel() for p in m.parameters()) for m in layers if list(m.parameters())]
     assert per_layer == [260, 5020, 125_250, 25_100, 1010]
-    kinds = [type(m).__name__ for m in model]
-    assert kinds == [
-        "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d", "Flatten",
-        "Linear", "ReLU", "Linear", "ReLU", "Linear",
-    ]  # fmt: skip
+    named = [(n, type(m).__name__) for n, m in model.named_children()]
+    assert named == TUTORIAL_LAYERS
+    assert list(model.state_dict()) == [
+        f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3") for p in ("weight", "bias")
+    ]
 
 
 def test_tutorial_shape_trace():
     model = create_model("tutorial")
     x = torch.zeros(2, 1, 28, 28)
-    shapes = []
-    for layer in model:
+    shapes = {}
+    for name, layer in model.named_children():  # in forward order
         x = layer(x)
-        shapes.append(tuple(x.shape[1:]))
-    assert shapes[0] == (10, 28, 28)  # conv 5x5 pad 2 keeps 28
-    assert shapes[2] == (10, 14, 14)  # avg-pool 2
-    assert shapes[3] == (20, 10, 10)  # conv 5x5: 14 - 5 + 1
-    assert shapes[5] == (20, 5, 5)
-    assert shapes[6] == (500,)  # 20 * 5 * 5
-    assert shapes[-1] == (10,)
+        shapes[name] = tuple(x.shape[1:])
+    assert shapes["conv1"] == (10, 28, 28)  # conv 5x5 pad 2 keeps 28
+    assert shapes["pool1"] == (10, 14, 14)  # avg-pool 2
+    assert shapes["conv2"] == (20, 10, 10)  # conv 5x5: 14 - 5 + 1
+    assert shapes["pool2"] == (20, 5, 5)
+    assert shapes["flatten"] == (500,)  # 20 * 5 * 5
+    assert shapes["fc3"] == (10,)
+    assert torch.equal(x, model(torch.zeros(2, 1, 28, 28)))  # forward runs them in this order
 
 
 @pytest.mark.parametrize("name", list_models())

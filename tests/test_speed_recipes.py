@@ -18,8 +18,9 @@ from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine.session import build_sources, train
 from mnistcnn.engine.train import fit
 from mnistcnn.engine.utils import seed_everything
-from mnistcnn.models import create_model
+from mnistcnn.models import create_model, set_fast_path, supports_fast_path
 from mnistcnn.models.fused_ops import relu_avg_pool2x2, spread_matrix
+from mnistcnn.models.tutorial import FAST_MIN_BATCH
 
 
 def _data(n: int = 103, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,11 +184,13 @@ def test_relu_avg_pool_rejects_odd_sizes_and_spread_matrix_is_a_quarter():
 def test_fast_tutorial_forward_equals_plain_sequential(dtype, tol):
     torch.manual_seed(0)
     model = create_model("tutorial").to(dtype)
-    plain = nn.Sequential(*model)  # the same layers, run one by one
+    assert model.fast_path is False  # opt-in
+    plain = nn.Sequential(*model.children())  # the same layers, run one by one
     assert sum(p.numel() for p in model.parameters()) == 156_640
-    assert list(model.state_dict()) == list(plain.state_dict())
     x, y = torch.rand(16, 1, 28, 28, dtype=dtype), torch.randint(0, 10, (16,))
+    assert torch.equal(model(x), plain(x))  # the default forward is the layer-by-layer one
     fast_loss = F.cross_entropy(model.fast_forward(x), y)
+    assert set_fast_path(model, True) is model and model.fast_path
     assert torch.allclose(F.cross_entropy(model(x), y), fast_loss, atol=tol)
     plain_loss = F.cross_entropy(plain(x), y)
     assert torch.allclose(fast_loss, plain_loss, atol=tol)
@@ -200,13 +203,43 @@ def test_fast_tutorial_forward_equals_plain_sequential(dtype, tol):
         assert torch.allclose(model(x), plain(x), atol=tol)
 
 
-def test_fast_tutorial_forward_steps_aside_for_hooks():
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
+def test_fast_path_is_opt_in_so_hooks_see_every_layer_by_default():
     model = create_model("tutorial")
     calls = []
-    handle = model[2].register_forward_hook(lambda m, i, o: calls.append(o.shape))
-    model(torch.rand(32, 1, 28, 28))  # a batch that would take the fast path
-    handle.remove()
-    assert calls == [torch.Size([32, 10, 14, 14])]  # the pool layer really ran
+    model.pool1.register_forward_hook(lambda m, i, o: calls.append(int(o.shape[0])))
+    model(torch.rand(32, 1, 28, 28))  # a batch that would take the fast path if it were on
+    assert calls == [32]  # the pool layer really ran
+    set_fast_path(model, True)
+    model(torch.rand(32, 1, 28, 28))  # fused: pool1 is not called
+    model(torch.rand(FAST_MIN_BATCH - 1, 1, 28, 28))  # too small for the fast path
+    torch.jit.trace(model, torch.rand(32, 1, 28, 28), check_trace=False)  # never traced
+    assert calls == [32, FAST_MIN_BATCH - 1, 32]
+    set_fast_path(model, False)
+    model(torch.rand(32, 1, 28, 28))
+    assert calls[-1] == 32 and len(calls) == 4
+
+
+def test_set_fast_path_reaches_nested_models_and_checks_its_argument():
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = create_model("tutorial")
+            self.other = create_model("fastcnn")  # no fast path: left alone
+
+    wrapper = set_fast_path(Wrapper(), True)
+    assert wrapper.net.fast_path and not supports_fast_path(wrapper.other)
+    assert not hasattr(wrapper.other, "fast_path")
+    with pytest.raises(TypeError, match="bool"):
+        set_fast_path(wrapper, 1)
+
+
+def test_fit_turns_the_fast_path_on():
+    config = recipe_config("tutorial", device="cpu", batch_size=16, epochs=1, max_steps=1)
+    x, y = _data(32)
+    model = create_model("tutorial")
+    fit(model, TensorSource(x, y % 10, 16, shuffle=True), {}, config)
+    assert model.fast_path
 
 
 # --- recipes ---------------------------------------------------------------------------

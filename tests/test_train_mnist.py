@@ -74,7 +74,7 @@ def test_explain_activations_of_a_test_digit(one_epoch_run, mnist_root, tmp_path
     payload = json.loads(result.output)
     assert payload["label"] == 7 and payload["predicted"] == 7  # test image 0 is a clear 7
     assert payload["probabilities"][7] > 0.9
-    assert payload["feature_maps"] == {"0": [10, 28, 28], "3": [20, 10, 10]}
+    assert payload["feature_maps"] == {"conv1": [10, 28, 28], "conv2": [20, 10, 10]}
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     expected = ["feature_maps_1.png", "feature_maps_2.png", "input.png", "kernels.png"]
     assert names == [*expected, "saliency.png"]

@@ -43,6 +43,7 @@ from mnistcnn.engine.evaluate import evaluate_batches
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.rundir import RunDir, RunDirError
 from mnistcnn.engine.utils import precision_autocast, rng_state, set_rng_state, versions
+from mnistcnn.models.fast_path import set_fast_path
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +362,7 @@ def fit(
     """
     if not isinstance(model, TrainedModel):
         model = TrainedModel(model, precision=config.precision, dataset=config.dataset)
+    set_fast_path(model, True)  # same function, faster CPU kernels (models/fast_path.py)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     dist = dist or DistContext(next(model.parameters()).device)

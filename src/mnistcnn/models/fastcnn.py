@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from mnistcnn.models.layers import conv_bn_relu
@@ -44,6 +45,14 @@ class FastCNN(nn.Sequential):
             nn.Flatten(),  # (N, c)
             nn.Linear(c, num_classes),  # (N, num_classes) logits
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float (N, in_chans, 28, 28) -> logits (N, num_classes), the layers in order.
+
+        The argument is named ``x`` as in every registered model, so
+        ``torch.export.export(..., dynamic_shapes={"x": {0: batch}})`` works for all.
+        """
+        return super().forward(x)
 
 
 @register_model("fastcnn", "Small BatchNorm CNN (3 conv stages, global max pool), 24,314 params")
