@@ -43,13 +43,10 @@ import torch
 from torch import nn
 
 from mnistcnn.engine.rundir import new_temp_file
+from mnistcnn.errors import CheckpointError
 
 FORMAT = "mnistcnn.checkpoint"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A file is not a usable mnistcnn checkpoint; the message names the file and the reason."""
 
 
 @dataclass
