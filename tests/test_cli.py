@@ -156,7 +156,7 @@ def test_train_bad_flags_are_clean_errors(tmp_path):
         ],
     )
     assert r.exit_code == 1
-    assert "unknown model 'nope'; valid models: " in r.output
+    assert "--model 'nope' is unknown; valid models: " in r.output
 
 
 def test_data_show_grid_into_a_missing_folder_is_a_clean_error(mnist_root, tmp_path):

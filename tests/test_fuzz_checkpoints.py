@@ -161,7 +161,9 @@ def test_missing_and_extra_state_dict_keys_are_named(work):
     weights = payload()["state_dict"]
     missing = {k: v for k, v in weights.items() if k != "conv1.bias"}
     write_v1_checkpoint(work / "missing.pt", payload(state_dict=missing))
-    with pytest.raises(CheckpointError, match=r'Missing key\(s\) in state_dict: "net\.conv1\.bias"'):
+    with pytest.raises(
+        CheckpointError, match=r'Missing key\(s\) in state_dict: "net\.conv1\.bias"'
+    ):
         load_model(work / "missing.pt")
     write_v1_checkpoint(work / "extra.pt", payload(state_dict={**weights, "head.w": torch.ones(2)}))
     with pytest.raises(CheckpointError, match=r'Unexpected key\(s\) in state_dict: "head\.w"'):

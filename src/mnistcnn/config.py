@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from mnistcnn.errors import SettingError
 
 OPTIMIZERS = ("adam", "sgd", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
@@ -20,6 +23,102 @@ PRECISIONS = ("fp32", "bf16")
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+
+
+#: Metadata keys of a setting (see :func:`setting`).
+SETTING_KEYS = ("help", "math", "math_if", "flag", "cli", "choices", "range")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,  # noqa: A002 - the name click uses
+    math: bool,
+    math_if: Callable[[Any], bool] | None = None,
+    flag: str | None = None,
+    cli: bool = True,
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+    min: float | None = None,  # noqa: A002
+    max: float | None = None,  # noqa: A002
+    min_open: bool = False,
+    max_open: bool = False,
+    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+) -> Any:
+    """A :class:`TrainConfig` field with its declaration: help text, math, command-line flag.
+
+    Everything the rest of the package needs to know about a setting lives
+    here, beside the field: ``mnistcnn train``'s options are generated from
+    it (:func:`mnistcnn.cli.train.config_options`) and so is the resume check
+    (:meth:`TrainConfig.math_differences`).
+
+    Args:
+        default: the field's default (the ``tutorial`` recipe's value).
+        help: the help text ``mnistcnn train --help`` shows.
+        math: whether changing the setting changes the computed weights
+            (a resume that changes it is refused without ``--force``).
+            Required: a field without it fails :func:`check_settings`.
+        math_if: with ``math=True``, a predicate on the config: the setting
+            changes the math only when it returns True (``epochs``: only
+            under a schedule that spans every step).
+        flag: the command-line flag, if not ``--`` + the name with dashes.
+        cli: False for settings without a ``mnistcnn train`` option.
+        choices: the valid values (or a function returning them, for
+            values defined later in this module).
+        min, max, min_open, max_open: the numeric range the option accepts.
+        default_factory: instead of ``default``, for mutable defaults.
+    """
+    bounds = None if min is None and max is None else (min, max, min_open, max_open)
+    metadata = {
+        "help": help,
+        "math": math,
+        "math_if": math_if,
+        "flag": flag,
+        "cli": cli,
+        "choices": choices,
+        "range": bounds,
+    }
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_settings(cls: type) -> None:
+    """Raise ``TypeError`` unless every field of dataclass ``cls`` is declared with :func:`setting`.
+
+    A field without a declared ``math`` would otherwise count, silently, as
+    one that does or does not change the result of a resumed run.
+    """
+    bare = [f.name for f in dataclasses.fields(cls) if not isinstance(f.metadata.get("math"), bool)]
+    if bare:
+        raise TypeError(
+            f"{cls.__name__}: declare {', '.join(bare)} with mnistcnn.config.setting(..., "
+            "help=..., math=True/False)"
+        )
+
+
+def setting_flag(name: str) -> str:
+    """The command-line flag of a setting or argument: ``train_subset`` -> ``--train-subset``.
+
+    A :class:`TrainConfig` field's declared ``flag`` wins; any other name is
+    ``--`` + the name with dashes for underscores.
+    """
+    declared = _FIELDS.get(name)
+    if declared is not None and declared.metadata.get("flag"):
+        return str(declared.metadata["flag"])
+    return "--" + name.replace("_", "-")
+
+
+def changes_math(name: str, config: TrainConfig) -> bool:
+    """Whether a change to setting ``name`` of ``config`` changes the computed weights.
+
+    Read from the field's :func:`setting` declaration; an unknown name counts
+    as changing the math (the safe side).
+    """
+    declared = _FIELDS.get(name)
+    if declared is None or declared.metadata.get("math") is not False:
+        condition = declared.metadata.get("math_if") if declared is not None else None
+        return condition is None or bool(condition(config))
+    return False
 
 
 @dataclass(frozen=True)
@@ -79,38 +178,118 @@ class TrainConfig:
             (its ``pct_start``), in (0, 1).
     """
 
-    recipe: str = "tutorial"
-    dataset: str = "mnist"
-    model: str = "tutorial"
-    epochs: int = 10
-    batch_size: int = 64
-    eval_batch_size: int = 1000
-    lr: float = 0.01
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    step_size: int = 1
-    gamma: float = 0.7
-    label_smoothing: float = 0.0
-    normalize: bool = False
-    val_fraction: float = 0.0
-    loader: str = "tensor"
-    num_workers: int = 0
-    seed: int = 0
-    device: str = "auto"
-    max_steps: int | None = None
-    train_subset: int | None = None
-    deterministic: bool = False
-    augment: str = "none"
-    aug_degrees: float = 10.0
-    aug_translate: float = 0.1
-    aug_scale: float = 0.1
-    ema_decay: float = 0.0
-    precision: str = "fp32"
-    channels_last: bool = False
-    warmup_fraction: float = 0.3
-    extra: dict[str, Any] = field(default_factory=dict)
+    recipe: str = setting(
+        "tutorial",
+        help="Starting point for every setting; flags below override it. [default: tutorial]",
+        math=True,  # recorded with the run; --recipe on resume does not re-apply the recipe
+        choices=lambda: sorted(RECIPES),
+    )
+    dataset: str = setting(
+        "mnist",
+        help="Dataset name (mnist, fashion-mnist, kmnist). [recipe: mnist]",
+        math=True,
+    )
+    model: str = setting(
+        "tutorial", help="Model name (see `mnistcnn models`). [recipe: tutorial]", math=True
+    )
+    epochs: int = setting(
+        10,
+        help="Passes over the training set. [recipe: 10]",
+        math=True,
+        # more epochs only append steps, unless the schedule spans all of them
+        math_if=lambda c: c.scheduler in ("cosine", "onecycle"),
+        min=1,
+    )
+    batch_size: int = setting(64, help="Images per step. [recipe: 64]", math=True, min=1)
+    eval_batch_size: int = setting(
+        1000, help="Images per forward pass at evaluation.", math=False, cli=False
+    )
+    lr: float = setting(0.01, help="Learning rate. [recipe: 0.01]", math=True, min=0, min_open=True)
+    optimizer: str = setting("adam", help="[recipe: adam]", math=True, choices=OPTIMIZERS)
+    momentum: float = setting(0.9, help="SGD momentum.", math=True, cli=False)
+    weight_decay: float = setting(
+        0.0, help="L2 penalty passed to the optimizer. [recipe: 0]", math=True, min=0
+    )
+    scheduler: str = setting(
+        "none", help="Learning-rate schedule. [recipe: none]", math=True, choices=SCHEDULERS
+    )
+    step_size: int = setting(1, help="Epochs between decays of `step`.", math=True, cli=False)
+    gamma: float = setting(0.7, help="Decay factor of `step`.", math=True, cli=False)
+    label_smoothing: float = setting(
+        0.0,
+        help="Cross-entropy label smoothing (Szegedy et al. 2016). [recipe: 0]",
+        math=True,
+        min=0,
+        max=1,
+        max_open=True,
+    )
+    normalize: bool = setting(
+        False, help="Normalize inputs with the dataset mean/std. [recipe: off]", math=True
+    )
+    val_fraction: float = setting(
+        0.0,
+        help="Hold out this fraction of train as validation; best.pt then follows it. [0]",
+        math=True,
+        min=0,
+        max=1,
+        max_open=True,
+    )
+    loader: str = setting(
+        "tensor",
+        help="dataloader (torchvision + DataLoader) or tensor (whole split on the device).",
+        math=True,
+        choices=LOADERS,
+    )
+    num_workers: int = setting(0, help="DataLoader worker processes.", math=False, cli=False)
+    seed: int = setting(
+        0, help="Seed for weights and data order. [0]", math=True, min=0, max=MAX_SEED
+    )
+    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps. [auto]", math=False)
+    max_steps: int | None = setting(
+        None, help="Stop after this many steps in total (smoke test).", math=False, min=1
+    )
+    train_subset: int | None = setting(
+        None,
+        help="Train on only the first N training images (quick experiments).",
+        math=True,
+        min=1,
+    )
+    deterministic: bool = setting(
+        False, help="Use deterministic algorithms only.", math=False, cli=False
+    )
+    augment: str = setting(
+        "none",
+        help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
+        "handwriting) or affine-flip-erase (shift, zoom, mirrors, random erasing: clothing). "
+        "[recipe: none]",
+        math=True,
+        choices=AUGMENTATIONS,
+    )
+    aug_degrees: float = setting(10.0, help="Largest rotation, degrees.", math=True, cli=False)
+    aug_translate: float = setting(
+        0.1, help="Largest shift, fraction of the image size.", math=True, cli=False
+    )
+    aug_scale: float = setting(0.1, help="Largest relative zoom.", math=True, cli=False)
+    ema_decay: float = setting(
+        0.0, help="Decay of the weight average per step; 0: off.", math=True, cli=False
+    )
+    precision: str = setting(
+        "fp32",
+        help="bf16: autocast on CPUs/GPUs that support it (faster, another rounding). "
+        "[recipe: fp32]",
+        math=True,
+        choices=PRECISIONS,
+    )
+    channels_last: bool = setting(False, help="Channels-last memory format.", math=True, cli=False)
+    warmup_fraction: float = setting(
+        0.3, help="Warm-up fraction of `onecycle`.", math=True, cli=False
+    )
+    extra: dict[str, Any] = setting(
+        help="Free-form settings recorded with the run.",
+        math=True,
+        cli=False,
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -145,8 +324,11 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
+        if problems:  # each problem starts with its setting's name
+            raise SettingError(
+                "invalid training config: " + "; ".join(problems),
+                setting=problems[0].split(" ", 1)[0],
+            )
 
     def _speed_problems(self) -> list[str]:
         """Problems with the augmentation, averaging, precision and warm-up settings."""
@@ -177,33 +359,40 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        """Build a config from :meth:`to_dict` output.
+
+        Raises:
+            SettingError: unknown keys, or an invalid setting.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+            raise SettingError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**values)
 
     def math_differences(self, other: TrainConfig) -> list[str]:
         """Settings that differ from ``other`` and would change the computed weights.
 
-        Device, worker count, evaluation batch size and ``max_steps`` do not
-        count; ``epochs`` counts only when the schedule depends on the total
+        Which settings count is declared beside each field (``math`` in its
+        :func:`setting` metadata; see :func:`changes_math`): device, worker
+        count, evaluation batch size, ``max_steps`` and ``deterministic`` do
+        not; ``epochs`` counts only when the schedule depends on the total
         number of steps (``cosine``, ``onecycle``).
         """
-        harmless = {"device", "num_workers", "eval_batch_size", "max_steps", "deterministic"}
-        if self.scheduler not in ("cosine", "onecycle"):
-            harmless.add("epochs")
         mine, theirs = self.to_dict(), other.to_dict()
         return [
             f"{k}: {theirs[k]!r} -> {mine[k]!r}"
             for k in mine
-            if k not in harmless and mine[k] != theirs.get(k)
+            if mine[k] != theirs.get(k) and changes_math(k, self)
         ]
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+check_settings(TrainConfig)
+_FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 #: Named starting points (``mnistcnn train --recipe NAME``); flags override any setting.
@@ -276,11 +465,14 @@ def recipe_config(name: str, **overrides: Any) -> TrainConfig:
     Overrides whose value is ``None`` are ignored (unset CLI flags).
 
     Raises:
-        ValueError: unknown recipe name (the message lists the valid ones) or
+        SettingError: (a ``ValueError``) unknown recipe name (the message lists the valid ones) or
             an invalid setting.
     """
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
+        raise SettingError(
+            f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}",
+            setting="recipe",
+        )
     values: dict[str, Any] = {"recipe": name, **RECIPES[name]}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)

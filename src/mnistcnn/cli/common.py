@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,24 +38,27 @@ def data_options(fn: F) -> F:
 def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1.
 
+    Expected errors are :class:`~mnistcnn.errors.MnistcnnError` (the message
+    is :func:`cli_message`: settings named by their flags) and ``OSError``
+    (the user's paths: read-only folders, full disks). Anything else, a bare
+    ``ValueError`` or ``TypeError`` included, is a bug and keeps its traceback.
+
     Under torchrun, a rank that stops because another rank failed
     (``PeerFailure``) exits with status 1 silently: the failed rank prints.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mnistcnn.artifact import CheckpointError
-        from mnistcnn.data import DataError
         from mnistcnn.engine.distributed import PeerFailure
-        from mnistcnn.engine.rundir import RunDirError
-        from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
+        from mnistcnn.engine.train import TrainingInterrupted
+        from mnistcnn.errors import MnistcnnError
 
         try:
             return fn(*args, **kwargs)
         except PeerFailure:  # another rank failed and printed why: one message, not two
             sys.exit(1)
-        except (DataError, CheckpointError, RunDirError, NonFiniteLossError, ValueError) as exc:
-            click.echo(f"error: {exc}", err=True)
+        except MnistcnnError as exc:
+            click.echo(f"error: {cli_message(exc)}", err=True)
             sys.exit(1)
         except TrainingInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
@@ -69,6 +74,33 @@ def user_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """``name`` as a word of its own: not part of a longer name, a path or a ``name:`` label."""
+    return re.compile(rf"(?<![\w./-]){re.escape(name)}(?![\w/-]|:)")
+
+
+def cli_message(exc: BaseException) -> str:
+    """The message of library error ``exc`` as the command line says it: with flags.
+
+    Library messages name settings (``train_subset 700000 is larger ...``);
+    here the first mention of ``exc.setting`` becomes its flag
+    (``--train-subset 700000 is larger ...``, from
+    :func:`mnistcnn.config.setting_flag`), and so does every mention of a
+    training setting whose name has an underscore (``val_fraction``): those
+    cannot be ordinary words.
+    """
+    from mnistcnn.config import TrainConfig, setting_flag
+
+    text = str(exc)
+    setting = getattr(exc, "setting", None)
+    if setting:
+        text = _name_pattern(setting).sub(setting_flag(setting), text, count=1)
+    for f in dataclasses.fields(TrainConfig):
+        if "_" in f.name:
+            text = _name_pattern(f.name).sub(setting_flag(f.name), text)
+    return text
 
 
 def os_error_message(exc: OSError) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mnistcnn.cli.common import data_options, user_errors
+from mnistcnn.errors import SettingError
 
 
 @click.group()
@@ -143,7 +144,9 @@ def show(
         name, train=split == "train", root=data_root, mirror=mirror, transform=ToTensor()
     )
     if index >= len(ds):
-        raise ValueError(f"--index {index} is past the end of the {split} split ({len(ds)} images)")
+        raise SettingError(
+            f"--index {index} is past the end of the {split} split ({len(ds)} images)"
+        )
     stop = min(index + count, len(ds))
     images, titles = [], []
     torch.set_printoptions(precision=4, linewidth=200, sci_mode=False)
@@ -180,4 +183,4 @@ def _check_grid(grid: str, count: int) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--grid'") from None
     if not Path(grid).resolve().parent.is_dir():
-        raise ValueError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")
+        raise SettingError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")

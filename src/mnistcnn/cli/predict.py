@@ -248,6 +248,8 @@ def calibrate(
     """
     from mnistcnn.engine.calibration import calibrate_from_split
 
+    if split == "val":
+        _check_validation_split(checkpoint)
     r = calibrate_from_split(checkpoint, split, data_root=data_root, mirror=mirror, device=device)
     f = r.fit
     click.echo(f"temperature {f.temperature:.4f}, fitted on {f.fitted_on}")
@@ -264,4 +266,24 @@ def calibrate(
         click.echo(
             f"{row.threshold:<9g}  {_fmt(row.answered):>8}  {_fmt(row.error_answered):>20}  "
             f"{_fmt(row.error_unsure):>18}  {_fmt(row.errors_caught):>14}"
+        )
+
+
+def _check_validation_split(checkpoint: str) -> None:
+    """Refuse ``--split val`` for a model trained without a validation split.
+
+    Raises:
+        CheckpointError: ``checkpoint`` is not a readable checkpoint.
+        SettingError: the model was trained on the whole training split.
+    """
+    from mnistcnn.engine.checkpoint import load_checkpoint
+    from mnistcnn.errors import SettingError
+
+    ckpt = load_checkpoint(checkpoint)
+    if float(ckpt.config.get("val_fraction", 0.0)) <= 0:
+        raise SettingError(
+            f"{ckpt.path}: the model was trained on the whole training split, so no "
+            "held-out validation images exist; train with --val-fraction 0.1, or "
+            "calibrate with --split test (then test-set figures are no longer independent)",
+            path=ckpt.path,
         )

@@ -2,26 +2,67 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import data_options, pct, user_errors
-from mnistcnn.config import (
-    AUGMENTATIONS,
-    LOADERS,
-    MAX_SEED,
-    OPTIMIZERS,
-    PRECISIONS,
-    RECIPES,
-    SCHEDULERS,
-)
+from mnistcnn.cli.common import cli_message, data_options, pct, user_errors
+from mnistcnn.config import TrainConfig, setting_flag
+from mnistcnn.errors import SettingError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(f: dataclasses.Field[Any], kind: Any) -> Callable[[F], F]:
+    """The click option of one :class:`~mnistcnn.config.TrainConfig` field, from its metadata.
+
+    Its default is None (not given: the recipe's, or the resumed run's,
+    value stays); a bool is a ``--name/--no-name`` switch, a field with
+    ``choices`` a :class:`click.Choice`, one with a range a
+    :class:`click.IntRange` / :class:`click.FloatRange`.
+    """
+    meta = f.metadata
+    flag = setting_flag(f.name)
+    choices = meta.get("choices")
+    bounds = meta.get("range")
+    param_type: Any = None
+    if kind is bool:
+        decls = [f"{flag}/--no-{flag[2:]}", f.name]
+    else:
+        decls = [flag, f.name]
+        if choices is not None:
+            param_type = click.Choice(list(choices() if callable(choices) else choices))
+        elif bounds is not None:
+            lo, hi, lo_open, hi_open = bounds
+            ranged = click.IntRange if kind is int else click.FloatRange
+            param_type = ranged(lo, hi, min_open=lo_open, max_open=hi_open)
+        elif kind in (int, float):
+            param_type = kind
+    return click.option(*decls, type=param_type, default=None, help=meta["help"])
+
+
+def config_options(fn: F) -> F:
+    """Every :class:`~mnistcnn.config.TrainConfig` field declared with ``cli=True``, as options.
+
+    Generated from the fields' :func:`mnistcnn.config.setting` metadata, in
+    field order; each option's value reaches the command under the field's name.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    for f in reversed(dataclasses.fields(TrainConfig)):  # click stacks them bottom-up
+        if not f.metadata.get("cli"):
+            continue
+        kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
+        fn = config_option(f, kinds[0] if kinds else hints[f.name])(fn)
+    return fn
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -42,72 +83,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option(
-    "--recipe",
-    type=click.Choice(sorted(RECIPES)),
-    help="Starting point for every setting; flags below override it. [default: tutorial]",
-)
-@click.option("--dataset", help="Dataset name (mnist, fashion-mnist, kmnist). [recipe: mnist]")
-@click.option("--model", help="Model name (see `mnistcnn models`). [recipe: tutorial]")
-@click.option(
-    "--epochs", type=click.IntRange(min=1), help="Passes over the training set. [recipe: 10]"
-)
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step. [recipe: 64]")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate. [recipe: 0.01]"
-)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[recipe: adam]")
-@click.option(
-    "--scheduler", type=click.Choice(SCHEDULERS), help="Learning-rate schedule. [recipe: none]"
-)
-@click.option(
-    "--normalize/--no-normalize",
-    default=None,
-    help="Normalize inputs with the dataset mean/std. [recipe: off]",
-)
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(min=0),
-    help="L2 penalty passed to the optimizer. [recipe: 0]",
-)
-@click.option(
-    "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Cross-entropy label smoothing (Szegedy et al. 2016). [recipe: 0]",
-)
-@click.option(
-    "--augment",
-    type=click.Choice(AUGMENTATIONS),
-    help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
-    "handwriting) or affine-flip-erase (shift, zoom, mirrors, random erasing: clothing). "
-    "[recipe: none]",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(PRECISIONS),
-    help="bf16: autocast on CPUs/GPUs that support it (faster, another rounding). [recipe: fp32]",
-)
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Hold out this fraction of train as validation; best.pt then follows it. [0]",
-)
-@click.option(
-    "--loader",
-    type=click.Choice(LOADERS),
-    help="dataloader (torchvision + DataLoader) or tensor (whole split on the device).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(0, MAX_SEED),
-    help="Seed for weights and data order. [0]",
-)
-@click.option("--device", help="auto, cpu, cuda, cuda:1, mps. [auto]")
-@click.option(
-    "--max-steps",
-    type=click.IntRange(min=1),
-    help="Stop after this many steps in total (smoke test).",
-)
+@config_options
 @click.option(
     "--dry-run", is_flag=True, help="One epoch of at most 10 steps: checks the whole path."
 )
@@ -134,11 +110,6 @@ def _epoch_line(row: dict[str, Any]) -> str:
     "--checkpoint-every",
     type=click.IntRange(min=1),
     help="Also write a resumable last.pt every N steps inside epochs.",
-)
-@click.option(
-    "--train-subset",
-    type=click.IntRange(min=1),
-    help="Train on only the first N training images (quick experiments).",
 )
 @click.option(
     "--nproc",
@@ -282,20 +253,32 @@ def _check_flag_combinations(resume: str | None, out: str | None, force: bool) -
     if resume and out:
         try:
             check_resume_out(resume, out)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+        except SettingError as exc:
+            raise click.UsageError(cli_message(exc)) from None
 
 
 def _config_from_flags(recipe: str | None, resume: str | None, flags: dict[str, Any]) -> Any:
-    """The run's TrainConfig: the resumed run's with ``flags`` applied, or the recipe's."""
+    """The run's TrainConfig: the resumed run's with ``flags`` applied, or the recipe's.
+
+    Raises:
+        SettingError: an invalid setting, or an unknown model (listing the valid ones).
+    """
     from mnistcnn.config import recipe_config
     from mnistcnn.engine.resume import resume_config
+    from mnistcnn.models import list_models
 
     if resume:
         if recipe is not None:
             flags["recipe"] = recipe
-        return resume_config(resume, **flags)
-    return recipe_config(recipe or "tutorial", **flags)
+        config = resume_config(resume, **flags)
+    else:
+        config = recipe_config(recipe or "tutorial", **flags)
+    if config.model not in list_models():
+        raise SettingError(
+            f"model {config.model!r} is unknown; valid models: {', '.join(list_models())}",
+            setting="model",
+        )
+    return config
 
 
 def _resume_is_complete(

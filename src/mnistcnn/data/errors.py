@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+from mnistcnn.errors import MnistcnnError
 
-class DataError(RuntimeError):
+
+class DataError(MnistcnnError, RuntimeError):
     """Base class of every data-layer error (a bad file, a missing dataset)."""
 
 

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from mnistcnn.data.idx import IdxKind, idx_size
+from mnistcnn.errors import SettingError
 
 SPLITS = ("train", "test")
 # md5 sums of train images, train labels, test images, test labels (None: unknown)
@@ -263,7 +264,10 @@ def get_spec(name: str) -> DatasetSpec:
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in _TABLE:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
+        raise SettingError(
+            f"dataset {name!r} is unknown; valid datasets: {', '.join(list_datasets())}",
+            setting="dataset",
+        )
     return _build(key)
 
 
@@ -310,7 +314,7 @@ def check_model_classes(
     if same_class_names(classes, spec.classes):
         return
     trained = f" (trained on {model_dataset})" if model_dataset else ""
-    raise ValueError(
+    raise SettingError(
         f"{subject}: the model's classes{trained} are not {spec.name}'s: it knows "
         f"{shown_class_names(classes)}, {spec.name} has {shown_class_names(spec.classes)}; "
         f"{advice}"

@@ -40,6 +40,7 @@ from torch import nn
 from mnistcnn.data.loaders import BatchSource
 from mnistcnn.engine.evaluate import batch_sums
 from mnistcnn.engine.utils import select_device
+from mnistcnn.errors import MnistcnnError, SettingError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 
 
-class PeerFailure(RuntimeError):
+class PeerFailure(MnistcnnError, RuntimeError):
     """Another rank failed at a step the ranks agree on; that rank reports the error itself."""
 
 
@@ -168,9 +169,11 @@ def rank_device(device: str, local_rank: int) -> torch.device:
     if wanted.type == "cpu" or (device == "auto" and wanted.type != "cuda"):
         return torch.device("cpu")
     if wanted.type != "cuda":
-        raise ValueError(f"--device {device}: distributed training runs on cpu or cuda only")
+        raise SettingError(
+            f"device {device}: distributed training runs on cpu or cuda only", setting="device"
+        )
     if local_rank >= torch.cuda.device_count():
-        raise ValueError(
+        raise SettingError(
             f"local rank {local_rank} needs GPU {local_rank} but this machine has "
             f"{torch.cuda.device_count()}; start at most that many processes per machine"
         )
@@ -207,7 +210,9 @@ def init_distributed(
         return DistContext(device=select_device(device))
     rank, local_rank = int(env.get("RANK", "-1")), int(env.get("LOCAL_RANK", "0"))
     if not 0 <= rank < world:
-        raise ValueError(f"RANK={env.get('RANK')!r} must be in 0..{world - 1} (WORLD_SIZE={world})")
+        raise SettingError(
+            f"RANK={env.get('RANK')!r} must be in 0..{world - 1} (WORLD_SIZE={world})"
+        )
     dev = rank_device(device, local_rank)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     owns = not dist.is_initialized()
@@ -216,7 +221,7 @@ def init_distributed(
             torch.cuda.set_device(dev)
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     elif dist.get_world_size() != world or dist.get_rank() != rank:
-        raise ValueError("an existing process group disagrees with RANK/WORLD_SIZE")
+        raise SettingError("an existing process group disagrees with RANK/WORLD_SIZE")
     log.info("rank %d of %d on %s (%s)", rank, world, dev, backend)
     return DistContext(dev, rank, world, local_rank, backend, owns)
 

@@ -15,6 +15,7 @@ from typing import Any
 from mnistcnn.artifact import Checkpoint, CheckpointError, load_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.sources import ENV_MIRROR, ENV_ROOT
+from mnistcnn.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ def resume_checkpoint_path(path: PathLike) -> Path:
     if p.is_dir():
         p = p / "last.pt"
     if not p.is_file():
-        raise CheckpointError(f"{p}: nothing to resume (no such checkpoint)")
+        raise CheckpointError(
+            f"resume {p}: no such checkpoint, nothing to resume", setting="resume", path=p
+        )
     return p
 
 
@@ -48,13 +51,15 @@ def check_resume_out(resume: PathLike, out: PathLike) -> None:
 
     Raises:
         CheckpointError: nothing to resume at ``resume``.
-        ValueError: ``out`` is not the resumed run's own folder.
+        SettingError: ``out`` is not the resumed run's own folder (``setting`` is ``out``).
     """
     run = resume_checkpoint_path(resume).parent
     if Path(out).resolve() != run.resolve():
-        raise ValueError(
-            f"--out {out} cannot be used with --resume: a resumed run continues in its "
-            f"own folder ({run}); leave out --out (or copy the run folder first)"
+        raise SettingError(
+            f"out {out} cannot be used when resuming: a resumed run continues in its "
+            f"own folder ({run}); leave it out (or copy the run folder first)",
+            setting="out",
+            path=out,
         )
 
 
@@ -105,17 +110,21 @@ def checked_resume(resume: PathLike, config: TrainConfig, force: bool) -> Checkp
 
     Raises:
         CheckpointError: nothing to resume at ``resume``, or an unreadable checkpoint.
-        ValueError: ``config`` differs from the checkpoint's in settings that
-            change the result, and not ``force``.
+        SettingError: ``config`` differs from the checkpoint's in settings that
+            change the result (declared ``math=True`` beside each field of
+            :class:`~mnistcnn.config.TrainConfig`), and not ``force``
+            (``setting`` is ``force``).
     """
     ckpt = load_checkpoint(resume_checkpoint_path(resume))
     diffs = config.math_differences(TrainConfig.from_dict(ckpt.config))
     if diffs and not force:
-        raise ValueError(
+        raise SettingError(
             f"{ckpt.path}: resuming with changed settings would change the result: "
             + "; ".join(diffs)
-            + " (pass --force to resume anyway)"
+            + " (resume anyway with force)",
+            setting="force",
+            path=ckpt.path,
         )
     if diffs:
-        log.warning("resuming with changed settings (--force): %s", "; ".join(diffs))
+        log.warning("resuming with changed settings (force): %s", "; ".join(diffs))
     return ckpt

@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mnistcnn.errors import MnistcnnError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX (Windows): no locking
@@ -56,7 +58,7 @@ VAL_COLUMNS = ("val_loss", "val_accuracy")
 LOCK_NAME = ".lock"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(MnistcnnError, RuntimeError):
     """The run directory cannot be created or would overwrite a previous run."""
 
 
@@ -143,11 +145,17 @@ def ensure_new_run_dir(path: Path) -> None:
     or the stale one of a process that died before writing anything.
     """
     if path.exists() and not path.is_dir():
-        raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+        raise RunDirError(
+            f"{path}: exists and is not a directory; choose another out folder",
+            setting="out",
+            path=path,
+        )
     if path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()):
         raise RunDirError(
-            f"{path}: already exists and is not empty; choose another --out "
-            "(a previous run is never overwritten)"
+            f"{path}: already exists and is not empty; choose another out folder "
+            "(a previous run is never overwritten)",
+            setting="out",
+            path=path,
         )
 
 

@@ -38,6 +38,7 @@ from mnistcnn.engine.rundir import RunDir, RunLock, default_run_dir
 from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
 from mnistcnn.engine.utils import seed_everything, versions
+from mnistcnn.errors import SettingError
 from mnistcnn.models import check_model_name, create_model
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,12 @@ def _subset(train_idx: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """The first ``config.train_subset`` training indices (all without a subset)."""
     n = config.train_subset
     if n is not None and n > len(train_idx):
-        held_out = f" left after --val-fraction {config.val_fraction:g}"
+        held_out = f" left after val_fraction {config.val_fraction:g}"
         held_out = held_out if config.val_fraction else ""
-        raise ValueError(
-            f"--train-subset {n} is larger than the training split of {config.dataset} "
-            f"({plural(len(train_idx), 'image')}{held_out}); give at most {len(train_idx)}"
+        raise SettingError(
+            f"train_subset {n} is larger than the training split of {config.dataset} "
+            f"({plural(len(train_idx), 'image')}{held_out}); give at most {len(train_idx)}",
+            setting="train_subset",
         )
     return train_idx[:n]
 
@@ -357,9 +359,10 @@ def _open_run(
 
 def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
     if config.batch_size > sources.train.num_samples:
-        raise ValueError(
-            f"--batch-size {config.batch_size} is larger than the training split "
-            f"({plural(sources.train.num_samples, 'image')})"
+        raise SettingError(
+            f"batch_size {config.batch_size} is larger than the training split "
+            f"({plural(sources.train.num_samples, 'image')})",
+            setting="batch_size",
         )
 
 

@@ -43,6 +43,7 @@ from mnistcnn.engine.evaluate import evaluate_batches
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.rundir import RunDir, RunDirError
 from mnistcnn.engine.utils import precision_autocast, rng_state, set_rng_state, versions
+from mnistcnn.errors import MnistcnnError
 from mnistcnn.models.fast_path import set_fast_path
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ EpochCallback = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(MnistcnnError, FloatingPointError):
     """The training loss became NaN or infinite; the message names epoch, step and lr."""
 
 
@@ -261,8 +262,9 @@ def _checked_loss(
         raise NonFiniteLossError(
             f"training loss is {value if not math.isfinite(value) else 'not finite on a rank'} "
             f"at epoch {pos.epoch}, step {loop.step + 1} "
-            f"(lr {lr:g}); lower --lr or change the optimizer. Checkpoints already "
-            "written are intact."
+            f"(lr {lr:g}); lower the learning rate or change the optimizer. Checkpoints already "
+            "written are intact.",
+            setting="lr",
         )
     return scaled, loss.item() if loop.dist.distributed else loss.item() * n
 

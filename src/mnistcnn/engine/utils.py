@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mnistcnn.artifact.trained import precision_autocast as precision_autocast
+from mnistcnn.errors import SettingError
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -28,13 +29,15 @@ def select_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"--device {name!r} is not a device: {exc}") from None
+        raise SettingError(f"device {name!r} is not a device: {exc}", setting="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise SettingError(
+            f"device {name}: CUDA is not available on this machine", setting="device"
+        )
     if device.type == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
-        raise ValueError(f"--device {name}: MPS is not available on this machine")
+        raise SettingError(f"device {name}: MPS is not available on this machine", setting="device")
     return device
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
+from mnistcnn.errors import SettingError
 from mnistcnn.explain.samples import (
     InputImage,
     check_classes,
@@ -98,7 +99,7 @@ def explain_for_predictor(
     if path.is_file():
         verdict = predictor.predict_item(InputItem(str(path), path=path))
         if verdict.error is not None or verdict.input is None:
-            raise ValueError(f"{path}: {verdict.error}")
+            raise SettingError(f"{path}: {verdict.error}", path=path)
         pixels = torch.from_numpy(np.array(verdict.input, np.float32)) / 255.0  # (28, 28)
         how = describe_preprocessing(not verdict.blank, verdict.inverted)
         picture = InputImage(pixels, str(path), path.stem, preprocessing=how)
@@ -210,7 +211,7 @@ def capture_feature_maps(
     maps: dict[str, torch.Tensor] = {}
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to show")
+        raise SettingError(f"{type(model).__name__} has no nn.Conv2d layer to show")
 
     def hook(name: str) -> Any:
         def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mnistcnn.errors import MnistcnnError
+
 logger = logging.getLogger(__name__)
 
 Number = int | float
@@ -70,7 +72,7 @@ MAX_KERNEL_SIDE = 15
 MAX_PADDING = (MAX_KERNEL_SIDE - 1) // 2
 
 
-class ConvInputError(ValueError):
+class ConvInputError(MnistcnnError, ValueError):
     """A bad argument to the worked convolution.
 
     Attributes:

@@ -32,6 +32,8 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.errors import SettingError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SHIFTS: tuple[float, ...] = (0, 1, 2, 3, 4, 5, 6)  # pixels
@@ -231,7 +233,7 @@ def measure_invariance(
         ValueError: no images, or an invalid amount (e.g. scale <= 0).
     """
     if len(labels) == 0:
-        raise ValueError("no test images to measure on")
+        raise SettingError("no test images to measure on")
     kw: dict[str, Any] = {"batch_size": batch_size}
     n = len(labels)
     plain = count_correct(model, images, labels, **kw)
@@ -281,7 +283,7 @@ def invariance_for_checkpoint(
     from mnistcnn.engine import select_device
 
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {limit}")
+        raise SettingError(f"limit must be >= 1, got {limit}", setting="limit")
     dev = select_device(device)
     model, ckpt = load_model(checkpoint, map_location=dev)
     name = dataset or ckpt.dataset or "mnist"

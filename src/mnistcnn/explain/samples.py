@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from mnistcnn.errors import SettingError
+
 _SAMPLE_REF = re.compile(r"^(?P<dataset>[a-z][a-z0-9_-]*):(?P<split>train|test):(?P<index>\d+)$")
 
 
@@ -73,10 +75,10 @@ def load_input(
     ref = parse_sample_ref(image)
     if ref is None:
         if path.is_dir():
-            raise ValueError(f"{image}: a folder, not an image file")
+            raise SettingError(f"{image}: a folder, not an image file", path=image)
         if _looks_like_a_path(image):
-            raise ValueError(f"{image}: no such file")
-        raise ValueError(
+            raise SettingError(f"{image}: no such file", path=image)
+        raise SettingError(
             f"{image!r} is neither an image file nor a dataset sample such as mnist:test:123"
         )
     from mnistcnn.data import load_arrays
@@ -87,7 +89,7 @@ def load_input(
     images, labels = load_arrays(name, train=train, root=data_root, mirror=mirror)
     split = "train" if train else "test"
     if index >= len(labels):
-        raise ValueError(
+        raise SettingError(
             f"{image}: index {index} is past the end of the {split} split ({len(labels)} images)"
         )
     pixels = images[index].float() / 255.0  # (28, 28) in [0, 1]
@@ -147,9 +149,9 @@ def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:
         with decode_image(Path(path).read_bytes()) as picture:
             result = preprocess_image(picture)
     except ImageInputError as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
+        raise SettingError(f"cannot read image {path}: {exc}", path=path) from None
     except OSError as exc:
-        raise ValueError(f"cannot read image {path}: {exc.strerror or exc}") from None
+        raise SettingError(f"cannot read image {path}: {exc.strerror or exc}", path=path) from None
     pixels = torch.from_numpy(result.image).float() / 255.0  # (28, 28)
     return pixels, describe_preprocessing(result.ink_found, result.inverted)
 

@@ -36,6 +36,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnistcnn.errors import MnistcnnError
 from mnistcnn.predict.preprocess import to_grayscale
 
 #: File extensions a folder is searched for (lower case). Named files are never filtered.
@@ -56,7 +57,7 @@ PREVIEW_SIZE = 256
 Input = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
 
 
-class ImageInputError(ValueError):
+class ImageInputError(MnistcnnError, ValueError):
     """An input cannot be used as a picture; the message says why, for people."""
 
 

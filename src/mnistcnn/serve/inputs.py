@@ -29,6 +29,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from mnistcnn.errors import MnistcnnError
+
 #: Pillow decoders a client's bytes may reach (EPS, for one, would run Ghostscript).
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
 FIELD = 28  # side of the ``pixels`` form, in pixels
@@ -36,7 +38,7 @@ JSON_KEYS = ("pixels", "image_base64", "images")
 _MAX_INT_DIGITS = 20  # longer JSON integers are read as +-inf (far outside 0..255 anyway)
 
 
-class InputError(Exception):
+class InputError(MnistcnnError):
     """A request the server cannot use: ``status`` is the HTTP status, ``message`` says why."""
 
     def __init__(self, status: int, message: str) -> None:

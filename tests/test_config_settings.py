@@ -1,0 +1,226 @@
+"""Settings declared once: help, flag and "changes the math" beside each TrainConfig field.
+
+The train command's options and the resume check are generated from that
+metadata; library errors name settings, the CLI shows their flags, and an
+unexpected exception keeps its traceback.
+"""
+
+import dataclasses
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from mnistcnn.cli import main
+from mnistcnn.cli.common import cli_message, user_errors
+from mnistcnn.config import TrainConfig, changes_math, check_settings, setting, setting_flag
+from mnistcnn.errors import CheckpointError, MnistcnnError, SettingError
+
+#: ``mnistcnn train --help``'s options before they were generated from the metadata.
+TRAIN_OPTIONS_BEFORE = {
+    "--recipe", "--dataset", "--model", "--epochs", "--batch-size", "--lr", "--optimizer",
+    "--scheduler", "--normalize", "--no-normalize", "--weight-decay", "--label-smoothing",
+    "--augment", "--precision", "--val-fraction", "--loader", "--seed", "--device",
+    "--max-steps", "--dry-run", "--out", "--no-progress", "--resume", "--force",
+    "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
+}  # fmt: skip
+
+
+def test_every_field_declares_help_and_math():
+    check_settings(TrainConfig)  # raises TypeError naming any undeclared field
+    for f in dataclasses.fields(TrainConfig):
+        assert isinstance(f.metadata["math"], bool), f.name
+        assert f.metadata["help"].strip(), f.name
+
+
+def test_a_field_without_metadata_fails():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        declared: int = setting(1, help="declared", math=True)
+        bare: int = 0
+        half: int = dataclasses.field(default=0, metadata={"help": "no math"})
+
+    with pytest.raises(TypeError, match="declare bare, half with mnistcnn.config.setting"):
+        check_settings(Config)
+
+
+def _train_option_names() -> set[str]:
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0, result.output
+    columns = [line.split("  ")[1] for line in result.output.splitlines() if line[:3] == "  -"]
+    return {word.rstrip(",") for column in columns for word in column.split() if word[0] == "-"}
+
+
+def test_generated_train_options_are_todays():
+    assert _train_option_names() == TRAIN_OPTIONS_BEFORE
+
+
+def test_train_options_follow_the_metadata():
+    command = main.commands["train"]
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata["cli"]:
+            assert f.name not in options, f.name
+            continue
+        option = options[f.name]
+        assert setting_flag(f.name) in option.opts
+        assert option.help == f.metadata["help"] and option.default is None
+    assert list(options["optimizer"].type.choices) == ["adam", "sgd", "adadelta"]
+    assert options["epochs"].type.min == 1 and options["lr"].type.min_open
+    assert options["normalize"].secondary_opts == ["--no-normalize"]
+
+
+def _another_value(f: dataclasses.Field, value):
+    """A valid value of field ``f`` other than ``value``."""
+    if f.metadata["choices"] is not None and not callable(f.metadata["choices"]):
+        return next(c for c in f.metadata["choices"] if c != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, dict):
+        return {"note": 1}
+    if value is None or isinstance(value, int):
+        return (value or 0) + 5
+    return value / 2 if value else 0.5
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
+def test_resume_check_reads_the_metadata(name):
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    for base in (TrainConfig(), TrainConfig(scheduler="onecycle")):
+        changed = base.replace(**{name: _another_value(f, getattr(base, name))})
+        expected = f.metadata["math"] and (
+            f.metadata["math_if"] is None or base.scheduler != "none"
+        )
+        assert bool(changed.math_differences(base)) == expected, name
+
+
+def test_epochs_change_the_math_only_under_a_whole_run_schedule():
+    assert changes_math("epochs", TrainConfig(scheduler="onecycle"))
+    assert not changes_math("epochs", TrainConfig())
+    assert changes_math("no_such_setting", TrainConfig())  # the safe side
+
+
+def test_resume_refuses_a_math_setting_and_allows_another(monkeypatch, tmp_path):
+    from mnistcnn.engine import resume
+
+    recorded = TrainConfig(device="cpu")
+
+    class Ckpt:
+        config = recorded.to_dict()
+        path = tmp_path / "last.pt"
+
+    monkeypatch.setattr(resume, "load_checkpoint", lambda p: Ckpt())
+    monkeypatch.setattr(resume, "resume_checkpoint_path", lambda p: tmp_path / "last.pt")
+    with pytest.raises(SettingError, match=r"lr: 0\.01 -> 0\.5 \(resume anyway with force\)") as e:
+        resume.checked_resume(tmp_path, recorded.replace(lr=0.5), force=False)
+    assert e.value.setting == "force"
+    assert resume.checked_resume(tmp_path, recorded.replace(lr=0.5), force=True)
+    assert resume.checked_resume(tmp_path, recorded.replace(device="meta", num_workers=2), False)
+
+
+def test_library_errors_share_a_base_and_keep_their_old_bases():
+    from mnistcnn.engine.checkpoint import CheckpointError as FromCheckpoint
+
+    from mnistcnn.data import DataError
+    from mnistcnn.engine.distributed import PeerFailure
+    from mnistcnn.engine.rundir import RunDirError
+    from mnistcnn.engine.train import NonFiniteLossError
+    from mnistcnn.explain.conv_arithmetic import ConvInputError
+    from mnistcnn.predict.inputs import ImageInputError
+    from mnistcnn.serve.inputs import InputError
+
+    assert FromCheckpoint is CheckpointError and issubclass(CheckpointError, RuntimeError)
+    for cls, old in [
+        (DataError, RuntimeError),
+        (RunDirError, RuntimeError),
+        (PeerFailure, RuntimeError),
+        (NonFiniteLossError, FloatingPointError),
+        (ConvInputError, ValueError),
+        (ImageInputError, ValueError),
+        (InputError, Exception),
+        (SettingError, ValueError),
+    ]:
+        assert issubclass(cls, MnistcnnError) and issubclass(cls, old), cls
+
+
+def test_library_error_names_the_setting_and_the_cli_its_flag():
+    from mnistcnn.engine.utils import select_device
+
+    with pytest.raises(SettingError) as err:
+        select_device("nonsense")
+    assert err.value.setting == "device" and str(err.value).startswith("device 'nonsense'")
+    assert "--device" not in str(err.value)
+    assert cli_message(err.value).startswith("--device 'nonsense' is not a device")
+    result = CliRunner().invoke(main, ["train", "--device", "nonsense", "--dry-run"])
+    assert result.exit_code == 1 and "error: --device 'nonsense'" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_message_maps_settings_to_flags():
+    exc = SettingError(
+        "train_subset 9 is larger than the training split of mnist (5 images left after "
+        "val_fraction 0.5); give at most 5",
+        setting="train_subset",
+    )
+    assert cli_message(exc) == (
+        "--train-subset 9 is larger than the training split of mnist (5 images left after "
+        "--val-fraction 0.5); give at most 5"
+    )
+    # the first mention is the flag; a path or a "name:" label is not the setting
+    exc = CheckpointError("resume runs/x: nothing to resume", setting="resume", path="runs/x")
+    assert cli_message(exc) == "--resume runs/x: nothing to resume"
+    exc = SettingError("out: exists; choose another out folder", setting="out", path="out")
+    assert cli_message(exc) == "out: exists; choose another --out folder"
+    exc = SettingError("runs/out/a: exists; choose another out folder", setting="out")
+    assert cli_message(exc) == "runs/out/a: exists; choose another --out folder"
+    assert setting_flag("resume") == "--resume" and setting_flag("batch_size") == "--batch-size"
+
+
+def _raising(exc: BaseException) -> click.Command:
+    @click.command()
+    @user_errors
+    def cmd() -> None:
+        raise exc
+
+    return cmd
+
+
+def test_library_errors_are_one_line():
+    result = CliRunner().invoke(_raising(SettingError("batch_size 0 is bad", setting="batch_size")))
+    assert result.exit_code == 1 and result.output == "error: --batch-size 0 is bad\n"
+
+
+@pytest.mark.parametrize("exc", [ValueError("a bug"), TypeError("another bug")])
+def test_unexpected_exceptions_keep_their_traceback(exc):
+    result = CliRunner().invoke(_raising(exc))
+    assert result.exit_code == 1 and result.exception is exc  # not turned into a message
+    assert "error:" not in result.output
+
+
+def test_a_bug_inside_train_keeps_its_traceback(monkeypatch, tmp_path):
+    def buggy(*args, **kwargs):
+        raise ValueError("a bug, not a user error")
+
+    import mnistcnn.engine
+
+    monkeypatch.setattr(mnistcnn.engine, "train", buggy)  # what `mnistcnn train` calls
+    args = ["train", "--dry-run", "--out", str(tmp_path / "run"), "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert "error:" not in result.output
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mnistcnn.engine as e\n"
+        "def buggy(*a, **k): raise ValueError('a bug, not a user error')\n"
+        "e.train = buggy\n"
+        "from mnistcnn.cli import main\n"
+        f"main(['train', '--dry-run', '--no-progress', '--out', {str(tmp_path / 'r')!r}])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert proc.stderr.rstrip().endswith("ValueError: a bug, not a user error")
