@@ -466,6 +466,23 @@ IMAGE_FORMATS: tuple[str, ...] = (
 )
 
 
+#: The Pillow format of each image kind :func:`sniff` names.
+KIND_FORMATS: dict[str, str] = {
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "webp": "WEBP",
+    "tiff": "TIFF",
+    "pnm": "PPM",
+    "ico": "ICO",
+    "avif": "AVIF",
+    "heic": "HEIF",
+    "pdf": "PDF",
+    "postscript": "EPS",
+}
+
+
 @functools.cache
 def _registered(formats: tuple[str, ...]) -> tuple[str, ...]:
     """The ``formats`` this Pillow has decoders for (Image.open fails on unknown names)."""
