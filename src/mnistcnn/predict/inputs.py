@@ -155,7 +155,7 @@ def idx_images(data: bytes) -> np.ndarray:
 
 def items_from_bytes(name: str, data: bytes) -> list[InputItem]:
     """Items of one file's bytes: one per image of an IDX file (``name#i``), else one."""
-    gz = data[:2] == b"\x1f\x8b"
+    gz = _io.sniff(data[:4]) == "gzip"
     if not is_idx(_gz_head(data) if gz else data[:4]):
         return [InputItem(name, data=data)]
     try:
@@ -169,7 +169,7 @@ def _file_items(path: Path, name: str) -> list[InputItem]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-            if head[:2] == b"\x1f\x8b" or is_idx(head):
+            if _io.sniff(head) in ("gzip", "idx"):
                 return items_from_bytes(name, head + f.read())
     except OSError as exc:
         return [InputItem(name, error=f"cannot read: {exc.strerror or exc}")]
