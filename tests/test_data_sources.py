@@ -112,7 +112,7 @@ def raw_dir(root: Path) -> Path:
 def assert_installed(tiny, root: Path) -> None:
     for name, data in tiny.raw.items():
         assert (raw_dir(root) / name).read_bytes() == data
-    leftovers = [p.name for p in raw_dir(root).iterdir() if p.name.endswith(".part")]
+    leftovers = [p.name for p in raw_dir(root).iterdir() if p.name.endswith((".part", ".tmp"))]
     assert leftovers == []
 
 

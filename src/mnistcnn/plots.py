@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import math
 import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 
@@ -23,14 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-
-def temp_path(path: Path, suffix: str = ".tmp") -> Path:
-    """A temporary name beside ``path`` for an atomic write: ``.<name>.<pid>.<suffix>``.
-
-    Hidden, unique to this process, and created with the usual permissions
-    (unlike ``tempfile.mkstemp``'s 0600), so the renamed file reads like any other.
-    """
-    return path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+from mnistcnn._io import atomic_write  # noqa: E402
 
 
 def figure_format(path: str | os.PathLike[str]) -> str:
@@ -66,20 +60,18 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Pa
     except ValueError:
         plt.close(fig)
         raise
-    tmp = temp_path(path, ".tmp." + fmt)
-    try:
-        with open(tmp, "wb") as fh, warnings.catch_warnings():
+
+    def write(fh: BinaryIO) -> None:
+        with warnings.catch_warnings():
             # a character the font lacks (a file name in a title) is drawn as a box;
             # matplotlib's warning about it is noise to the user
             warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
             fig.savefig(fh, dpi=dpi, bbox_inches="tight", format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    try:
+        return atomic_write(path, write, suffix="." + fmt)
     finally:
         plt.close(fig)
-    return path
 
 
 @functools.lru_cache(maxsize=1)
@@ -177,18 +169,12 @@ def write_confusion_csv(
     Raises:
         OSError: the folder is not writable or the disk is full.
     """
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["true\\predicted", *classes])
-            for name, row in zip(classes, confusion.tolist()):
-                writer.writerow([name, *row])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["true\\predicted", *classes])
+    for name, row in zip(classes, confusion.tolist()):
+        writer.writerow([name, *row])
+    atomic_write(path, buf.getvalue())
 
 
 def plot_samples(images: torch.Tensor, titles: Sequence[str], columns: int = 8) -> Figure:

@@ -337,22 +337,15 @@ def save_report(report: Report, folder: PathLike) -> Path:
     Raises:
         OSError: ``folder`` cannot be created or written (disk full).
     """
-    from mnistcnn.plots import close_figures, save_figure, temp_path
+    from mnistcnn._io import atomic_write
+    from mnistcnn.plots import close_figures, save_figure
 
     out = Path(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for file_name, fig in report.figures.items():
             save_figure(fig, out / file_name)
-        path = out / REPORT_NAME
-        tmp = temp_path(path)
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(report.html())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        path = atomic_write(out / REPORT_NAME, report.html())
     finally:
         close_figures(report.figures.values())  # the unsaved ones too
     return path

@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from mnistcnn._io import atomic_write
 from mnistcnn.artifact.sniff import describe_non_checkpoint
 from mnistcnn.artifact.trained import MNIST_PREPARATION, PRECISIONS, TrainedModel
 from mnistcnn.errors import CheckpointError
@@ -147,8 +148,6 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     Raises:
         OSError: the folder is not writable or the disk is full (the temp file is removed).
     """
-    from mnistcnn._io import atomic_write
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = ckpt.to_dict()

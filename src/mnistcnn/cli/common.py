@@ -112,12 +112,14 @@ def os_error_message(exc: OSError) -> str:
     """
     import errno
 
+    from mnistcnn._io import is_temp_file_name
+
     name = exc.filename
     reason = exc.strerror or str(exc)
     if name is None:
         return reason
     path = Path(os.fsdecode(name))
-    if path.name.startswith(".") and ".tmp" in path.name:
+    if is_temp_file_name(path.name):
         path = path.parent
     verb = "write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
     if exc.errno in (errno.EACCES, errno.EPERM):

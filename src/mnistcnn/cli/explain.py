@@ -459,6 +459,7 @@ def invariance(
     Examples:
       mnistcnn explain invariance runs/latest/best.pt --limit 2000
     """
+    from mnistcnn._io import atomic_write
     from mnistcnn.explain.invariance import invariance_figure, invariance_for_checkpoint
     from mnistcnn.plots import save_figure
 
@@ -475,7 +476,7 @@ def invariance(
     folder.mkdir(parents=True, exist_ok=True)
     save_figure(invariance_figure(result), folder / "invariance.png")
     _write_rows(folder / "invariance.csv", result.rows())
-    (folder / "invariance.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write(folder / "invariance.json", json.dumps(result.to_dict(), indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -484,12 +485,17 @@ def invariance(
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a CSV file with a header row, written atomically."""
     import csv
+    import io
 
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    from mnistcnn._io import atomic_write
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, buf.getvalue())
 
 
 def _print_invariance(result: Any) -> None:

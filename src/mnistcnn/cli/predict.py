@@ -75,12 +75,14 @@ def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -
     """Write ``NNNN-name.input.png`` (the 28x28 the model saw) and ``NNNN-name.png`` (compare)."""
     from PIL import Image
 
+    from mnistcnn._io import atomic_write
     from mnistcnn.plots import plot_predict_input, save_figure
 
     if p.input is None:
         return
     base = folder / f"{index:04d}-{_safe_stem(p.path)}"
-    Image.fromarray(p.input, "L").save(base.with_name(base.name + ".input.png"))
+    small = Image.fromarray(p.input, "L")
+    atomic_write(base.with_name(base.name + ".input.png"), lambda fh: small.save(fh, "PNG"))
     if p.error is None:
         verdict = f"{_status(p)}: {p.label}" if p.label else _status(p)
         title = f"{p.path}  ->  {verdict}"

@@ -11,65 +11,45 @@ import contextlib
 import gzip
 import hashlib
 import os
-import secrets
 import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from mnistcnn import _io
+from mnistcnn._io import atomic_path, new_temp_file
 from mnistcnn.data.errors import IDXError
 
 CHUNK = 1 << 20  # bytes per read when streaming files
-
-_HTML_STARTS = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--", b"<script")
 
 
 @contextlib.contextmanager
 def staged_file(final: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success rename it to ``final``.
 
-    The caller writes (and validates) the temporary file inside the ``with``
+    :func:`mnistcnn._io.atomic_path` after creating ``final``'s folder: the
+    caller writes (and validates) the temporary file inside the ``with``
     block. On normal exit it is flushed to disk and renamed over ``final`` in
     one step (``os.replace``), so ``final`` is never half-written. If the block
     raises, the temporary file is deleted and ``final`` is left untouched.
+
+    Raises:
+        OSError: the folder cannot be created or written.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file(final.parent, final.name)
-    try:
+    with atomic_path(final) as tmp:
         yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def scratch_file(directory: Path, name: str) -> Iterator[Path]:
     """Yield a new hidden temporary path in ``directory`` named after ``name``; always deleted."""
-    tmp = _new_file(directory, name)
+    fd, tmp = new_temp_file(directory, name)
+    os.close(fd)
     try:
-        yield tmp
+        yield Path(tmp)
     finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _new_file(directory: Path, name: str) -> Path:
-    """Create an empty, hidden, uniquely named file (permissions follow the umask)."""
-    while True:
-        tmp = directory / f".{name}.{secrets.token_hex(6)}.part"
-        try:
-            tmp.touch(exist_ok=False)
-        except FileExistsError:
-            continue
-        return tmp
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -87,23 +67,25 @@ def read_head(path: Path, n: int = 1024) -> bytes:
         return f.read(n)
 
 
-def sniff(head: bytes) -> str:
-    """Guess what a file is from its first bytes.
+#: The data layer's view of :func:`mnistcnn._io.sniff`'s kinds (any other kind: "unknown").
+_DATA_KINDS = {
+    "empty": "empty",
+    "gzip": "gzip",
+    "idx": "idx",
+    "html": "html",
+    "xml": "html",
+    "svg": "html",
+}
 
-    Returns one of ``"empty"``, ``"gzip"`` (magic 1f 8b), ``"html"`` (a web page:
-    a proxy, login or error page saved under a data file's name), ``"idx"``
-    (IDX magic: two zero bytes, a type code 0x08..0x0E, 1..4 dims) or ``"unknown"``.
+
+def sniff(head: bytes) -> str:
+    """Guess what a file is from its first bytes (:func:`mnistcnn._io.sniff`, in five words).
+
+    Returns one of ``"empty"``, ``"gzip"`` (magic 1f 8b), ``"html"`` (a web page,
+    or other markup: a proxy, login or error page saved under a data file's
+    name), ``"idx"`` (:func:`mnistcnn._io.is_idx_magic`) or ``"unknown"``.
     """
-    if not head:
-        return "empty"
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(_HTML_STARTS) or b"<html" in text[:1024]:
-        return "html"
-    if len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4:
-        return "idx"
-    return "unknown"
+    return _DATA_KINDS.get(_io.sniff(head), "unknown")
 
 
 def describe_content(kind: str) -> str:

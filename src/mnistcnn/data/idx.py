@@ -15,12 +15,19 @@ from __future__ import annotations
 import math
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 import numpy as np
 
+from mnistcnn._io import (
+    IDX_MAX_DIMS,
+    IDX_TYPES,
+    IdxFormatError,
+    IdxHeader,
+    is_idx_magic,
+    parse_idx_header,
+)
 from mnistcnn.data._files import describe_content, file_digest, read_head, sniff, staged_file
 from mnistcnn.data.errors import IDXError
 
@@ -29,44 +36,11 @@ IdxKind = Literal["images", "labels"]
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dims
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dim
 MAGIC = {"images": IMAGES_MAGIC, "labels": LABELS_MAGIC}
-MAX_DIMS = 32  # the format allows 255; NumPy arrays hold at most 32 (NumPy 1) or 64 (NumPy 2)
+MAX_DIMS = IDX_MAX_DIMS  # the format allows 255; NumPy arrays hold at most 32 (NumPy 1)
 
-# IDX type code -> numpy dtype (big-endian as stored)
-_TYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+_TYPES = IDX_TYPES  # IDX type code -> numpy dtype (big-endian as stored)
 _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 _ADVICE = "Delete it and fetch the dataset again, or replace it with the original file."
-
-
-@dataclass(frozen=True)
-class IdxHeader:
-    """A parsed IDX header.
-
-    Attributes:
-        magic: the 32-bit magic number (2051 for MNIST images, 2049 for labels).
-        dtype: element dtype as stored (big-endian for multi-byte types).
-        shape: dimension sizes, e.g. ``(60000, 28, 28)``.
-    """
-
-    magic: int
-    dtype: np.dtype
-    shape: tuple[int, ...]
-
-    @property
-    def header_bytes(self) -> int:
-        """Bytes before the data: 4 for the magic plus 4 per dimension."""
-        return 4 + 4 * len(self.shape)
-
-    @property
-    def total_bytes(self) -> int:
-        """File length the header implies, in bytes."""
-        return self.header_bytes + math.prod(self.shape) * self.dtype.itemsize
 
 
 def idx_size(kind: IdxKind, count: int, image_shape: tuple[int, int] = (28, 28)) -> int:
@@ -88,8 +62,8 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
     path = Path(path)
     size = path.stat().st_size
     head = read_head(path)
-    kind = "idx" if _is_idx_head(head) else sniff(head)
-    if kind != "idx":
+    if not is_idx_magic(head):
+        kind = sniff(head)
         found = describe_content(kind)
         if kind == "unknown" and len(head) >= 4:
             found += f" (magic 0x{struct.unpack('>I', head[:4])[0]:08x})"
@@ -97,43 +71,10 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
             f"{path}: expected an IDX file (magic 0x00000801 or 0x00000803), found {found}. "
             f"{_ADVICE}"
         )
-    ndim = head[3]
-    if ndim > MAX_DIMS:
-        raise IDXError(f"{path}: {ndim} dimensions; at most {MAX_DIMS} are supported. {_ADVICE}")
-    if len(head) < 4 + 4 * ndim:
-        raise IDXError(
-            f"{path}: truncated: {size} bytes, but an IDX header with {ndim} dims needs "
-            f"{4 + 4 * ndim}. {_ADVICE}"
-        )
-    magic = struct.unpack(">I", head[:4])[0]
-    if head[2] not in _TYPES:
-        raise IDXError(f"{path}: unknown IDX element type 0x{head[2]:02x}. {_ADVICE}")
-    shape = struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])
-    header = IdxHeader(magic=magic, dtype=_TYPES[head[2]], shape=tuple(shape))
-    if header.total_bytes != size:
-        what = (
-            "truncated (an interrupted download or copy?)"
-            if size < header.total_bytes
-            else "it has trailing bytes"
-        )
-        raise IDXError(
-            f"{path}: its header says shape {header.shape} of {header.dtype.name} = "
-            f"{header.total_bytes} bytes, but the file has {size} bytes: {what}. {_ADVICE}"
-        )
-    if math.prod(max(d, 1) for d in shape) * header.dtype.itemsize > np.iinfo(np.intp).max:
-        # a 0 dimension makes the file empty, but NumPy still refuses such a shape
-        raise IDXError(f"{path}: dimensions {shape} are too large for an array. {_ADVICE}")
-    return header
-
-
-def _is_idx_head(head: bytes) -> bool:
-    """An IDX magic: two zero bytes, a known element type, 1..255 dims.
-
-    Checked before :func:`sniff` (which also looks for HTML and allows only
-    1..4 dims), so data that happens to contain ``<html`` and files of more
-    than 4 dims, as :func:`write_idx` writes them, are read as IDX.
-    """
-    return len(head) >= 4 and head[:2] == b"\0\0" and head[2] in _TYPES and head[3] >= 1
+    try:
+        return parse_idx_header(head, size)
+    except IdxFormatError as exc:
+        raise IDXError(f"{path}: {exc} {_ADVICE}") from None
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

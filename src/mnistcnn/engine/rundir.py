@@ -30,13 +30,13 @@ import csv
 import io
 import json
 import os
-import re
-import secrets
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mnistcnn._io import atomic_write, is_temp_file_name
+from mnistcnn._io import new_temp_file as new_temp_file  # re-exported: older imports use it
 from mnistcnn.errors import MnistcnnError
 
 try:
@@ -95,44 +95,13 @@ def update_latest_link(run_path: Path) -> Path | None:
     return link
 
 
-def new_temp_file(folder: Path, name: str) -> tuple[int, str]:
-    """Create ``folder/.<name>.<random>.tmp`` for an atomic write; return (its fd, its path).
-
-    Unlike ``tempfile.mkstemp`` (always 0600) the file gets the usual mode of
-    a new file, 0666 less the umask (0644 under umask 022), so the file it
-    is renamed to (a checkpoint, config.json) is readable by other users of
-    a shared run folder like the run's other files.
-
-    Raises:
-        OSError: the folder is missing or not writable.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), str(tmp)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{folder}: no free temporary name for {name}")
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON via a temp file and rename (mode 0666 less the umask).
 
     Raises:
         OSError: the folder is not writable or the disk is full (the temp file is removed).
     """
-    fd, tmp = new_temp_file(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def ensure_new_run_dir(path: Path) -> None:
@@ -159,14 +128,11 @@ def ensure_new_run_dir(path: Path) -> None:
         )
 
 
-#: Temporary files of atomic writes: ``.<name>.<pid or random>.tmp[.<ext>]``.
-_TEMP_FILE = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
-
-
 def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files that killed writers left in ``folder``; returns them.
 
-    Every file of a run is written to ``.<name>.<id>.tmp[.<ext>]`` and renamed
+    Every file of a run is written to ``.<name>.<id>.tmp[.<ext>]``
+    (:func:`mnistcnn._io.new_temp_file`) and renamed
     into place; a process killed (SIGKILL, power loss) between the two leaves
     the temporary file. Call this only while holding the folder's
     :class:`RunLock` (no other writer can be mid-write). Files that cannot be
@@ -174,7 +140,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
     """
     removed = []
     for path in Path(folder).iterdir():
-        if path.is_file() and _TEMP_FILE.match(path.name):
+        if path.is_file() and is_temp_file_name(path.name):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
@@ -379,16 +345,7 @@ class RunDir:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        fd, tmp = new_temp_file(self.path, "metrics")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.metrics_csv)
-        except BaseException:  # also Ctrl-C: no stray temp file
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.metrics_csv, buf.getvalue())  # also Ctrl-C: no stray temp file
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row to metrics.csv (header first); the row is written whole and fsynced.

@@ -29,8 +29,8 @@ def load_image_matrix(
 ) -> Matrix:
     """Read a picture as a grayscale matrix of pixel values, as ``mnistcnn predict`` reads it.
 
-    Decoding is :func:`mnistcnn.predict.decode_image` (every format Pillow
-    reads, EXIF orientation, refused bombs and degenerate sizes). With
+    Decoding is :func:`mnistcnn.predict.decode_image` (the formats of
+    :data:`mnistcnn._io.IMAGE_FORMATS`, EXIF orientation, refused bombs and degenerate sizes). With
     ``preprocess`` (the default) the picture becomes the 28x28 image the model
     sees, by :func:`mnistcnn.predict.preprocess_image`: transparency, polarity
     (light ink on black, as MNIST), contrast, fitted into 20x20 and centred.

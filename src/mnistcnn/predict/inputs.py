@@ -4,7 +4,8 @@
 objects, one per picture. Nothing is decoded yet, and a bad argument becomes
 an item that carries its error, so one bad file never stops a batch:
 
-* an image file (anything Pillow reads: PNG, JPEG, BMP, GIF, TIFF, WebP, ...);
+* an image file in one of :data:`mnistcnn._io.IMAGE_FORMATS` (PNG, JPEG, GIF,
+  BMP, WebP, TIFF, PBM/PGM/PPM, ICO, AVIF: the formats the server accepts too);
 * a folder: the image files in it and its sub-folders (by extension, sorted);
 * a glob pattern (``"scans/*.png"``, ``"**/*.jpg"``), sorted;
 * ``-``: the bytes of standard input;
@@ -12,9 +13,10 @@ an item that carries its error, so one bad file never stops a batch:
   not its name): one item per 28x28 image, named ``file#index``. Those images
   are already MNIST-style and go to the model as they are.
 
-:func:`decode_image` opens encoded bytes with Pillow and turns every way it can
-fail into an :class:`ImageInputError` with a message for people: an empty
-file, a text or SVG file, a truncated file, a decompression bomb (Pillow's
+:func:`decode_image` opens encoded bytes with :func:`mnistcnn._io.decode_image`
+(the allow-list of decoders) and turns every way it can fail into an
+:class:`ImageInputError` with a message for people: an empty file, a text or
+SVG file, another format, a truncated file, a decompression bomb (Pillow's
 ``DecompressionBombWarning`` is an error here too) or a degenerate size.
 """
 
@@ -23,10 +25,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
-import math
 import os
-import struct
-import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,15 +33,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from mnistcnn import _io
+from mnistcnn._io import IdxFormatError, ImageDecodeError, idx_array, parse_idx_header, upright
 from mnistcnn.errors import MnistcnnError
 from mnistcnn.predict.preprocess import to_grayscale
 
 #: File extensions a folder is searched for (lower case). Named files are never filtered.
 IMAGE_SUFFIXES = frozenset(
     (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp")
-    + (".pgm", ".ppm", ".pbm", ".pnm", ".ico")
+    + (".pgm", ".ppm", ".pbm", ".pnm", ".ico", ".avif")
 )
 #: A picture needs at least this many pixels on its shorter side ...
 MIN_SIDE = 8
@@ -83,9 +84,13 @@ class InputItem:
     error: str | None = None
 
 
+#: Predict's words for :class:`~mnistcnn._io.IdxFormatError` reasons (others: its own text).
+_IDX_WORDS = {"magic": "not an IDX file (no IDX magic number)", "header": "a truncated IDX header"}
+
+
 def is_idx(head: bytes) -> bool:
-    """True when ``head`` starts with an IDX magic number (0, 0, type 0x08..0x0E, 1..4 dims)."""
-    return len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4
+    """True when ``head`` starts with an IDX magic number (:func:`mnistcnn._io.is_idx_magic`)."""
+    return _io.is_idx_magic(head)
 
 
 def _gz_head(data: bytes, n: int = 16) -> bytes:
@@ -96,17 +101,21 @@ def _gz_head(data: bytes, n: int = 16) -> bytes:
         return b""
 
 
+def _idx_header(head: bytes) -> _io.IdxHeader:
+    """:func:`mnistcnn._io.parse_idx_header` (no length check), errors as ImageInputError."""
+    try:
+        return parse_idx_header(head)
+    except IdxFormatError as exc:
+        raise ImageInputError(_IDX_WORDS.get(exc.reason, str(exc))) from None
+
+
 def _gunzip(data: bytes) -> bytes:
     """Decompress gzipped IDX ``data``, reading no more than its header announces (+1 byte).
 
     Raises:
         ImageInputError: damaged gzip, or a header announcing more than MAX_IDX_BYTES.
     """
-    head = _gz_head(data, 4 + 4 * 4)
-    ndim = head[3] if len(head) >= 4 else 0
-    if len(head) < 4 + 4 * ndim:
-        raise ImageInputError("a truncated IDX header")
-    need = 4 + 4 * ndim + math.prod(struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim]))
+    need = _idx_header(_gz_head(data, 4 + 4 * 255)).total_bytes
     if need > MAX_IDX_BYTES:
         raise ImageInputError(f"IDX header announces {need} bytes, more than {MAX_IDX_BYTES}")
     try:
@@ -119,33 +128,35 @@ def _gunzip(data: bytes) -> bytes:
 def idx_images(data: bytes) -> np.ndarray:
     """The images of an IDX file's bytes: uint8 (N, 28, 28) (a 2-D file gives N = 1).
 
+    The header is read by :func:`mnistcnn._io.parse_idx_header` and the array
+    by :func:`mnistcnn._io.idx_array` (the data layer's reader).
+
     Raises:
         ImageInputError: not IDX, a wrong element type or shape (labels, other
             sizes), or a length that disagrees with the header (truncated).
     """
-    if not is_idx(data):
-        raise ImageInputError("not an IDX file (no IDX magic number)")
-    code, ndim = data[2], data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise ImageInputError("a truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    if code != 0x08:
-        raise ImageInputError(f"IDX element type 0x{code:02x}; images must be unsigned bytes")
-    if ndim == 1:
+    header = _idx_header(data[: 4 + 4 * 255])
+    shape = header.shape
+    if header.dtype != np.uint8:
+        raise ImageInputError(f"IDX element type 0x{data[2]:02x}; images must be unsigned bytes")
+    if len(shape) == 1:
         raise ImageInputError("a 1-D IDX file holds labels, not images")
-    if shape[-2:] != (28, 28) or ndim > 3:
+    if shape[-2:] != (28, 28) or len(shape) > 3:
         raise ImageInputError(f"IDX shape {shape}; predict reads 28x28 images (N, 28, 28)")
-    need = 4 + 4 * ndim + math.prod(shape)
-    if len(data) != need:
+    try:
+        return idx_array(data).reshape(-1, 28, 28)
+    except IdxFormatError as exc:
+        if exc.reason != "size":
+            raise ImageInputError(str(exc)) from None
         raise ImageInputError(
-            f"IDX header says {need} bytes, the file has {len(data)} (truncated or padded)"
-        )
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(-1, 28, 28)
+            f"IDX header says {header.total_bytes} bytes, the file has {len(data)} "
+            "(truncated or padded)"
+        ) from None
 
 
 def items_from_bytes(name: str, data: bytes) -> list[InputItem]:
     """Items of one file's bytes: one per image of an IDX file (``name#i``), else one."""
-    gz = data[:2] == b"\x1f\x8b"
+    gz = _io.sniff(data[:4]) == "gzip"
     if not is_idx(_gz_head(data) if gz else data[:4]):
         return [InputItem(name, data=data)]
     try:
@@ -159,7 +170,7 @@ def _file_items(path: Path, name: str) -> list[InputItem]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-            if head[:2] == b"\x1f\x8b" or is_idx(head):
+            if _io.sniff(head) in ("gzip", "idx"):
                 return items_from_bytes(name, head + f.read())
     except OSError as exc:
         return [InputItem(name, error=f"cannot read: {exc.strerror or exc}")]
@@ -234,24 +245,31 @@ def check_size(width: int, height: int) -> None:
 
 
 def _not_an_image(data: bytes) -> str:
-    text = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<svg", b"<?xml")) and b"<svg" in data[:4096].lower():
+    """Why ``data`` is not an image predict decodes, from :func:`mnistcnn._io.sniff`."""
+    kind = _io.sniff(data[: _io.SNIFF_BYTES])
+    accepted = _io.accepted_formats()
+    if kind == "svg":
         return "an SVG (vector) file, which Pillow cannot read; export it as PNG"
-    if is_idx(data) or (data[:2] == b"\x1f\x8b" and is_idx(_gz_head(data))):
+    if kind == "idx" or (kind == "gzip" and is_idx(_gz_head(data))):
         return "an IDX file (many images): give it as a path, or on the command line"
-    if data[:2] == b"\x1f\x8b":
+    if kind == "gzip":
         return "a gzip file that does not hold an IDX file"
-    if b"\0" not in data[:512]:
+    if kind in ("text", "json", "html", "xml"):
         return "a text file, not an image"
-    return "not an image format Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...)"
+    if _io.KIND_FORMATS.get(kind) in accepted:
+        return f"truncated or corrupt image: {_io.describe_kind(kind)} that cannot be read"
+    found = "" if kind == "binary" else f"{_io.describe_kind(kind)}, "
+    return f"{found}not an image format accepted here ({', '.join(accepted)})"
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode image file bytes with Pillow, fully (the first frame of an animation).
+    """Decode image file bytes, fully (the first frame of an animation).
 
-    Pillow's decompression-bomb guard applies with its warning level raised to
-    an error: more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 89
-    million by default) is refused before the pixels are decoded.
+    :func:`mnistcnn._io.decode_image`: only the decoders of
+    :data:`mnistcnn._io.IMAGE_FORMATS` (the server's too), and Pillow's
+    decompression-bomb guard with its warning level raised to an error: more
+    than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 89 million by default)
+    is refused before the pixels are decoded, as are sizes :func:`check_size` refuses.
 
     Args:
         data: the encoded file.
@@ -260,35 +278,28 @@ def decode_image(data: bytes) -> Image.Image:
         A loaded Pillow image (any mode), at its first frame.
 
     Raises:
-        ImageInputError: empty, not an image (text, SVG, unknown format),
+        ImageInputError: empty, not an image (text, SVG, a format not accepted),
             truncated or corrupt, a decompression bomb, or a size refused by
             :func:`check_size`.
     """
-    if not data:
-        raise ImageInputError("an empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            check_size(*img.size)  # before decoding the pixels
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(
-            f"refused as a possible decompression bomb: {exc} "
-            "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
-        ) from None
-    except UnidentifiedImageError:
-        raise ImageInputError(_not_an_image(data)) from None
-    except ImageInputError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        raise ImageInputError(f"truncated or corrupt image: {exc}") from None
-    return img
+        return _io.decode_image(data, check_size=check_size)
+    except ImageDecodeError as exc:
+        if exc.reason == "empty":
+            raise ImageInputError("an empty file (0 bytes)") from None
+        if exc.reason == "bomb":
+            raise ImageInputError(
+                f"refused as a possible decompression bomb: {exc.detail} "
+                "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
+            ) from None
+        if exc.reason == "format":
+            raise ImageInputError(_not_an_image(data)) from None
+        raise ImageInputError(f"truncated or corrupt image: {exc.detail}") from None
 
 
 def preview_copy(img: Image.Image) -> Image.Image:
     """A copy of ``img`` for display: RGB(A), L or LA, upright, longest side <= PREVIEW_SIZE px."""
-    img = ImageOps.exif_transpose(img) or img
+    img = upright(img)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode not in ("RGB", "RGBA", "L", "LA"):

@@ -35,8 +35,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from mnistcnn._io import upright
 from mnistcnn.predict.ink import InkSettings, InvertMode, ink_map
 from mnistcnn.predict.stroke import normalize_stroke
 
@@ -117,7 +118,7 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     and HSV images; animated images give their current (first) frame.
     Colour is reduced to ITU-R 601 luma (Pillow's ``L``).
     """
-    img = ImageOps.exif_transpose(img) or img
+    img = upright(img)
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(img, np.float64)

@@ -10,8 +10,9 @@ Accepted forms (see ``docs/serve.md``):
   ``{"images": [ {...}, ... ]}`` with one such object per image.
 
 Everything stays in memory: no upload is spooled to disk, no client string is
-used as a path, and images are opened only by a fixed set of Pillow decoders
-(no format that shells out or unpickles). Each problem raises
+used as a path, and images are opened only by the decoders of
+:data:`mnistcnn._io.IMAGE_FORMATS`, the allow-list ``predict`` uses too (no
+format that shells out or unpickles). Each problem raises
 :class:`InputError` with an HTTP status and a message naming it.
 """
 
@@ -19,20 +20,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from mnistcnn._io import IMAGE_FORMATS as IMAGE_FORMATS  # re-exported: the shared allow-list
+from mnistcnn._io import ImageDecodeError, accepted_formats, load_image, open_image
 from mnistcnn.errors import MnistcnnError
 
-#: Pillow decoders a client's bytes may reach (EPS, for one, would run Ghostscript).
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
 FIELD = 28  # side of the ``pixels`` form, in pixels
 JSON_KEYS = ("pixels", "image_base64", "images")
 _MAX_INT_DIGITS = 20  # longer JSON integers are read as +-inf (far outside 0..255 anyway)
@@ -372,14 +372,16 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
     if isinstance(raw.data, np.ndarray):
         return raw.data
     try:
-        img = Image.open(io.BytesIO(raw.data), formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise InputError(413, f"{raw.name}: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        # strict_bombs=False: decoded in worker threads (warnings filters are
+        # process-wide), and the limits below are the server's own
+        img = open_image(raw.data, strict_bombs=False)
+    except ImageDecodeError as exc:
+        if exc.reason == "bomb":
+            raise InputError(413, f"{raw.name}: {exc.detail}") from None
         raise InputError(
             422,
             f"{raw.name}: not an image that can be decoded "
-            f"(accepted formats: {', '.join(IMAGE_FORMATS)})",
+            f"(accepted formats: {', '.join(accepted_formats())})",
         ) from None
     w, h = img.size
     if w < 1 or h < 1:
@@ -398,7 +400,7 @@ def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndar
     if isinstance(img, np.ndarray):
         return img
     try:
-        img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(422, f"{raw.name}: image data is truncated or corrupt: {exc}") from None
-    return img
+        return load_image(img, strict_bombs=False)
+    except ImageDecodeError as exc:
+        msg = f"{raw.name}: image data is truncated or corrupt: {exc.detail}"
+        raise InputError(422, msg) from None
