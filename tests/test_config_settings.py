@@ -121,8 +121,7 @@ def test_resume_refuses_a_math_setting_and_allows_another(monkeypatch, tmp_path)
 
 
 def test_library_errors_share_a_base_and_keep_their_old_bases():
-    from mnistcnn.engine.checkpoint import CheckpointError as FromCheckpoint
-
+    from mnistcnn.artifact import CheckpointError as FromCheckpoint
     from mnistcnn.data import DataError
     from mnistcnn.engine.distributed import PeerFailure
     from mnistcnn.engine.rundir import RunDirError

@@ -30,7 +30,18 @@ CONFIG = {
     "device": "cpu",
     "seed": 5,
 }
-RUN_FILES = {"config.json", "metrics.csv", "last.pt", "best.pt", "curves.png"}
+RUN_FILES = {
+    "config.json",
+    "metrics.csv",
+    "last.pt",
+    "best.pt",
+    "curves.png",
+    "report.html",
+    "worst_errors.png",
+    "confused_pairs.png",
+    "per_class_accuracy.png",
+    "confusion_matrix.png",
+}  # fmt: skip  (the library writes the report, as the CLI did)
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4, 7])

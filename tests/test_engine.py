@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from mnistcnn.artifact import CheckpointError, load_checkpoint, load_model
+from mnistcnn.artifact import CheckpointError, TrainedModel, load_checkpoint, load_model
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.loaders import DataLoaderSource, TensorSource, epoch_permutation, split_indices
 from mnistcnn.engine.rundir import RunDir, RunDirError, read_metrics
@@ -46,15 +46,16 @@ class ToTensorDataset(Dataset):
         return self.tf(self.pil[i]), self.labels[i]
 
 
-def make_meta(config):
-    return {
-        "model": {"name": config.model, "kwargs": {"num_classes": 4, "in_chans": 1}},
-        "dataset": "synthetic",
-        "classes": ["a", "b", "c", "d"],
-        "normalization": {"mean": [0.0], "std": [1.0]},
-        "input_size": [1, 28, 28],
-        "config": config.to_dict(),
-    }
+def make_model(config):
+    """The model to train: 4 classes, what its checkpoints record."""
+    return TrainedModel(
+        create_model(config.model, num_classes=4),
+        classes=["a", "b", "c", "d"],
+        model_name=config.model,
+        model_kwargs={"num_classes": 4, "in_chans": 1},
+        dataset="synthetic",
+        precision=config.precision,
+    )
 
 
 def run_fit(tmp_path, config, loader="tensor", name="run"):
@@ -69,9 +70,9 @@ def run_fit(tmp_path, config, loader="tensor", name="run"):
         )
         test = DataLoaderSource(ToTensorDataset(xt, yt), 64)
     seed_everything(config.seed)
-    model = create_model(config.model, num_classes=4)
+    model = make_model(config)
     run = RunDir(tmp_path / name)
-    history = fit(model, train, {"test": test}, config, run=run, checkpoint_meta=make_meta(config))
+    history = fit(model, train, {"test": test}, config, run=run)
     return model, history, run
 
 
@@ -149,12 +150,12 @@ def test_non_finite_loss_names_epoch_step_lr_and_keeps_checkpoint(tmp_path):
     config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, optimizer="sgd")
     x, y = synthetic_digits(64)
     src = TensorSource(x, y, 32, shuffle=True)
-    model = create_model("tutorial", num_classes=4)
+    model = make_model(config)
     run = RunDir(tmp_path / "run")
 
     def poison(row):  # after epoch 1 is saved, make the next forward produce NaN
         with torch.no_grad():
-            model.fc3.bias.fill_(float("nan"))
+            model.net.fc3.bias.fill_(float("nan"))
 
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3 \(lr 0.001\)"):
         fit(
@@ -163,7 +164,6 @@ def test_non_finite_loss_names_epoch_step_lr_and_keeps_checkpoint(tmp_path):
             {"test": src},
             config,
             run=run,
-            checkpoint_meta=make_meta(config),
             on_epoch_end=poison,
         )
     ckpt = load_checkpoint(run.last)
@@ -235,7 +235,7 @@ def test_checkpoint_truncated_wrong_arch_and_future_version(tmp_path):
         load_checkpoint(cut)
 
     raw = torch.load(run.last, weights_only=True)
-    raw["state_dict"].pop("conv1.weight")
+    raw["state_dict"].pop("net.conv1.weight")
     torch.save(raw, tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match=r"do not fit architecture 'tutorial'.*conv1\.weight"):
         load_model(tmp_path / "missing.pt")

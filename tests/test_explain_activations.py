@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mnistcnn.artifact import TrainedModel
+from mnistcnn.evaluation import summarize
 from mnistcnn.explain.activations import (
     InputImage,
     activation_figures,
@@ -51,7 +53,7 @@ def test_feature_maps_are_the_conv_outputs_with_the_tutorial_shapes(model):
 
 def test_gradient_saliency_is_the_input_gradient_and_zero_far_from_receptive_field(model):
     x = digit_like()
-    sal = gradient_saliency(model, x, [0.0], [1.0], target=3)
+    sal = gradient_saliency(model, x, target=3)
     xr = x.clone().view(1, 1, 28, 28).requires_grad_(True)
     model(xr)[0, 3].backward()
     assert torch.allclose(sal, xr.grad[0, 0].abs())
@@ -60,7 +62,7 @@ def test_gradient_saliency_is_the_input_gradient_and_zero_far_from_receptive_fie
 
 def test_occlusion_saliency_matches_hiding_a_square_by_hand(model):
     x = digit_like()
-    sal = occlusion_saliency(model, x, [0.0], [1.0], target=1, patch=5)
+    sal = occlusion_saliency(model, x, target=1, patch=5)
     base = model(x.view(1, 1, 28, 28))[0, 1]
     hidden = x.clone()
     hidden[12:17, 12:17] = 0.0  # square centred on (14, 14): rows/cols 14-2 .. 14+2
@@ -72,7 +74,7 @@ def test_occlusion_saliency_matches_hiding_a_square_by_hand(model):
 
 def test_explain_activations_record_and_figures(model):
     image = InputImage(digit_like(), "bar.png", "bar", label=1)
-    act = explain_activations(model, image, mean=[0.0], std=[1.0], classes=CLASSES)
+    act = explain_activations(TrainedModel(model, classes=CLASSES), image)
     assert act.probabilities.sum().item() == pytest.approx(1.0, abs=1e-6)
     assert act.kernels.shape == (10, 1, 5, 5)
     assert torch.equal(act.kernels, model.conv1.weight.detach())
@@ -83,7 +85,7 @@ def test_explain_activations_record_and_figures(model):
     assert {"input.png", "kernels.png", "saliency.png"} <= set(figures)
     assert sum(n.startswith("feature_maps") for n in figures) == 2
     with pytest.raises(ValueError, match="unknown saliency method 'magic'"):
-        explain_activations(model, image, mean=[0.0], std=[1.0], classes=CLASSES, saliency="magic")
+        explain_activations(TrainedModel(model, classes=CLASSES), image, saliency="magic")
 
 
 def test_sample_refs():
@@ -116,7 +118,7 @@ def test_invariance_of_a_shift_sensitive_model():
     images[:, 13:16, 13:16] = 255  # a 3x3 dot at the centre
     labels = torch.ones(4, dtype=torch.long)
     result = measure_invariance(
-        Centre(), images, labels, mean=[0.0], std=[1.0], shifts=(0, 1, 2), angles=(0, 45),
+        Centre(), images, labels, shifts=(0, 1, 2), angles=(0, 45),
         scales=(1.0, 0.5),
     )  # fmt: skip
     assert result.plain_accuracy == 1.0
@@ -152,7 +154,7 @@ def test_report_html_embeds_metrics_and_pictures(tmp_path):
          "test_accuracy": 0.9, "lr": 0.01, "train_seconds": 1.0, "eval_seconds": 0.1},
     ]  # fmt: skip
     report = build_report(
-        probs, labels, images, CLASSES, title="t", config={"lr": 0.01}, history=history
+        summarize(probs, labels, CLASSES), images, title="t", config={"lr": 0.01}, history=history
     )
     accuracy = (probs.argmax(1) == labels).double().mean().item()
     assert report.evaluation.accuracy == pytest.approx(accuracy)

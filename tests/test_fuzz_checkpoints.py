@@ -136,7 +136,7 @@ def test_another_architecture_is_refused_with_the_reason(work):
     assert all(name in str(err.value) for name in list_models()), "lists the valid models"
     wrong = payload(model={"name": "tutorial", "kwargs": {"num_classes": 47, "in_chans": 1}})
     write_v1_checkpoint(work / "classes.pt", wrong)
-    with pytest.raises(CheckpointError, match=r"size mismatch for fc3\.weight"):
+    with pytest.raises(CheckpointError, match=r"size mismatch for net\.fc3\.weight"):
         load_model(work / "classes.pt")
 
 
@@ -145,7 +145,7 @@ def test_lying_model_arguments_never_allocate_their_claim(work):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     liar = payload(model={"name": "tutorial", "kwargs": {"num_classes": 5 * 10**9}})
     write_v1_checkpoint(work / "liar.pt", liar)
-    with pytest.raises(CheckpointError, match=r"size mismatch for fc3\.weight"):
+    with pytest.raises(CheckpointError, match=r"size mismatch for net\.fc3\.weight"):
         load_model(work / "liar.pt")
     write_v1_checkpoint(work / "wide.pt", payload(input_size=[1, 10**6, 10**6]))
     with pytest.raises(CheckpointError, match="cannot take the checkpoint's input size"):
@@ -166,12 +166,12 @@ def test_missing_and_extra_state_dict_keys_are_named(work):
     ):
         load_model(work / "missing.pt")
     write_v1_checkpoint(work / "extra.pt", payload(state_dict={**weights, "head.w": torch.ones(2)}))
-    with pytest.raises(CheckpointError, match=r'Unexpected key\(s\) in state_dict: "head\.w"'):
+    with pytest.raises(CheckpointError, match=r'Unexpected key\(s\) in state_dict: "net\.head\.w"'):
         load_model(work / "extra.pt")
 
 
 def test_future_or_missing_format_version_is_refused(work):
-    for version, message in [(2, "newer"), (99, "newer"), ("1", "version"), (None, "version")]:
+    for version, message in [(3, "newer"), (99, "newer"), ("1", "version"), (None, "version")]:
         write_v1_checkpoint(work / "v.pt", payload())
         raw = torch.load(work / "v.pt", weights_only=True)
         raw["format_version"] = version
@@ -188,8 +188,8 @@ def test_checkpoint_saved_on_cuda_loads_on_cpu(work, monkeypatch):
         write_v1_checkpoint(work / "gpu.pt", original)
     model, ckpt = load_model(work / "gpu.pt")  # map_location="cpu" is the default
     assert all(t.device.type == "cpu" for t in ckpt.state_dict.values())
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, original["state_dict"][k])
+    for k, v in original["state_dict"].items():
+        assert torch.equal(model.state_dict()[f"net.{k}"], v)
     model, _ = load_model(work / "gpu.pt", map_location=torch.device("cpu"))
     if not torch.cuda.is_available():
         with pytest.raises(CheckpointError, match=r"CUDA.*map_location"):

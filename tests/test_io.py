@@ -194,8 +194,7 @@ def test_sniff_file_and_words(tmp_path):
 
 
 def test_checkpoint_data_and_predict_use_the_same_sniffer(tmp_path):
-    from mnistcnn.engine.checkpoint import describe_non_checkpoint
-
+    from mnistcnn.artifact import describe_non_checkpoint
     from mnistcnn.data._files import sniff as data_sniff
 
     page = b"<!DOCTYPE html><html><body>404</body></html>"

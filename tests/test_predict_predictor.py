@@ -53,8 +53,10 @@ def test_probabilities_are_the_normalized_model_output(ckpt):
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
     model, _ = load_model(ckpt)
     with torch.inference_mode():
-        x = (torch.from_numpy(images).float()[:, None] / 255 - MEAN) / STD  # (4, 1, 28, 28)
-        want = F.softmax(model(x), dim=1).numpy()
+        x = torch.from_numpy(images).float()[:, None] / 255  # (4, 1, 28, 28) in [0, 1]
+        want = F.softmax(model(x), dim=1).numpy()  # the model normalizes itself:
+        by_hand = F.softmax(model.net((x - MEAN) / STD), dim=1).numpy()
+    np.testing.assert_allclose(want, by_hand, rtol=0, atol=1e-6)
     got = p.probabilities(images)
     assert got.shape == (4, 10) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # batch of 4 vs 4 of 1: ulps
@@ -233,7 +235,7 @@ def test_calibrate_checkpoint_stores_the_temperature_and_predictor_uses_it(ckpt)
         assert torch.equal(value, after.state_dict[key])
     assert not list(ckpt.parent.glob(".*.tmp"))  # written atomically, no temp file left
     p = Predictor.from_checkpoint(ckpt)
-    raw = Predictor(p.model, p.classes, [MEAN], [STD])  # the same model, T = 1
+    raw = Predictor(p.model, temperature=1.0)  # the same model, T = 1
     assert p.calibrated and p.temperature == fit.temperature
     images = np.random.default_rng(2).integers(0, 256, (3, 28, 28), dtype=np.uint8)
     logp = torch.from_numpy(raw.probabilities(images)).double().log()  # log p = logits + const

@@ -25,6 +25,7 @@ from mnistcnn.cli import main
 from mnistcnn.config import MAX_SEED, TrainConfig, recipe_config
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import load_checkpoint, session
+from mnistcnn.engine.run import write_run_report as REAL_RUN_REPORT
 from mnistcnn.engine.rundir import LOCK_NAME, RunDirError, RunLock
 from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
 
@@ -209,6 +210,7 @@ def test_latest_moves_only_to_runs_that_wrote_a_checkpoint(
 
 
 def _report(seed: int):
+    from mnistcnn.evaluation import summarize
     from mnistcnn.report import build_report
 
     images, labels = synthetic(40, seed)
@@ -216,7 +218,7 @@ def _report(seed: int):
     rows = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
              "test_accuracy": 0.5}]  # fmt: skip
     classes = [str(i) for i in range(10)]
-    return build_report(probs, labels, images, classes, title=f"r{seed}", history=rows)
+    return build_report(summarize(probs, labels, classes), images, title=f"r{seed}", history=rows)
 
 
 @pytest.mark.parametrize("interrupt_at", [1, 3, 6], ids=["first-png", "third-png", "html"])
@@ -339,7 +341,19 @@ def test_resume_of_a_complete_run_leaves_every_file_untouched(fake_data, no_repo
 
 
 @pytest.fixture
-def picture_report(monkeypatch):
+def real_run_report(monkeypatch):
+    """The library's own end-of-run report (engine.run), on the synthetic test split."""
+    import mnistcnn.data
+    import mnistcnn.engine.run
+
+    real = REAL_RUN_REPORT  # fake_data replaced the module's with a stub
+    monkeypatch.setattr(mnistcnn.data, "load_arrays", lambda *a, **kw: synthetic(64, 1))
+    monkeypatch.setattr(session, "write_run_report", real)
+    monkeypatch.setattr(mnistcnn.engine.run, "write_run_report", real)
+
+
+@pytest.fixture
+def picture_report(monkeypatch, real_run_report):
     """A stub report with one picture (report.html written last, as save_report does).
 
     ``calls`` counts the writes; set ``interrupt`` to make the next one stop
@@ -349,7 +363,7 @@ def picture_report(monkeypatch):
 
     state = {"calls": 0, "interrupt": False}
 
-    def write_report(folder, checkpoints, data_root=None, mirror=None, device="auto", **kw):
+    def write_report(folder, evaluation, models, images, history=None):
         state["calls"] += 1
         (Path(folder) / "worst_errors.png").write_bytes(b"png")
         if state["interrupt"]:
@@ -584,7 +598,9 @@ def test_evaluate_refuses_a_dataset_and_ensemble_members_of_other_classes(
     assert "<td>lr</td><td>same</td>" in config
 
 
-def test_sigterm_while_writing_the_report_says_how_to_finish_it(fake_data, monkeypatch, tmp_path):
+def test_sigterm_while_writing_the_report_says_how_to_finish_it(
+    fake_data, real_run_report, monkeypatch, tmp_path
+):
     import signal
 
     import mnistcnn.report

@@ -278,7 +278,7 @@ def _check_validation_split(checkpoint: str) -> None:
         CheckpointError: ``checkpoint`` is not a readable checkpoint.
         SettingError: the model was trained on the whole training split.
     """
-    from mnistcnn.engine.checkpoint import load_checkpoint
+    from mnistcnn.artifact import load_checkpoint
     from mnistcnn.errors import SettingError
 
     ckpt = load_checkpoint(checkpoint)

@@ -311,8 +311,8 @@ def _say_complete(
     done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
     click.echo(
         f"{run_dir}: the run is already complete ({done} of {config.epochs}), but its report "
-        "was missing or incomplete (stopped while it was written?); it was written now, no "
-        "other file changed"
+        "is missing or incomplete (stopped while it was written?); writing it now, no other "
+        "file changes"
     )
     click.echo(f"report written to {report}")
 

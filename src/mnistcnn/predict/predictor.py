@@ -54,11 +54,17 @@ from mnistcnn.predict.inputs import (
     Input,
     InputItem,
     check_size,
+    dataset_format,
     decode_image,
     preview_copy,
     python_inputs,
 )
-from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings, preprocess_image
+from mnistcnn.predict.preprocess import (
+    INVERT_MODES,
+    PreprocessSettings,
+    preprocess_image,
+    to_grayscale,
+)
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +308,13 @@ class Predictor:
         """
         try:
             check_size(*image.size)
-            result = preprocess_image(image, self.invert, self.settings)
+            prepared = self._dataset_format(image)
             preview = preview_copy(image) if keep_preview else None
+            if prepared is not None:  # already the model's input: no preparation
+                pred = self.judge_prepared([prepared], [name])[0]
+                pred.preview, pred.size = preview, image.size
+                return pred
+            result = preprocess_image(image, self.invert, self.settings)
         except ImageInputError as exc:
             return _failed(name, str(exc))
         except Exception as exc:  # one odd file must not stop a batch
@@ -315,6 +326,17 @@ class Predictor:
             pred = self._judge(name, result.image, result.inverted)
         pred.preview, pred.size = preview, result.size
         return pred
+
+    def _dataset_format(self, image: Image.Image) -> np.ndarray | None:
+        """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
+
+        A 28x28 picture with light ink on a dark frame (see
+        :func:`~mnistcnn.predict.inputs.dataset_format`), unless ``invert`` is
+        ``yes`` (the user says it is dark ink on light paper).
+        """
+        if image.size != (28, 28) or self.invert == "yes":
+            return None
+        return dataset_format(np.round(to_grayscale(image) * 255.0).astype(np.uint8))
 
     def predict_item(self, item: InputItem, keep_preview: bool = False) -> Prediction:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
