@@ -85,3 +85,23 @@ def test_an_ensemble_averages_probabilities_of_in_memory_models():
     other = TrainedModel(create_model("tutorial", num_classes=3), classes=["x", "y", "z"])
     with pytest.raises(ValueError, match="same classes"):
         evaluate_models([a, other], images, labels)
+
+
+def test_evaluation_uses_the_fast_path_and_restores_the_flag():
+    """Evaluation runs no hooks: the fused CPU kernels are on inside, off again after."""
+    torch.manual_seed(0)
+    model = TrainedModel(create_model("tutorial")).eval()
+    images, labels = synthetic(40, 0)
+    seen = []
+    forward = model.net.fast_forward
+
+    def spy(x):
+        seen.append(x.shape[0])
+        return forward(x)
+
+    model.net.fast_forward = spy
+    ev = evaluate_models([model], images, labels, batch_size=20)
+    assert seen == [20, 20] and model.net.fast_path is False
+    with torch.no_grad():
+        plain = torch.softmax(model(images[:, None].float() / 255.0), 1)
+    torch.testing.assert_close(ev.probabilities, plain, rtol=0, atol=1e-6)

@@ -18,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
+from mnistcnn.models.fast_path import fast_path_enabled
 
 
 @dataclass
@@ -147,7 +148,7 @@ def model_probabilities(
     model.eval()
     device = model.normalize.mean.device
     out = []
-    with model.autocast(precision):
+    with model.autocast(precision), fast_path_enabled(model):  # no hooks here: fast kernels
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(device)
             x = (x.unsqueeze(1) if x.ndim == 3 else x).float().div_(255.0)  # (B, 1, 28, 28)

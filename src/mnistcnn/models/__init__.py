@@ -4,7 +4,7 @@ from mnistcnn.models import bncnn as _bncnn  # noqa: F401  (registers "bncnn")
 from mnistcnn.models import fastcnn as _fastcnn  # noqa: F401  (registers "fastcnn")
 from mnistcnn.models import resnet as _resnet  # noqa: F401  (registers "resnet18", "resnet34")
 from mnistcnn.models import tutorial as _tutorial  # noqa: F401  (registers "tutorial")
-from mnistcnn.models.fast_path import set_fast_path, supports_fast_path
+from mnistcnn.models.fast_path import fast_path_enabled, set_fast_path, supports_fast_path
 from mnistcnn.models.registry import (
     check_model_name,
     create_model,
@@ -17,6 +17,7 @@ __all__ = [
     "check_model_name",
     "create_model",
     "describe_model",
+    "fast_path_enabled",
     "list_models",
     "register_model",
     "set_fast_path",

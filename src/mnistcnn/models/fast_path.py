@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TypeVar
 
 import torch
@@ -43,3 +45,25 @@ def set_fast_path(model: M, enabled: bool) -> M:
         if supports_fast_path(module) and not isinstance(module, torch.jit.ScriptModule):
             module.fast_path = enabled  # type: ignore[assignment]
     return model
+
+
+@contextlib.contextmanager
+def fast_path_enabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside: ``model``'s fast paths on (same function, faster CPU kernels); after: as before.
+
+    For inference passes that run no hooks (evaluation, batched prediction).
+    Each flag is restored to its own earlier value, also on an exception.
+    """
+    flagged = [
+        m
+        for m in model.modules()
+        if supports_fast_path(m) and not isinstance(m, torch.jit.ScriptModule)
+    ]
+    before = [bool(m.fast_path) for m in flagged]
+    try:
+        for m in flagged:
+            m.fast_path = True  # type: ignore[assignment]
+        yield model
+    finally:
+        for m, value in zip(flagged, before):
+            m.fast_path = value  # type: ignore[assignment]
