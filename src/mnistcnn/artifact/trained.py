@@ -44,6 +44,10 @@ def precision_autocast(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+#: Default class names: the ten digits.
+DIGITS: tuple[str, ...] = tuple(str(d) for d in range(10))
+
+
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, with ``mean``/``std`` as buffers (saved with the weights).
 
@@ -56,6 +60,9 @@ class Normalize(nn.Module):
     Raises:
         ValueError: empty or unequal lengths, or a ``std`` that is not > 0.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -91,13 +98,16 @@ class TrainedModel(nn.Module):
         checkpoint: the checkpoint it was loaded from (provenance), or None.
     """
 
+    normalize: Normalize
+    net: nn.Module
+
     def __init__(
         self,
         net: nn.Module,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
         *,
-        classes: Sequence[str] = tuple(str(i) for i in range(10)),
+        classes: Sequence[str] = DIGITS,
         model_name: str = "custom",
         model_kwargs: dict[str, Any] | None = None,
         dataset: str = "",
