@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from mnistcnn._text import plural
 from mnistcnn.cli.common import data_options, pct, user_errors
 from mnistcnn.cli.train import _check_out
 from mnistcnn.config import PRECISIONS
+
+if TYPE_CHECKING:
+    from mnistcnn.evaluation import Evaluation
 
 
 def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
@@ -54,9 +58,17 @@ def _check_evaluation_out(out: str | None) -> None:
     "--out",
     type=click.Path(file_okay=False),
     help="Folder for the confusion matrix, the pictures and report.html. [default: "
-    "<checkpoint's folder>/evaluation[-<dataset>] (one checkpoint) or "
-    "<first checkpoint's folder>/evaluation-ensemble-<N> (several): the training "
+    "<checkpoint's folder>/evaluation[-<dataset>] (one checkpoint), "
+    "<first checkpoint's folder>/evaluation-ensemble-<N>-<hash of the members> (several), "
+    "<checkpoint's folder>/evaluation-images-<DIR's name> (--images): the training "
     "run's own report is never overwritten]",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False),
+    help="Evaluate on your own labelled pictures instead of a test split: DIR/<class>/* "
+    "(torchvision's ImageFolder layout; a folder is named by a class's label, e.g. 7, or its "
+    "full name), each picture prepared as predict prepares it.",
 )
 @click.option(
     "--precision",
@@ -74,6 +86,7 @@ def evaluate(
     batch_size: int,
     out: str | None,
     precision: str | None,
+    images: str | None,
     as_json: bool,
     data_root: str | None,
     mirror: str | None,
@@ -86,11 +99,15 @@ def evaluate(
     \b
     Example:
       mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
+      mnistcnn evaluate runs/latest/best.pt --images my-digits/   # my-digits/7/*.jpg ...
     """
     from mnistcnn.evaluation import evaluate as evaluate_models
 
     _check_out(out)
     _check_evaluation_out(out)
+    if images is not None:
+        _evaluate_images(checkpoints, images, out, device, as_json)
+        return
     out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
     result = evaluate_models(
         list(checkpoints),
@@ -111,14 +128,48 @@ def evaluate(
         f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}  "
         f"(precision {result.precision}, {how})"
     )
+    _per_class_table(result)
+    click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
+    click.echo(f"report written to {result.report}")
+
+
+def _evaluate_images(
+    checkpoints: tuple[str, ...], images: str, out: str | None, device: str, as_json: bool
+) -> None:
+    """``evaluate --images DIR``: one checkpoint on the pictures in DIR/<class>/*."""
+    from mnistcnn.artifact import load
+    from mnistcnn.engine.utils import select_device
+    from mnistcnn.predict.labelled import evaluate_pictures, write_pictures_report
+
+    if len(checkpoints) != 1:
+        raise click.UsageError("--images evaluates one checkpoint; give exactly one")
+    dev = select_device(device)
+    model = load(checkpoints[0], map_location=dev)
+    first = Path(checkpoints[0])
+    folder = (first if first.is_dir() else first.parent).resolve()
+    out_dir = Path(out) if out else folder / f"evaluation-images-{Path(images).resolve().name}"
+    result = evaluate_pictures(model, images, device=str(dev))
+    report = write_pictures_report(result, model, out_dir)
+    ev = result.evaluation
+    if as_json:
+        record = {**ev.to_dict(), "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}
+        click.echo(json.dumps({**record, "blank": result.blank, "report": str(report)}, indent=2))
+        return
+    for path, reason in result.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    click.echo(f"{plural(ev.num_samples, 'picture')} in {images} ({result.blank} without ink)")
+    click.echo(f"loss {ev.loss:.4f}  accuracy {pct(ev.accuracy)}")
+    _per_class_table(ev)
+    click.echo(f"report written to {report}")
+
+
+def _per_class_table(ev: Evaluation) -> None:
     click.echo(f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}")
-    for row in result.per_class:
+    for row in ev.per_class:
         click.echo(
             f"{row['class']:>12} {pct(row['precision']):>10} {pct(row['recall']):>10} "
             f"{pct(row['f1']):>10} {row['support']:>8}"
         )
-    click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
-    click.echo(f"report written to {result.report}")
 
 
 @click.command()
