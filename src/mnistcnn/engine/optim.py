@@ -44,13 +44,13 @@ def build_scheduler(
     if config.scheduler == "none":
         return None, False
     if config.scheduler == "step":
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, gamma=config.gamma)
-        return sched, False
+        step = torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, gamma=config.gamma)
+        return step, False
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
     if config.scheduler == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
+        cycle = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=total, pct_start=config.warmup_fraction
         )
-        return sched, True
+        return cycle, True
     raise ValueError(f"unknown scheduler {config.scheduler!r}")
