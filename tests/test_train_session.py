@@ -616,3 +616,26 @@ def test_sigterm_while_writing_the_report_says_how_to_finish_it(
     assert result.exit_code == 130, result.output
     assert "stopped while writing the report; training is complete" in result.output
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+
+
+def test_a_run_that_diverges_says_so_and_suggests_a_lower_lr(fake_data, tmp_path):
+    """Finite but exploding loss (lr 1000): exit 0 as before, and a clear warning."""
+    result = cli("--epochs", "1", "--lr", "1000", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "warning: training diverged: after epoch 1 the training loss is" in result.output
+    assert "lower the learning rate (now 1000; try 100) with --lr" in result.output
+    calm = cli("--epochs", "1", "--out", str(tmp_path / "calm"))
+    assert calm.exit_code == 0 and "diverged" not in calm.output
+
+
+def test_divergence_rule():
+    from mnistcnn.engine.run import divergence
+
+    row = {"epoch": 3, "train_loss": 0.2, "test_accuracy": 0.97}
+    assert divergence([row], 10, 0.01) is None
+    assert "1.9e+19 nats" in divergence([{**row, "train_loss": 1.9e19}], 10, 1000)
+    assert "chance: 2.30 nats, 10.00%" in divergence(
+        [{**row, "train_loss": 2.31, "test_accuracy": 0.098}], 10, 5.0
+    )
+    assert divergence([{**row, "train_loss": 2.31, "test_accuracy": 0.5}], 10, 5.0) is None
+    assert divergence([], 10, 0.01) is None

@@ -210,6 +210,8 @@ def train(
     )
     click.echo(f"run written to {result.run_dir}")
     click.echo(f"report written to {result.report}")
+    if result.diverged:
+        click.echo(f"warning: {result.diverged} with --lr", err=True)
 
 
 def _report_resume_hint(run: Path) -> Exception:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,42 @@ class ReportInterrupted(TrainingInterrupted):
             None,
         )
         self.run_dir = run_dir
+
+
+def divergence(rows: Sequence[dict[str, Any]], num_classes: int, lr: float) -> str | None:
+    """Why a finished run did not learn (its loss exploded or it ended at chance), or None.
+
+    A network that predicts uniformly has a cross-entropy of ln C nats per
+    image (C classes) and an accuracy of 1/C. A final training loss above
+    2 ln C, or a final test accuracy within 1.5/C of chance with a training
+    loss no lower than ln C, means training diverged or never started
+    (typically a learning rate far too high: ``lr 1000`` gives a loss of
+    about 1e19 while every step stays finite).
+
+    Args:
+        rows: the per-epoch metrics rows (``train_loss``, ``test_accuracy``...).
+        num_classes: C.
+        lr: the run's peak learning rate (named in the message).
+
+    Returns:
+        A one-sentence explanation naming the figures and suggesting a lower
+        ``lr``, or None for a run that learned.
+    """
+    if not rows or num_classes < 2:
+        return None
+    last = rows[-1]
+    loss, acc = float(last.get("train_loss", 0.0)), last.get("test_accuracy")
+    chance_loss = math.log(num_classes)
+    exploded = not math.isfinite(loss) or loss > 2 * chance_loss
+    at_chance = acc is not None and float(acc) <= 1.5 / num_classes and loss >= chance_loss
+    if not (exploded or at_chance):
+        return None
+    shown = f" and test accuracy {100 * float(acc):.2f}%" if acc is not None else ""
+    return (
+        f"training diverged: after epoch {last.get('epoch')} the training loss is "
+        f"{loss:.3g} nats per image{shown} (chance: {chance_loss:.2f} nats, "
+        f"{100 / num_classes:.2f}%); lower the learning rate (now {lr:g}; try {lr / 10:g})"
+    )
 
 
 def run_checkpoint(run_dir: Path) -> Path:

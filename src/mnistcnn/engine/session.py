@@ -33,7 +33,7 @@ from mnistcnn.engine.resume import (
 )
 from mnistcnn.engine.resume import resume_checkpoint_path as resume_checkpoint_path
 from mnistcnn.engine.resume import resume_config as resume_config
-from mnistcnn.engine.run import complete_run_report, write_run_report
+from mnistcnn.engine.run import complete_run_report, divergence, write_run_report
 from mnistcnn.engine.rundir import RunDir, RunLock, default_run_dir
 from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.train import EpochCallback, History, fit
@@ -147,7 +147,8 @@ class TrainResult:
     ``already_complete``: a resumed run had finished all its epochs before;
     nothing was trained (its report was written only if it was missing).
     ``data_root``/``mirror``: where the data came from (on resume, the run's
-    recorded ones unless others were given). ``report``: the ``report.html``
+    recorded ones unless others were given). ``diverged``: why the run did not
+    learn (:func:`~mnistcnn.engine.run.divergence`), or None. ``report``: the ``report.html``
     written by this call (None: none written, e.g. ``report=False``, ranks > 0,
     or a complete run whose report was already there).
     """
@@ -161,6 +162,7 @@ class TrainResult:
     data_root: PathLike | None = None
     mirror: PathLike | None = None
     report: Path | None = None
+    diverged: str | None = None
 
 
 def train(
@@ -285,6 +287,9 @@ def train(
                 _save_curves(run.path, history)
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
+            result.diverged = divergence(history.rows, len(sources.classes), config.lr)
+            if result.diverged and dist.is_main:
+                log.warning("%s: %s", run_path, result.diverged)
             if report and run is not None and history.rows:
                 result.report = write_run_report(
                     run_path,
