@@ -62,13 +62,13 @@ class _ReLUAvgPool2x2(torch.autograd.Function):
     """``avg_pool2d(relu(x), 2)`` with the hand-written backward described above."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
         r = torch.relu(x)
         ctx.save_for_backward(r)
         return _pool_sum4(r)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         (r,) = ctx.saved_tensors  # type: ignore[attr-defined]
         n, c, h, w = r.shape
         with torch.autocast(r.device.type, enabled=False):  # the GEMM must stay exact

@@ -22,7 +22,7 @@ def adapt_resnet(builder: Callable[..., ResNet], num_classes: int, in_chans: int
     """
     model = builder(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    model.maxpool = nn.Identity()
     return model
 
 
