@@ -16,6 +16,7 @@ from mnistcnn.config import PRECISIONS
 
 if TYPE_CHECKING:
     from mnistcnn.evaluation import Evaluation
+    from mnistcnn.predict.ood import OodReport
 
 
 def _evaluation_dir(checkpoints: tuple[str, ...], dataset: str | None) -> Path:
@@ -76,6 +77,13 @@ def _check_evaluation_out(out: str | None) -> None:
     help="Arithmetic of the forward passes: fp32, or bf16 autocast. [default: the one each "
     "checkpoint was trained with, so a bf16 run gives the accuracy its training recorded]",
 )
+@click.option(
+    "--ood",
+    metavar="NAME[,NAME]",
+    help="Also measure how well the model tells its classes from things that are not: AUROC "
+    "(max softmax probability and energy scores) and the share predict calls unsure, against "
+    "fashion-mnist, mnist, kmnist, drawings, letters or noise (generated, seeded). One checkpoint.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options
 @user_errors
@@ -87,6 +95,7 @@ def evaluate(
     out: str | None,
     precision: str | None,
     images: str | None,
+    ood: str | None,
     as_json: bool,
     data_root: str | None,
     mirror: str | None,
@@ -119,8 +128,12 @@ def evaluate(
         out=out_dir,
         precision=precision,
     )
+    ood_report = _ood(checkpoints, ood, out_dir, device, data_root, mirror) if ood else None
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        record = result.to_dict()
+        if ood_report is not None:
+            record["ood"] = ood_report.to_dict()
+        click.echo(json.dumps(record, indent=2))
         return
     click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
     how = "--precision" if precision else "as trained"
@@ -131,6 +144,54 @@ def evaluate(
     _per_class_table(result)
     click.echo(f"confusion matrix written to {out_dir / 'confusion_matrix.png'} (and .csv)")
     click.echo(f"report written to {result.report}")
+    if ood_report is not None:
+        _print_ood(ood_report, out_dir)
+
+
+def _ood(
+    checkpoints: tuple[str, ...],
+    names: str,
+    out_dir: Path,
+    device: str,
+    data_root: str | None,
+    mirror: str | None,
+) -> OodReport:
+    """``evaluate --ood``: the OOD report of one checkpoint, also written to ``ood.json``."""
+    from mnistcnn._io import atomic_write
+    from mnistcnn.artifact import load
+    from mnistcnn.engine.utils import select_device
+    from mnistcnn.predict import DEFAULT_THRESHOLD
+    from mnistcnn.predict.ood import ood_scores, parse_ood_sets
+
+    if len(checkpoints) != 1:
+        raise click.UsageError("--ood measures one checkpoint; give exactly one")
+    dev = select_device(device)
+    model = load(checkpoints[0], map_location=dev)
+    sets = parse_ood_sets(names, model.dataset or "mnist")
+    report = ood_scores(
+        model,
+        sets,
+        threshold=DEFAULT_THRESHOLD,
+        data_root=data_root,
+        mirror=mirror,
+        device=str(dev),
+    )
+    atomic_write(out_dir / "ood.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def _print_ood(report: OodReport, out_dir: Path) -> None:
+    click.echo(
+        f"out of distribution (unsure below p = {report.threshold:g}; {report.dataset} test "
+        f"images called unsure: {pct(report.in_unsure)} of {report.in_count}):"
+    )
+    click.echo(f"{'set':>14} {'images':>7} {'AUROC msp':>10} {'AUROC energy':>13} {'unsure':>8}")
+    for r in report.results:
+        click.echo(
+            f"{r.name:>14} {r.count:>7} {r.auroc_msp:>10.4f} {r.auroc_energy:>13.4f} "
+            f"{pct(r.unsure):>8}"
+        )
+    click.echo(f"written to {out_dir / 'ood.json'}")
 
 
 def _evaluate_images(
