@@ -23,9 +23,17 @@ def stat_all(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_registry() -> None:
-    assert list_datasets() == ["fashion-mnist", "kmnist", "mnist"]
+    emnist = [f"emnist-{s}" for s in ("balanced", "byclass", "bymerge", "digits", "letters")]
+    assert list_datasets() == [
+        *emnist,
+        "emnist-mnist",
+        "fashion-mnist",
+        "kmnist",
+        "mnist",
+        "qmnist",
+    ]
     assert get_spec("FashionMNIST") is get_spec("fashion_mnist") is get_spec("fashion-mnist")
-    with pytest.raises(ValueError, match="valid datasets: fashion-mnist, kmnist, mnist"):
+    with pytest.raises(ValueError, match="valid datasets: emnist-balanced, .*, mnist, qmnist"):
         get_spec("cifar10")
     mnist, fashion, kmnist = get_spec("mnist"), get_spec("fashion-mnist"), get_spec("kmnist")
     assert mnist.tv_class is torchvision.datasets.MNIST and mnist.folder == "MNIST"

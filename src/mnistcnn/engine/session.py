@@ -57,12 +57,18 @@ class DataSources:
     std: list[float]
 
 
-def normalization_for(config: TrainConfig) -> tuple[list[float], list[float]]:
-    """(mean, std) applied to inputs on the 0..1 scale: the dataset's if ``normalize``, else 0/1."""
+def normalization_for(
+    config: TrainConfig, *, data_root: PathLike | None = None, mirror: PathLike | None = None
+) -> tuple[list[float], list[float]]:
+    """(mean, std) applied to inputs on the 0..1 scale: the dataset's if ``normalize``, else 0/1.
+
+    The dataset's values are :func:`mnistcnn.data.dataset_normalization`'s (computed
+    from the train split and cached for EMNIST/QMNIST, hence ``data_root``/``mirror``).
+    """
     if not config.normalize:
         return [0.0], [1.0]
-    spec = mdata.get_spec(config.dataset)
-    return [spec.mean], [spec.std]
+    mean, std = mdata.dataset_normalization(config.dataset, root=data_root, mirror=mirror)
+    return [mean], [std]
 
 
 def build_sources(
@@ -83,7 +89,7 @@ def build_sources(
         mnistcnn.data.DataError: the dataset cannot be obtained.
         ValueError: ``config.train_subset`` is larger than the training split.
     """
-    mean, std = normalization_for(config)
+    mean, std = normalization_for(config, data_root=data_root, mirror=mirror)
     spec = mdata.get_spec(config.dataset)
     bs, ebs = config.batch_size, config.eval_batch_size
     aug = build_augment(  # training batches only; evaluation sources never augment
