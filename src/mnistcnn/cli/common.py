@@ -136,6 +136,43 @@ def _silence_stdout() -> None:
         pass
 
 
+#: Encodings that can write every character: streams in these are left alone.
+_ENCODES_EVERYTHING = frozenset(("utf-8", "utf-8-sig", "utf-16", "utf-32", "gb18030"))
+
+
+def tolerant_std_streams() -> list[str]:
+    """Make stdout and stderr replace what their encoding cannot write, instead of failing.
+
+    A console in a legacy code page (``PYTHONIOENCODING=cp1252``, a Windows
+    console, ``LANG=C`` on old systems) cannot encode a file name such as
+    ``数字.png``: Python raises ``UnicodeEncodeError`` in the middle of the
+    output, after the work is done but before the report is written. Each
+    stream whose encoding is not a Unicode one and that is strict is
+    reconfigured with ``errors="replace"``: the character prints as ``?``,
+    everything else carries on. Files the commands write are UTF-8 whatever
+    the console.
+
+    Returns:
+        The names of the streams changed (``["stdout", "stderr"]``, or fewer).
+    """
+    import codecs
+
+    changed = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        encoding = getattr(stream, "encoding", None)
+        if stream is None or not encoding or getattr(stream, "errors", None) != "strict":
+            continue
+        try:
+            if codecs.lookup(encoding).name in _ENCODES_EVERYTHING:
+                continue
+            stream.reconfigure(errors="replace")
+        except (LookupError, AttributeError, ValueError, OSError):
+            continue  # an unknown codec or a stream that cannot be reconfigured: leave it
+        changed.append(name)
+    return changed
+
+
 def pct(fraction: float) -> str:
     """A 0..1 fraction as a percentage with two decimals, e.g. ``98.31%``."""
     return f"{100 * fraction:.2f}%"
