@@ -5,7 +5,8 @@ Accepted forms (see ``docs/serve.md``):
 * ``multipart/form-data``: one part named ``file`` (or several named ``files``);
   a part of any other name is refused;
 * a raw body with an ``image/*`` content type;
-* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255),
+* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255, or
+  0..1 when no value is above 1 and some are fractions: see :func:`pixels_array`),
   ``{"image_base64": "..."}`` (a data URL is accepted too), or
   ``{"images": [ {...}, ... ]}`` with one such object per image.
 
@@ -248,11 +249,17 @@ def _json_image(obj: Any, where: str) -> RawInput:
 
 
 def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
-    """A JSON 28x28 list of lists of numbers in 0..255 -> uint8 (28, 28) (rounded).
+    """A JSON 28x28 list of lists of numbers in 0..255 (or 0..1) -> uint8 (28, 28) (rounded).
 
     The range is closed and checked before rounding: -0 and 255.0 are accepted,
     255.4 and -0.1 are not; NaN, infinities and integers of any size outside it
     are refused.
+
+    **0..1 pixels.** When no value is above 1 and some value is not a whole
+    number (``0.5``, ``0.98``), the pixels are taken as 0..1 (as
+    ``torchvision``'s ``ToTensor`` gives them) and multiplied by 255. Whole
+    numbers (``0`` and ``1`` only) stay 0..255: a picture whose brightest pixel
+    is 1 of 255 is (nearly) blank either way.
 
     Raises:
         InputError: 422 naming ``where`` for a ragged, non-numeric (strings,
@@ -284,6 +291,8 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
         )
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
         raise InputError(422, out_of_range)
+    if arr.max() <= 1 and not np.array_equal(arr, np.rint(arr)):
+        arr = arr * 255.0  # 0..1 pixels (see above)
     return np.rint(arr).astype(np.uint8)
 
 
