@@ -26,6 +26,8 @@ import glob
 import gzip
 import io
 import os
+import struct
+import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ IMAGE_SUFFIXES = frozenset(
     (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp")
     + (".pgm", ".ppm", ".pbm", ".pnm", ".ico", ".avif")
 )
+_TIFF_SUFFIXES = frozenset((".tif", ".tiff"))
 #: A picture needs at least this many pixels on its shorter side ...
 MIN_SIDE = 8
 #: ... and at most this ratio between its sides (a digit is about 1:1 to 1:2).
@@ -75,6 +78,8 @@ class InputItem:
         data: encoded image bytes (stdin).
         prepared: uint8 (28, 28), light ink on black: an IDX image, used as is.
         error: why this input cannot be predicted (a missing file, a bad IDX file).
+        page: the page (frame) of a multi-page TIFF to predict, from 0; None:
+            the first page of any picture.
     """
 
     name: str
@@ -82,6 +87,7 @@ class InputItem:
     data: bytes | None = None
     prepared: np.ndarray | None = None
     error: str | None = None
+    page: int | None = None
 
 
 #: Predict's words for :class:`~mnistcnn._io.IdxFormatError` reasons (others: its own text).
@@ -154,9 +160,52 @@ def idx_images(data: bytes) -> np.ndarray:
         ) from None
 
 
+def tiff_pages(img: Image.Image) -> list[int]:
+    """The pages of an opened (multi-page) TIFF worth predicting: frame indices from 0.
+
+    Reduced-resolution copies (a thumbnail or preview page, ``NewSubfileType``
+    bit 0) are left out. Any other image, and a TIFF whose pages cannot be
+    walked, gives ``[0]``. Only headers are read; no pixel is decoded.
+    """
+    if img.format != "TIFF" or getattr(img, "n_frames", 1) <= 1:
+        return [0]
+    pages = []
+    try:
+        for i in range(img.n_frames):
+            img.seek(i)
+            if not int(img.tag_v2.get(254, 0)) & 1:  # type: ignore[attr-defined]
+                pages.append(i)
+        img.seek(0)
+    except (OSError, EOFError, ValueError, struct.error):
+        return [0]
+    return pages or [0]
+
+
+def _page_items(
+    name: str, *, path: Path | None = None, data: bytes | None = None
+) -> list[InputItem]:
+    """One item per page of a multi-page TIFF (``name#page1``, ``name#page2``, ...), else one."""
+    one = [InputItem(name, path=path, data=data)]
+    try:
+        with warnings.catch_warnings():  # only the header is read; decoding checks bombs
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            source = io.BytesIO(data) if data is not None else path
+            with Image.open(source, formats=["TIFF"]) as img:  # type: ignore[arg-type]
+                pages = tiff_pages(img)
+    except Exception:  # not readable as a TIFF after all: decoding will say why
+        return one
+    if len(pages) <= 1:
+        return one
+    return [InputItem(f"{name}#page{i + 1}", path=path, data=data, page=i) for i in pages]
+
+
 def items_from_bytes(name: str, data: bytes) -> list[InputItem]:
-    """Items of one file's bytes: one per image of an IDX file (``name#i``), else one."""
-    gz = _io.sniff(data[:4]) == "gzip"
+    """Items of one file's bytes: one per image of an IDX file (``name#i``), one per page
+    of a multi-page TIFF (``name#page1``, ...), else one."""
+    kind = _io.sniff(data[:4])
+    if kind == "tiff":
+        return _page_items(name, data=data)
+    gz = kind == "gzip"
     if not is_idx(_gz_head(data) if gz else data[:4]):
         return [InputItem(name, data=data)]
     try:
@@ -170,10 +219,13 @@ def _file_items(path: Path, name: str) -> list[InputItem]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-            if _io.sniff(head) in ("gzip", "idx"):
+            kind = _io.sniff(head)
+            if kind in ("gzip", "idx"):
                 return items_from_bytes(name, head + f.read())
     except OSError as exc:
         return [InputItem(name, error=f"cannot read: {exc.strerror or exc}")]
+    if kind == "tiff":
+        return _page_items(name, path=path)
     return [InputItem(name, path=path)]
 
 
@@ -185,7 +237,15 @@ def _folder_items(folder: Path) -> list[InputItem]:
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
-    return [InputItem(str(p), path=p) for p in files]
+    return [
+        it
+        for p in files
+        for it in (
+            _page_items(str(p), path=p)
+            if p.suffix.lower() in _TIFF_SUFFIXES
+            else [InputItem(str(p), path=p)]
+        )
+    ]
 
 
 def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[InputItem]:
@@ -244,13 +304,45 @@ def check_size(width: int, height: int) -> None:
         )
 
 
-def _not_an_image(data: bytes) -> str:
-    """Why ``data`` is not an image predict decodes, from :func:`mnistcnn._io.sniff`."""
+#: What to do with a HEIC/HEIF picture (what phone cameras save).
+HEIC_ADVICE = (
+    "convert it to JPEG or PNG (on the phone: export or share it as JPEG; "
+    "on a computer: `heif-convert IMG_0001.heic IMG_0001.jpg`, from libheif)"
+)
+
+
+def is_byteswapped_idx(head: bytes) -> bool:
+    """True when ``head`` is an IDX magic number written little-endian (``03 08 00 00``).
+
+    IDX stores its magic number and sizes big-endian (``00 00 08 03`` for
+    images); a writer that used the machine's byte order on x86 or ARM gives
+    the bytes reversed.
+    """
+    return len(head) >= 4 and head[2:4] == b"\0\0" and head[1] in _io.IDX_TYPES and head[0] >= 1
+
+
+def not_an_image(data: bytes) -> str:
+    """Why ``data`` is not an image predict decodes, for people, with what to do.
+
+    From :func:`mnistcnn._io.sniff`: SVG, IDX (and byte-swapped IDX), gzip,
+    text, HEIC/HEIF (named: it is what phones save), a truncated image of an
+    accepted format, or another format. The server says the same.
+    """
     kind = _io.sniff(data[: _io.SNIFF_BYTES])
     accepted = _io.accepted_formats()
     if kind == "svg":
         return "an SVG (vector) file, which Pillow cannot read; export it as PNG"
-    if kind == "idx" or (kind == "gzip" and is_idx(_gz_head(data))):
+    if kind == "heic":
+        return f"a HEIC/HEIF image (a phone camera's format), which is not read here: {HEIC_ADVICE}"
+    gz = _gz_head(data) if kind == "gzip" else b""
+    if is_byteswapped_idx(data[:4]) or is_byteswapped_idx(gz):
+        return (
+            f"an IDX file whose header is byte-swapped (little-endian: magic bytes "
+            f"{(gz or data)[:4].hex(' ')}); the IDX format is big-endian "
+            f"({(gz or data)[:4][::-1].hex(' ')}): write the magic number and sizes "
+            "big-endian (e.g. numpy dtype '>u4', struct '>I')"
+        )
+    if kind == "idx" or (kind == "gzip" and is_idx(gz)):
         return "an IDX file (many images): give it as a path, or on the command line"
     if kind == "gzip":
         return "a gzip file that does not hold an IDX file"
@@ -262,8 +354,8 @@ def _not_an_image(data: bytes) -> str:
     return f"{found}not an image format accepted here ({', '.join(accepted)})"
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode image file bytes, fully (the first frame of an animation).
+def decode_image(data: bytes, page: int | None = None) -> Image.Image:
+    """Decode image file bytes, fully (the first frame of an animation, or ``page``).
 
     :func:`mnistcnn._io.decode_image`: only the decoders of
     :data:`mnistcnn._io.IMAGE_FORMATS` (the server's too), and Pillow's
@@ -273,9 +365,10 @@ def decode_image(data: bytes) -> Image.Image:
 
     Args:
         data: the encoded file.
+        page: the frame to decode (a page of a multi-page TIFF, from 0); None: the first.
 
     Returns:
-        A loaded Pillow image (any mode), at its first frame.
+        A loaded Pillow image (any mode), at its first frame or ``page``.
 
     Raises:
         ImageInputError: empty, not an image (text, SVG, a format not accepted),
@@ -283,7 +376,15 @@ def decode_image(data: bytes) -> Image.Image:
             :func:`check_size`.
     """
     try:
-        return _io.decode_image(data, check_size=check_size)
+        if not page:
+            return _io.decode_image(data, check_size=check_size)
+        img = _io.open_image(data)
+        try:
+            img.seek(page)
+        except (EOFError, OSError, ValueError) as exc:
+            raise ImageInputError(f"cannot read page {page + 1}: {exc}") from None
+        check_size(*img.size)
+        return _io.load_image(img)
     except ImageDecodeError as exc:
         if exc.reason == "empty":
             raise ImageInputError("an empty file (0 bytes)") from None
@@ -293,7 +394,7 @@ def decode_image(data: bytes) -> Image.Image:
                 "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
             ) from None
         if exc.reason == "format":
-            raise ImageInputError(_not_an_image(data)) from None
+            raise ImageInputError(not_an_image(data)) from None
         raise ImageInputError(f"truncated or corrupt image: {exc.detail}") from None
 
 

@@ -31,7 +31,14 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mnistcnn._io import IMAGE_FORMATS as IMAGE_FORMATS  # re-exported: the shared allow-list
-from mnistcnn._io import ImageDecodeError, accepted_formats, load_image, open_image
+from mnistcnn._io import (
+    SNIFF_BYTES,
+    ImageDecodeError,
+    accepted_formats,
+    load_image,
+    open_image,
+    sniff,
+)
 from mnistcnn.errors import MnistcnnError
 
 FIELD = 28  # side of the ``pixels`` form, in pixels
@@ -390,7 +397,7 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
         raise InputError(
             422,
             f"{raw.name}: not an image that can be decoded "
-            f"(accepted formats: {', '.join(accepted_formats())})",
+            f"(accepted formats: {', '.join(accepted_formats())}){_what_instead(raw.data)}",
         ) from None
     w, h = img.size
     if w < 1 or h < 1:
@@ -404,10 +411,35 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
     return img
 
 
+def _what_instead(data: bytes) -> str:
+    """``": <what it is and what to do>"`` for a HEIC/HEIF picture or a byte-swapped
+    IDX file (:func:`mnistcnn.predict.inputs.not_an_image`), else ``""``."""
+    from mnistcnn.predict.inputs import is_byteswapped_idx, not_an_image
+
+    if sniff(data[:SNIFF_BYTES]) == "heic" or is_byteswapped_idx(data[:4]):
+        return f": {not_an_image(data)}"
+    return ""
+
+
 def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
-    """Decode the pixels of an image opened by :func:`_open_image`."""
+    """Decode the pixels of an image opened by :func:`_open_image`.
+
+    Raises:
+        InputError: 422 for truncated or corrupt data, and for a TIFF of more
+            than one page (each upload is one picture: send the pages as
+            separate images, e.g. several ``files`` parts).
+    """
     if isinstance(img, np.ndarray):
         return img
+    from mnistcnn.predict.inputs import tiff_pages
+
+    pages = len(tiff_pages(img))
+    if pages > 1:
+        raise InputError(
+            422,
+            f"{raw.name}: a TIFF of {pages} pages; each image sent is one picture: send "
+            "each page as its own image (several 'files' parts, or a JSON 'images' list)",
+        )
     try:
         return load_image(img, strict_bombs=False)
     except ImageDecodeError as exc:
