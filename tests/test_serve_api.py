@@ -132,7 +132,9 @@ def test_json_pixels_reach_predictor_as_uint8_array(
     inner = pixels.clip(0, 254)
     r = client.post("/v1/predict", json={"pixels": (inner + 0.4).tolist()})  # floats round
     np.testing.assert_array_equal(fake.seen[1], inner)
-    for edge, want in (("-0", 0), ("-0.0", 0), ("255.0", 255), ("2.55e2", 255), ("0.5", 0)):
+    # 0.5 among zeros: no value above 1 and a fraction, so 0..1 pixels (docs/serve.md): 128
+    edges = (("-0", 0), ("-0.0", 0), ("255.0", 255), ("2.55e2", 255), ("2.5", 2), ("0.5", 128))
+    for edge, want in edges:
         r = client.post("/v1/predict", content=pixels_json(edge), headers=JSON)
         assert r.status_code == 200, (edge, r.text)
         assert fake.seen[-1][27, 27] == want, edge

@@ -258,10 +258,33 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     :class:`~mnistcnn.artifact.trained.TrainedModel`'s (``net.`` prefix, plus
     the normalization buffers) and records ``preparation`` and ``precision``.
 
+    Weights saved from a wrapped model (``nn.DataParallel`` or
+    ``DistributedDataParallel``: ``module.`` before every key; ``torch.compile``:
+    ``_orig_mod.``) are unwrapped first: a prefix on every key of
+    ``state_dict`` (and of ``extra.train_state_dict``) is removed, in any
+    version.
+
     Raises:
         ValueError: a field needed for the conversion has the wrong type.
     """
     raw = dict(raw)
+
+    def unwrapped(state: Any) -> Any:
+        while isinstance(state, dict) and state and all(isinstance(k, str) for k in state):
+            prefix = next(
+                (p for p in ("module.", "_orig_mod.") if all(k.startswith(p) for k in state)), None
+            )
+            if prefix is None:
+                break
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+        return state
+
+    if "state_dict" in raw:
+        raw["state_dict"] = unwrapped(raw["state_dict"])
+    if isinstance(raw.get("extra"), dict) and "train_state_dict" in raw["extra"]:
+        extra = dict(raw["extra"])
+        extra["train_state_dict"] = unwrapped(extra["train_state_dict"])
+        raw["extra"] = extra
     if raw.get("format_version") == 1:
         norm = _field(raw, "normalization", dict, {"mean": [0.0], "std": [1.0]})
         raw["state_dict"] = _v1_weights(raw["state_dict"], norm)

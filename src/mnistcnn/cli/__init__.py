@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
 
@@ -22,6 +23,18 @@ class _Main(click.Group):
     the command's libraries (torch) are still being imported, which click would
     otherwise report as ``Aborted!`` with exit status 1.
     """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line, output never failing on characters the console cannot show.
+
+        See :func:`mnistcnn.cli.common.tolerant_std_streams`: on a console
+        whose encoding cannot write every character (cp1252, ASCII), those
+        characters print as ``?`` instead of stopping the command.
+        """
+        from mnistcnn.cli.common import tolerant_std_streams
+
+        tolerant_std_streams()
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -39,7 +39,9 @@ def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1.
 
     Expected errors are :class:`~mnistcnn.errors.MnistcnnError` (the message
-    is :func:`cli_message`: settings named by their flags) and ``OSError``
+    is :func:`cli_message`: settings named by their flags; a checkpoint that
+    is a bare state_dict is named as such, with what to do:
+    :func:`mnistcnn.predict.foreign.improve_checkpoint_error`) and ``OSError``
     (the user's paths: read-only folders, full disks). Anything else, a bare
     ``ValueError`` or ``TypeError`` included, is a bug and keeps its traceback.
 
@@ -58,7 +60,9 @@ def user_errors(fn: F) -> F:
         except PeerFailure:  # another rank failed and printed why: one message, not two
             sys.exit(1)
         except MnistcnnError as exc:
-            click.echo(f"error: {cli_message(exc)}", err=True)
+            from mnistcnn.predict.foreign import improve_checkpoint_error
+
+            click.echo(f"error: {cli_message(improve_checkpoint_error(exc))}", err=True)
             sys.exit(1)
         except TrainingInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
@@ -134,6 +138,43 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+#: Encodings that can write every character: streams in these are left alone.
+_ENCODES_EVERYTHING = frozenset(("utf-8", "utf-8-sig", "utf-16", "utf-32", "gb18030"))
+
+
+def tolerant_std_streams() -> list[str]:
+    """Make stdout and stderr replace what their encoding cannot write, instead of failing.
+
+    A console in a legacy code page (``PYTHONIOENCODING=cp1252``, a Windows
+    console, ``LANG=C`` on old systems) cannot encode a file name such as
+    ``数字.png``: Python raises ``UnicodeEncodeError`` in the middle of the
+    output, after the work is done but before the report is written. Each
+    stream whose encoding is not a Unicode one and that is strict is
+    reconfigured with ``errors="replace"``: the character prints as ``?``,
+    everything else carries on. Files the commands write are UTF-8 whatever
+    the console.
+
+    Returns:
+        The names of the streams changed (``["stdout", "stderr"]``, or fewer).
+    """
+    import codecs
+
+    changed = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        encoding = getattr(stream, "encoding", None)
+        if stream is None or not encoding or getattr(stream, "errors", None) != "strict":
+            continue
+        try:
+            if codecs.lookup(encoding).name in _ENCODES_EVERYTHING:
+                continue
+            stream.reconfigure(errors="replace")
+        except (LookupError, AttributeError, ValueError, OSError):
+            continue  # an unknown codec or a stream that cannot be reconfigured: leave it
+        changed.append(name)
+    return changed
 
 
 def pct(fraction: float) -> str:

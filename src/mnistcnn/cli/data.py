@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import click
 
+from mnistcnn._text import plural
 from mnistcnn.cli.common import data_options, user_errors
 from mnistcnn.errors import SettingError
 
@@ -149,7 +151,9 @@ def show(
         )
     stop = min(index + count, len(ds))
     images, titles = [], []
-    torch.set_printoptions(precision=4, linewidth=200, sci_mode=False)
+    # tensors wrapped to the terminal (COLUMNS, else 80 when not a terminal)
+    width = max(40, shutil.get_terminal_size().columns)
+    torch.set_printoptions(precision=4, linewidth=width, sci_mode=False)
     for i in range(index, stop):
         image, label = ds[i]
         click.echo(f"{split}[{i}]: label {label} ({ds.classes[label]})")
@@ -160,6 +164,12 @@ def show(
             images.append(image)
             titles.append(f"#{i}: {ds.classes[label]}")
     torch.set_printoptions(profile="default")
+    if stop - index < count:
+        click.echo(
+            f"note: showed {plural(stop - index, 'sample')} of the {count} asked for: the "
+            f"{split} split has {len(ds)} images (indices 0..{len(ds) - 1})",
+            err=True,
+        )
     if grid:
         from mnistcnn.plots import plot_samples, save_figure
 

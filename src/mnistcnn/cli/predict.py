@@ -32,8 +32,14 @@ def _status(p: Prediction) -> str:
     return "unsure" if p.unsure else "confident"
 
 
-def _table(preds: list[Prediction], top_k: int) -> str:
-    """One row per picture; columns sized by terminal width (wide characters count 2)."""
+def _table(preds: list[Prediction], top_k: int, notes: dict[int, str] | None = None) -> str:
+    """One row per picture; columns sized by terminal width (wide characters count 2).
+
+    ``notes`` maps ``id(prediction)`` to a problem that did not stop the
+    prediction (a --show-input picture that could not be written); it is
+    added to that row's status.
+    """
+    notes = notes or {}
     width = min(max([display_width(printable(p.path)) for p in preds] + [4]), 60)
     tops = ["  ".join(f"{lab} {100 * prob:5.1f}%" for lab, prob in p.topk) or "-" for p in preds]
     header = f"top-{top_k}"
@@ -45,7 +51,8 @@ def _table(preds: list[Prediction], top_k: int) -> str:
             lines.append(f"{name}  {'-':<5}  error: {p.error}")
             continue
         label = pad_display(p.label or "-", 5)
-        lines.append(f"{name}  {label}  {pad_display(top, top_w)}  {_status(p)}")
+        status = _status(p) + (f" ({notes[id(p)]})" if id(p) in notes else "")
+        lines.append(f"{name}  {label}  {pad_display(top, top_w)}  {status}")
     return "\n".join(lines)
 
 
@@ -97,6 +104,28 @@ def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -
         )
         save_figure(fig, base.with_name(base.name + ".png"))
     p.preview = None  # the picture is written; free the memory
+
+
+def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predictor) -> str | None:
+    """:func:`_show_input`, with a failure returned as a few words instead of raised.
+
+    Writing the pictures of one input must never lose the other rows: an
+    unwritable folder, a full disk or a picture the plot cannot draw is
+    reported on that row (and on stderr), and the batch carries on.
+    """
+    try:
+        _show_input(folder, index, p, predictor)
+    except KeyboardInterrupt:
+        raise
+    except OSError as exc:
+        from mnistcnn.cli.common import os_error_message
+
+        p.preview = None
+        return f"--show-input pictures not written: {os_error_message(exc)}"
+    except Exception as exc:  # a plotting bug on an odd picture: report it on the row
+        p.preview = None
+        return f"--show-input pictures not written: {type(exc).__name__}: {exc}"
+    return None
 
 
 @click.command()
@@ -186,10 +215,14 @@ def predict(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     counter = iter(range(len(items)))
+    show_failed: dict[int, str] = {}  # id(prediction) -> why its --show-input pictures failed
 
     def shown(p: Prediction) -> None:
         if folder is not None:
-            _show_input(folder, next(counter), p, predictor)
+            why = _show_input_safely(folder, next(counter), p, predictor)
+            if why is not None:
+                show_failed[id(p)] = why
+                click.echo(f"warning: {printable(p.path)}: {why}", err=True)
 
     preds = predictor.predict_items(items, keep_previews=folder is not None, on_prediction=shown)
     if as_json:
@@ -197,7 +230,7 @@ def predict(
     elif as_csv:
         _write_csv(preds, top_k)
     elif preds:
-        click.echo(_table(preds, top_k))
+        click.echo(_table(preds, top_k, show_failed))
     failed = sum(p.error is not None for p in preds)
     if not (as_json or as_csv):
         unsure = sum(p.unsure for p in preds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -83,6 +84,14 @@ from mnistcnn.cli.common import user_errors
     help="Probability under which a prediction is 'unsure'. [default: the Predictor's]",
 )
 @click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages from ORIGIN (e.g. https://example.org, or * for any) call the API "
+    "from a browser (CORS). Repeatable. [default: none: same origin only]",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -102,11 +111,13 @@ def serve(
     device: str,
     invert: str,
     threshold: float | None,
+    cors_origins: tuple[str, ...],
     access_log: bool,
 ) -> None:
     """Serve CHECKPOINT (a .pt file or a run folder): open http://HOST:PORT/ to draw a digit.
 
     API: POST /v1/predict, GET /v1/model, GET /healthz; OpenAPI docs at /docs.
+    A port that is taken is one error line (try another --port, or --port 0).
     """
     try:
         from mnistcnn.serve import ModelSource, ServeSettings, run_server
@@ -123,6 +134,7 @@ def serve(
         max_image_side=max_image_side,
         max_images=max_images,
         timeout_s=timeout,
+        cors_origins=tuple(cors_origins),
     )
     source = ModelSource(
         checkpoint, device=device, invert=invert, threshold=threshold, torch_threads=torch_threads
@@ -136,4 +148,10 @@ def serve(
             err=True,
         )
 
-    run_server(source, settings, host=host, port=port, workers=workers, on_listening=listening)
+    from mnistcnn.serve.server import AddressError
+
+    try:
+        run_server(source, settings, host=host, port=port, workers=workers, on_listening=listening)
+    except AddressError as exc:  # one line with the flags to try, not uvicorn's Errno
+        click.echo(f"error: {exc.cli_message()}", err=True)
+        sys.exit(1)

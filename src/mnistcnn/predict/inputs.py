@@ -26,6 +26,8 @@ import glob
 import gzip
 import io
 import os
+import struct
+import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ IMAGE_SUFFIXES = frozenset(
     (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp")
     + (".pgm", ".ppm", ".pbm", ".pnm", ".ico", ".avif")
 )
+_TIFF_SUFFIXES = frozenset((".tif", ".tiff"))
 #: A picture needs at least this many pixels on its shorter side ...
 MIN_SIDE = 8
 #: ... and at most this ratio between its sides (a digit is about 1:1 to 1:2).
@@ -75,6 +78,8 @@ class InputItem:
         data: encoded image bytes (stdin).
         prepared: uint8 (28, 28), light ink on black: an IDX image, used as is.
         error: why this input cannot be predicted (a missing file, a bad IDX file).
+        page: the page (frame) of a multi-page TIFF to predict, from 0; None:
+            the first page of any picture.
     """
 
     name: str
@@ -82,6 +87,7 @@ class InputItem:
     data: bytes | None = None
     prepared: np.ndarray | None = None
     error: str | None = None
+    page: int | None = None
 
 
 #: Predict's words for :class:`~mnistcnn._io.IdxFormatError` reasons (others: its own text).
@@ -154,9 +160,52 @@ def idx_images(data: bytes) -> np.ndarray:
         ) from None
 
 
+def tiff_pages(img: Image.Image) -> list[int]:
+    """The pages of an opened (multi-page) TIFF worth predicting: frame indices from 0.
+
+    Reduced-resolution copies (a thumbnail or preview page, ``NewSubfileType``
+    bit 0) are left out. Any other image, and a TIFF whose pages cannot be
+    walked, gives ``[0]``. Only headers are read; no pixel is decoded.
+    """
+    if img.format != "TIFF" or getattr(img, "n_frames", 1) <= 1:
+        return [0]
+    pages = []
+    try:
+        for i in range(img.n_frames):
+            img.seek(i)
+            if not int(img.tag_v2.get(254, 0)) & 1:  # type: ignore[attr-defined]
+                pages.append(i)
+        img.seek(0)
+    except (OSError, EOFError, ValueError, struct.error):
+        return [0]
+    return pages or [0]
+
+
+def _page_items(
+    name: str, *, path: Path | None = None, data: bytes | None = None
+) -> list[InputItem]:
+    """One item per page of a multi-page TIFF (``name#page1``, ``name#page2``, ...), else one."""
+    one = [InputItem(name, path=path, data=data)]
+    try:
+        with warnings.catch_warnings():  # only the header is read; decoding checks bombs
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            source = io.BytesIO(data) if data is not None else path
+            with Image.open(source, formats=["TIFF"]) as img:  # type: ignore[arg-type]
+                pages = tiff_pages(img)
+    except Exception:  # not readable as a TIFF after all: decoding will say why
+        return one
+    if len(pages) <= 1:
+        return one
+    return [InputItem(f"{name}#page{i + 1}", path=path, data=data, page=i) for i in pages]
+
+
 def items_from_bytes(name: str, data: bytes) -> list[InputItem]:
-    """Items of one file's bytes: one per image of an IDX file (``name#i``), else one."""
-    gz = _io.sniff(data[:4]) == "gzip"
+    """Items of one file's bytes: one per image of an IDX file (``name#i``), one per page
+    of a multi-page TIFF (``name#page1``, ...), else one."""
+    kind = _io.sniff(data[:4])
+    if kind == "tiff":
+        return _page_items(name, data=data)
+    gz = kind == "gzip"
     if not is_idx(_gz_head(data) if gz else data[:4]):
         return [InputItem(name, data=data)]
     try:
@@ -170,10 +219,13 @@ def _file_items(path: Path, name: str) -> list[InputItem]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-            if _io.sniff(head) in ("gzip", "idx"):
+            kind = _io.sniff(head)
+            if kind in ("gzip", "idx"):
                 return items_from_bytes(name, head + f.read())
     except OSError as exc:
         return [InputItem(name, error=f"cannot read: {exc.strerror or exc}")]
+    if kind == "tiff":
+        return _page_items(name, path=path)
     return [InputItem(name, path=path)]
 
 
@@ -185,7 +237,15 @@ def _folder_items(folder: Path) -> list[InputItem]:
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
-    return [InputItem(str(p), path=p) for p in files]
+    return [
+        it
+        for p in files
+        for it in (
+            _page_items(str(p), path=p)
+            if p.suffix.lower() in _TIFF_SUFFIXES
+            else [InputItem(str(p), path=p)]
+        )
+    ]
 
 
 def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[InputItem]:
@@ -244,13 +304,45 @@ def check_size(width: int, height: int) -> None:
         )
 
 
-def _not_an_image(data: bytes) -> str:
-    """Why ``data`` is not an image predict decodes, from :func:`mnistcnn._io.sniff`."""
+#: What to do with a HEIC/HEIF picture (what phone cameras save).
+HEIC_ADVICE = (
+    "convert it to JPEG or PNG (on the phone: export or share it as JPEG; "
+    "on a computer: `heif-convert IMG_0001.heic IMG_0001.jpg`, from libheif)"
+)
+
+
+def is_byteswapped_idx(head: bytes) -> bool:
+    """True when ``head`` is an IDX magic number written little-endian (``03 08 00 00``).
+
+    IDX stores its magic number and sizes big-endian (``00 00 08 03`` for
+    images); a writer that used the machine's byte order on x86 or ARM gives
+    the bytes reversed.
+    """
+    return len(head) >= 4 and head[2:4] == b"\0\0" and head[1] in _io.IDX_TYPES and head[0] >= 1
+
+
+def not_an_image(data: bytes) -> str:
+    """Why ``data`` is not an image predict decodes, for people, with what to do.
+
+    From :func:`mnistcnn._io.sniff`: SVG, IDX (and byte-swapped IDX), gzip,
+    text, HEIC/HEIF (named: it is what phones save), a truncated image of an
+    accepted format, or another format. The server says the same.
+    """
     kind = _io.sniff(data[: _io.SNIFF_BYTES])
     accepted = _io.accepted_formats()
     if kind == "svg":
         return "an SVG (vector) file, which Pillow cannot read; export it as PNG"
-    if kind == "idx" or (kind == "gzip" and is_idx(_gz_head(data))):
+    if kind == "heic":
+        return f"a HEIC/HEIF image (a phone camera's format), which is not read here: {HEIC_ADVICE}"
+    gz = _gz_head(data) if kind == "gzip" else b""
+    if is_byteswapped_idx(data[:4]) or is_byteswapped_idx(gz):
+        return (
+            f"an IDX file whose header is byte-swapped (little-endian: magic bytes "
+            f"{(gz or data)[:4].hex(' ')}); the IDX format is big-endian "
+            f"({(gz or data)[:4][::-1].hex(' ')}): write the magic number and sizes "
+            "big-endian (e.g. numpy dtype '>u4', struct '>I')"
+        )
+    if kind == "idx" or (kind == "gzip" and is_idx(gz)):
         return "an IDX file (many images): give it as a path, or on the command line"
     if kind == "gzip":
         return "a gzip file that does not hold an IDX file"
@@ -262,8 +354,8 @@ def _not_an_image(data: bytes) -> str:
     return f"{found}not an image format accepted here ({', '.join(accepted)})"
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode image file bytes, fully (the first frame of an animation).
+def decode_image(data: bytes, page: int | None = None) -> Image.Image:
+    """Decode image file bytes, fully (the first frame of an animation, or ``page``).
 
     :func:`mnistcnn._io.decode_image`: only the decoders of
     :data:`mnistcnn._io.IMAGE_FORMATS` (the server's too), and Pillow's
@@ -273,9 +365,10 @@ def decode_image(data: bytes) -> Image.Image:
 
     Args:
         data: the encoded file.
+        page: the frame to decode (a page of a multi-page TIFF, from 0); None: the first.
 
     Returns:
-        A loaded Pillow image (any mode), at its first frame.
+        A loaded Pillow image (any mode), at its first frame or ``page``.
 
     Raises:
         ImageInputError: empty, not an image (text, SVG, a format not accepted),
@@ -283,7 +376,15 @@ def decode_image(data: bytes) -> Image.Image:
             :func:`check_size`.
     """
     try:
-        return _io.decode_image(data, check_size=check_size)
+        if not page:
+            return _io.decode_image(data, check_size=check_size)
+        img = _io.open_image(data)
+        try:
+            img.seek(page)
+        except (EOFError, OSError, ValueError) as exc:
+            raise ImageInputError(f"cannot read page {page + 1}: {exc}") from None
+        check_size(*img.size)
+        return _io.load_image(img)
     except ImageDecodeError as exc:
         if exc.reason == "empty":
             raise ImageInputError("an empty file (0 bytes)") from None
@@ -293,17 +394,31 @@ def decode_image(data: bytes) -> Image.Image:
                 "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
             ) from None
         if exc.reason == "format":
-            raise ImageInputError(_not_an_image(data)) from None
+            raise ImageInputError(not_an_image(data)) from None
         raise ImageInputError(f"truncated or corrupt image: {exc.detail}") from None
 
 
 def preview_copy(img: Image.Image) -> Image.Image:
-    """A copy of ``img`` for display: RGB(A), L or LA, upright, longest side <= PREVIEW_SIZE px."""
+    """A copy of ``img`` for display: RGB, RGBA or L, upright, longest side <= PREVIEW_SIZE px.
+
+    Every mode Pillow decodes becomes one of the three modes a plot shows
+    (matplotlib draws (H, W), (H, W, 3) and (H, W, 4) arrays, never two
+    channels): grayscale with alpha (``LA``, ``La``, ``PA``) and palette
+    transparency become RGBA; 1-bit, 16-bit, 32-bit and float pictures become L
+    with the same scaling :func:`~mnistcnn.predict.preprocess.to_grayscale`
+    uses; CMYK, YCbCr, LAB and HSV become RGB.
+    """
     img = upright(img)
-    if img.mode == "P" and "transparency" in img.info:
+    mode = img.mode
+    if mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
-    if img.mode not in ("RGB", "RGBA", "L", "LA"):
-        img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
+    elif mode == "P":
+        img = img.convert("RGB")
+    elif mode not in ("RGB", "RGBA", "L"):
+        if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            img = img.convert("RGB")
+        else:
+            img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
     img = img.copy()
     img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
     return img
@@ -339,16 +454,78 @@ def python_inputs(inputs: Iterable[Input]) -> list[tuple[str, InputItem | Image.
 #: (0..255): the datasets store light ink on a black background.
 DARK_FRAME_MEAN = 32.0
 
+#: Values this far outside an array's range (as a fraction of its top) are
+#: rounding (a resize's overshoot) and are clipped; further out, refused.
+RANGE_SLACK = 0.01
+
+
+def array_range(a: np.ndarray) -> float:
+    """The top of the value range of picture array ``a`` (its white), by the documented rule.
+
+    * bool: True is white (1).
+    * uint8: 0..255. uint16: 0..65535 (16-bit pictures).
+    * other integer types (int8..int64, uint32, uint64): 0..255 when no
+      value is above 255, else 0..65535.
+    * float: 0..1 when no value is above 1, else 0..255 (so ``img / 255``
+      and ``img.astype(float)`` both work).
+
+    Raises:
+        ValueError: NaN or infinite values, negative values, or values above
+            the largest range of the type (65535 for integers, 255 for
+            floats); the message says what range was expected and what was found.
+    """
+    if a.dtype == bool:
+        return 1.0
+    if a.dtype == np.uint8:
+        return 255.0
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ValueError(
+            f"an image array must hold numbers (uint8, uint16, other integers, float or "
+            f"bool), got dtype {a.dtype}"
+        )
+    if a.size == 0:
+        raise ValueError(f"an empty image array (shape {a.shape})")
+    is_float = np.issubdtype(a.dtype, np.floating)
+    if is_float and not np.isfinite(a).all():
+        raise ValueError("the image array holds NaN or infinite values; give finite numbers")
+    lo, hi = float(a.min()), float(a.max())
+    if a.dtype == np.uint16:
+        top = 65535.0
+    elif is_float:
+        top = 1.0 if hi <= 1.0 else 255.0
+    else:
+        top = 255.0 if hi <= 255 else 65535.0
+    slack = RANGE_SLACK * top if is_float else 0.0
+    if lo < -slack or hi > top + slack:
+        expected = (
+            "0..1 or 0..255 (floats: 0..1 when no value is above 1, else 0..255)"
+            if is_float
+            else "0..255 or 0..65535"
+        )
+        raise ValueError(
+            f"{a.dtype} image values span {lo:g}..{hi:g}; expected {expected}: "
+            "rescale the array into one of these ranges"
+        )
+    return top
+
+
+def to_unit(a: np.ndarray) -> np.ndarray:
+    """Picture array ``a`` as float32 in [0, 1], scaled by :func:`array_range` (0 is black)."""
+    top = array_range(a)
+    return np.clip(np.asarray(a, np.float64) / top, 0.0, 1.0).astype(np.float32)
+
 
 def dataset_format(array: np.ndarray) -> np.ndarray | None:
     """``array`` as uint8 (28, 28) if it is already an image in the datasets' own format.
 
-    That is: 28x28 (or 1x28x28), uint8 0..255 or float 0..1, light ink on a
-    dark background (the mean of the outer one-pixel frame under
+    That is: 28x28 (or 1x28x28), of any numeric type read by the rule of
+    :func:`array_range` (uint8 0..255, float 0..1 or 0..255, ...), light ink
+    on a dark background (the mean of the outer one-pixel frame under
     :data:`DARK_FRAME_MEAN`), as torchvision's MNIST-style datasets give
     images. Such an image is given to the model unchanged, so predicting a
     dataset's own test images agrees with evaluating on them. Anything else
-    (other sizes, dark ink on paper, RGB) returns None and is prepared as a picture.
+    (other sizes, dark ink on paper, RGB, values out of range) returns None
+    and is prepared as a picture.
     """
     a = np.asarray(array)
     if a.shape == (1, 28, 28):
@@ -357,14 +534,11 @@ def dataset_format(array: np.ndarray) -> np.ndarray | None:
         return None
     if a.dtype == np.uint8:
         img = a
-    elif (
-        np.issubdtype(a.dtype, np.floating)
-        and np.isfinite(a).all()
-        and 0 <= a.min() <= a.max() <= 1
-    ):
-        img = np.round(a * 255.0).astype(np.uint8)
     else:
-        return None
+        try:
+            img = np.round(to_unit(a) * 255.0).astype(np.uint8)
+        except ValueError:
+            return None
     frame = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]])
     if frame.mean() >= DARK_FRAME_MEAN or img.max() <= frame.mean():
         return None
@@ -375,21 +549,28 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     """A picture given as an array -> a Pillow image.
 
     Args:
-        array: (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA; uint8
-            (0..255), uint16 (0..65535), bool, or float (0..1).
+        array: (H, W) grayscale (also (H, W, 1) and (1, H, W)), (H, W, 3) RGB
+            or (H, W, 4) RGBA, of any type :func:`array_range` reads: uint8
+            (0..255), uint16 (0..65535), other integers (0..255, or 0..65535
+            when a value is above 255), bool (True is white) or float (0..1,
+            or 0..255 when a value is above 1).
+
+    Returns:
+        Grayscale: an ``F`` image with values in 0..1 (16-bit precision kept);
+        colour: an 8-bit ``RGB`` or ``RGBA`` image.
 
     Raises:
-        ValueError: another shape or dtype.
+        ValueError: another shape or type, or values outside the ranges above
+            (the message says which range was expected and what was found).
     """
     a = np.asarray(array)
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    if a.ndim == 2 and a.dtype == np.uint16:
-        return Image.fromarray(a, "I;16")
-    if np.issubdtype(a.dtype, np.floating):
-        if a.ndim == 2:
-            return Image.fromarray(np.clip(a, 0, 1).astype(np.float32), "F")
-        a = np.round(np.clip(a, 0, 1) * 255)
-    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)):
-        return Image.fromarray(np.ascontiguousarray(a, np.uint8))
-    raise ValueError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    elif a.ndim == 3 and a.shape[0] == 1 and a.shape[2] not in (3, 4):
+        a = a[0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise ValueError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    unit = to_unit(a)
+    if unit.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(unit), "F")
+    return Image.fromarray(np.ascontiguousarray(np.round(unit * 255).astype(np.uint8)))

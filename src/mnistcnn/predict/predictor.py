@@ -59,6 +59,7 @@ from mnistcnn.predict.inputs import (
     decode_image,
     preview_copy,
     python_inputs,
+    tiff_pages,
 )
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
@@ -209,12 +210,21 @@ class Predictor:
             top_k: classes listed per prediction.
 
         Raises:
-            CheckpointError: unreadable checkpoint, or a model that does not
-                take 1x28x28 inputs.
+            CheckpointError: unreadable checkpoint (a bare state_dict is named
+                as such, with what to do), or a model that does not take
+                1x28x28 inputs.
             ValueError: a bad device, threshold, invert mode or top_k.
         """
+        from mnistcnn.predict.foreign import improve_checkpoint_error
+
         dev = select_device(device)
-        model = load(path, map_location=dev)
+        try:
+            model = load(path, map_location=dev)
+        except CheckpointError as exc:  # a bare state_dict: say so, and what to do
+            better = improve_checkpoint_error(exc)
+            if better is exc:
+                raise
+            raise better from None
         ckpt = model.checkpoint
         assert ckpt is not None
         if list(ckpt.input_size) != [1, 28, 28]:
@@ -351,7 +361,7 @@ class Predictor:
             return self.judge_prepared([item.prepared], [item.name])[0]
         try:
             data = item.data if item.data is not None else Path(item.path or "").read_bytes()
-            picture = decode_image(data)
+            picture = decode_image(data, item.page)
         except ImageInputError as exc:
             return _failed(item.name, str(exc))
         except OSError as exc:
@@ -359,6 +369,13 @@ class Predictor:
         except Exception as exc:  # a decoder bug on a hostile file: report, carry on
             log.debug("%s: decoding failed", item.name, exc_info=True)
             return _failed(item.name, f"cannot decode the picture: {type(exc).__name__}: {exc}")
+        if item.page is None and len(tiff_pages(picture)) > 1:
+            log.warning(
+                "%s: a %d-page TIFF; only page 1 is predicted (give it as a path "
+                "to predict every page)",
+                item.name,
+                len(tiff_pages(picture)),
+            )
         with picture:
             return self.predict_picture(picture, item.name, keep_preview)
 

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -72,6 +73,10 @@ class ServeSettings:
             (reading, decoding, waiting for and running the model); past it -> 503.
         batch_size: most images per model call when requests are batched.
         max_pending: requests that may wait for the model; one more -> 503.
+        cors_origins: origins whose pages may call the API from a browser
+            (``"https://example.org"``; ``"*"`` for any), answered by
+            Starlette's ``CORSMiddleware`` (preflight ``OPTIONS`` included).
+            Empty (the default): no CORS headers, same-origin pages only.
     """
 
     max_body_bytes: int = 8 * 1024 * 1024
@@ -81,8 +86,21 @@ class ServeSettings:
     timeout_s: float = 10.0
     batch_size: int = 64
     max_pending: int = 1024
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.cors_origins, str):
+            raise ValueError("cors_origins must be a list of origins, not one string")
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            url = urlsplit(origin)
+            if origin != "*" and (
+                url.scheme not in ("http", "https") or not url.netloc or url.path or url.query
+            ):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not an origin: give scheme://host[:port] "
+                    "without a path or trailing slash (e.g. https://example.org), or *"
+                )
         for name in ("max_body_bytes", "max_image_side", "max_image_pixels", "max_images"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -225,6 +243,16 @@ def create_app(
     )
     app.state.serve = _State(s, dict(info or {}), batcher)
     app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_body_bytes)
+    if s.cors_origins:  # answers preflights itself; outside the body limit
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(s.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            max_age=600,
+        )
     app.add_middleware(AccessLogMiddleware)  # outermost: also logs the middleware's 413s
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(BodyTooLarge, _too_large)

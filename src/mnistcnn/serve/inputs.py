@@ -5,7 +5,8 @@ Accepted forms (see ``docs/serve.md``):
 * ``multipart/form-data``: one part named ``file`` (or several named ``files``);
   a part of any other name is refused;
 * a raw body with an ``image/*`` content type;
-* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255),
+* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255, or
+  0..1 when no value is above 1 and some are fractions: see :func:`pixels_array`),
   ``{"image_base64": "..."}`` (a data URL is accepted too), or
   ``{"images": [ {...}, ... ]}`` with one such object per image.
 
@@ -30,7 +31,14 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mnistcnn._io import IMAGE_FORMATS as IMAGE_FORMATS  # re-exported: the shared allow-list
-from mnistcnn._io import ImageDecodeError, accepted_formats, load_image, open_image
+from mnistcnn._io import (
+    SNIFF_BYTES,
+    ImageDecodeError,
+    accepted_formats,
+    load_image,
+    open_image,
+    sniff,
+)
 from mnistcnn.errors import MnistcnnError
 
 FIELD = 28  # side of the ``pixels`` form, in pixels
@@ -248,11 +256,17 @@ def _json_image(obj: Any, where: str) -> RawInput:
 
 
 def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
-    """A JSON 28x28 list of lists of numbers in 0..255 -> uint8 (28, 28) (rounded).
+    """A JSON 28x28 list of lists of numbers in 0..255 (or 0..1) -> uint8 (28, 28) (rounded).
 
     The range is closed and checked before rounding: -0 and 255.0 are accepted,
     255.4 and -0.1 are not; NaN, infinities and integers of any size outside it
     are refused.
+
+    **0..1 pixels.** When no value is above 1 and some value is not a whole
+    number (``0.5``, ``0.98``), the pixels are taken as 0..1 (as
+    ``torchvision``'s ``ToTensor`` gives them) and multiplied by 255. Whole
+    numbers (``0`` and ``1`` only) stay 0..255: a picture whose brightest pixel
+    is 1 of 255 is (nearly) blank either way.
 
     Raises:
         InputError: 422 naming ``where`` for a ragged, non-numeric (strings,
@@ -284,6 +298,8 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
         )
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
         raise InputError(422, out_of_range)
+    if arr.max() <= 1 and not np.array_equal(arr, np.rint(arr)):
+        arr = arr * 255.0  # 0..1 pixels (see above)
     return np.rint(arr).astype(np.uint8)
 
 
@@ -381,7 +397,7 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
         raise InputError(
             422,
             f"{raw.name}: not an image that can be decoded "
-            f"(accepted formats: {', '.join(accepted_formats())})",
+            f"(accepted formats: {', '.join(accepted_formats())}){_what_instead(raw.data)}",
         ) from None
     w, h = img.size
     if w < 1 or h < 1:
@@ -395,10 +411,35 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
     return img
 
 
+def _what_instead(data: bytes) -> str:
+    """``": <what it is and what to do>"`` for a HEIC/HEIF picture or a byte-swapped
+    IDX file (:func:`mnistcnn.predict.inputs.not_an_image`), else ``""``."""
+    from mnistcnn.predict.inputs import is_byteswapped_idx, not_an_image
+
+    if sniff(data[:SNIFF_BYTES]) == "heic" or is_byteswapped_idx(data[:4]):
+        return f": {not_an_image(data)}"
+    return ""
+
+
 def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
-    """Decode the pixels of an image opened by :func:`_open_image`."""
+    """Decode the pixels of an image opened by :func:`_open_image`.
+
+    Raises:
+        InputError: 422 for truncated or corrupt data, and for a TIFF of more
+            than one page (each upload is one picture: send the pages as
+            separate images, e.g. several ``files`` parts).
+    """
     if isinstance(img, np.ndarray):
         return img
+    from mnistcnn.predict.inputs import tiff_pages
+
+    pages = len(tiff_pages(img))
+    if pages > 1:
+        raise InputError(
+            422,
+            f"{raw.name}: a TIFF of {pages} pages; each image sent is one picture: send "
+            "each page as its own image (several 'files' parts, or a JSON 'images' list)",
+        )
     try:
         return load_image(img, strict_bombs=False)
     except ImageDecodeError as exc:

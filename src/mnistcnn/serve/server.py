@@ -9,9 +9,11 @@ reads the same settings from the environment and loads its own copy of the model
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from mnistcnn.errors import MnistcnnError
 from mnistcnn.serve.app import ServeSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,70 @@ class ModelSource:
     invert: str = "auto"
     threshold: float | None = None
     torch_threads: int | None = None
+
+
+class AddressError(MnistcnnError, OSError):
+    """The server cannot listen on ``host:port``; the message says why and what to try.
+
+    Attributes:
+        host, port: the address asked for.
+        errno: the socket error number (``errno.EADDRINUSE`` when the port is taken).
+        reason: the system's words (``Address already in use``).
+        advice: what to do, in the library's terms (``port=0``); the command
+            line says it with its flags (:meth:`cli_message`).
+    """
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        self.host, self.port, self.errno = host, port, exc.errno
+        self.reason = exc.strerror or str(exc)
+        self.in_use = exc.errno == errno.EADDRINUSE
+        if self.in_use:
+            self.advice = (
+                f"port {port} is taken (another server, or an earlier one still running): "
+                f"choose another port, or port 0 for any free one"
+            )
+        elif exc.errno == errno.EACCES:
+            self.advice = "ports below 1024 need administrator rights: choose 1024 or above"
+        elif exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(
+            exc, socket.gaierror
+        ):
+            self.advice = f"{host!r} is not an address of this machine: use 127.0.0.1 or 0.0.0.0"
+        else:
+            self.advice = "choose another host or port"
+        super().__init__(f"cannot listen on {host}:{port}: {self.reason}; {self.advice}")
+
+    def cli_message(self) -> str:
+        """One line for ``mnistcnn serve``: the reason and the flags to try."""
+        if self.in_use:
+            other = self.port + 1 if 0 < self.port < 65535 else 8080
+            advice = (
+                f"port {self.port} is taken (another server, or an earlier one still "
+                f"running): try --port {other}, or --port 0 for any free port"
+            )
+        elif self.errno == errno.EACCES:
+            advice = "ports below 1024 need administrator rights: try --port 8000"
+        else:
+            advice = self.advice.replace("use 127.0.0.1", "use --host 127.0.0.1")
+        return f"cannot listen on {self.host}:{self.port}: {self.reason}; {advice}"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port``, as uvicorn binds it (``SO_REUSEADDR``, IPv6
+    when ``host`` has a colon), ready to pass to uvicorn with ``sockets=[...]``.
+
+    Raises:
+        AddressError: the port is taken, privileged, or ``host`` is not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise AddressError(host, port, exc) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def build_app(source: ModelSource, settings: ServeSettings | None = None) -> FastAPI:
@@ -116,7 +183,8 @@ def run_server(
     Raises:
         CheckpointError: the checkpoint is unusable (checked before binding).
         ValueError: ``workers`` < 1.
-        SystemExit: the address cannot be bound (uvicorn logs why).
+        AddressError: the address cannot be bound (the port is taken, a
+            privileged port, a host name this machine does not have).
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -140,7 +208,7 @@ def run_server(
         config = uvicorn.Config(
             "mnistcnn.serve.server:app_from_env", factory=True, workers=workers, **options
         )
-    sock = config.bind_socket()  # port 0 becomes a real port here
+    sock = bind_socket(host, port)  # port 0 becomes a real port here
     sock.listen(config.backlog)  # connections wait in the backlog until the server starts
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

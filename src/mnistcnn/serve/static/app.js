@@ -171,7 +171,7 @@
     }
     if (seq !== state.seq) return;  // cleared, or a newer drawing was sent meanwhile
     if (!res.ok) {
-      showError(data && data.detail ? String(data.detail) : `HTTP ${res.status}`);
+      showError(friendlyError(res.status, data && data.detail ? String(data.detail) : ""));
       return;
     }
     show(data.predictions[0]);
@@ -220,6 +220,29 @@
     g.putImageData(img, 0, 0);
   }
 
+  // What the page says for an API error: words for people, not the API's own text.
+  // (Kept free of the page's state: tests/test_serve_page.py runs it in Node.)
+  // friendlyError begin
+  function friendlyError(status, detail) {
+    const text = String(detail || "");
+    if (/HEIC|HEIF/.test(text)) {
+      return "A HEIC photo: the server cannot read it. Export it as JPEG (or PNG) and upload that.";
+    }
+    if (status === 415 || /not an image|unsupported Content-Type/i.test(text)) {
+      return "Not an image: choose a photo or a picture file (PNG, JPEG, ...).";
+    }
+    if (/truncated or corrupt/.test(text)) {
+      return "The picture file is damaged (truncated or corrupt): try another one.";
+    }
+    if (/too small/.test(text)) return "The picture is too small to hold a digit.";
+    if (/too elongated/.test(text)) return "The picture is too long and thin for one digit.";
+    if (/pages/.test(text) && /TIFF/.test(text)) return "A TIFF of several pages: upload one page.";
+    if (status === 413) return "The picture is too large: try a smaller one.";
+    if (status === 503) return "The server is busy: try again in a moment.";
+    return text || `The server answered HTTP ${status}.`;
+  }
+  // friendlyError end
+
   function showError(message) {
     statusLine.textContent = message;
     statusLine.classList.add("error");
@@ -263,7 +286,9 @@
     } catch (err) {
       URL.revokeObjectURL(url);
       clearAll();
-      if (file.size <= PHOTO_RAW_BYTES) {  // the server may still read it (e.g. TIFF)
+      if (file.type && !file.type.startsWith("image/")) {  // a script, a PDF, a text file
+        showError(friendlyError(415, ""));
+      } else if (file.size <= PHOTO_RAW_BYTES) {  // the server may still read it (e.g. TIFF)
         state.photo = true;
         await predict(file, file.type || "image/png");
       } else {
