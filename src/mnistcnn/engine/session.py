@@ -411,6 +411,6 @@ def trained_model(
 
 
 def _save_curves(folder: Path, history: History) -> None:
-    from mnistcnn.plots import plot_curves, save_figure
+    from mnistcnn.evaluation.plots import plot_curves, save_figure
 
     save_figure(plot_curves(history.rows), folder / "curves.png")

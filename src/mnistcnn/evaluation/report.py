@@ -194,7 +194,7 @@ def build_report(
         history: per-epoch metrics rows (as in metrics.csv); curves when given.
         member_configs: an ensemble's (checkpoint, config) pairs, one column each.
     """
-    from mnistcnn.plots import (
+    from mnistcnn.evaluation.plots import (
         plot_confused_pairs,
         plot_confusion_matrix,
         plot_curves,
@@ -338,7 +338,7 @@ def save_report(report: Report, folder: PathLike) -> Path:
         OSError: ``folder`` cannot be created or written (disk full).
     """
     from mnistcnn._io import atomic_write
-    from mnistcnn.plots import close_figures, save_figure
+    from mnistcnn.evaluation.plots import close_figures, save_figure
 
     out = Path(folder)
     try:
