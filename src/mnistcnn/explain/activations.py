@@ -355,7 +355,7 @@ def activation_figures(act: Activations, max_maps: int = 64) -> dict[str, tuple[
     layer's kernels, averaged over input channels when there are several) and
     ``saliency.png``.
     """
-    from mnistcnn.evaluation.plots import plot_map_grid, plot_prediction, plot_saliency
+    from mnistcnn.explain.activation_plots import plot_map_grid, plot_prediction, plot_saliency
 
     h, w = act.image.pixels.shape[-2:]
     title = f"{act.image.source}: {_title_of(act)}"
