@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mnistcnn.cli.common import user_errors
-from mnistcnn.explain.conv_arithmetic import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
+from mnistcnn.explain.conv_inputs import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
 
 _OPTION_OF = {
     "input": "--input",
@@ -150,7 +150,8 @@ def _worked(
     padding: int,
 ) -> Any:
     """Build the inputs and run the worked convolution; bad values name their option."""
-    from mnistcnn.explain import conv_arithmetic as ca
+    from mnistcnn.explain import conv_inputs as ci
+    from mnistcnn.explain.conv_arithmetic import worked_convolution
 
     image, preprocess, size, unit_range = picture
     try:
@@ -161,17 +162,17 @@ def _worked(
                 image, size=size, unit_range=unit_range, preprocess=preprocess
             )
         elif input_text is not None:
-            matrix = ca.parse_matrix(input_text, "input")
+            matrix = ci.parse_matrix(input_text, "input")
         else:
-            matrix = ca.TUTORIAL_INPUT
+            matrix = ci.TUTORIAL_INPUT
         if filter_name is not None:
-            kernel = ca.named_filter(filter_name)
+            kernel = ci.named_filter(filter_name)
         elif kernel_text is not None:
-            kernel = ca.parse_matrix(kernel_text, "kernel")
+            kernel = ci.parse_matrix(kernel_text, "kernel")
         else:
-            kernel = ca.TUTORIAL_KERNEL
-        return ca.worked_convolution(matrix, kernel, stride=stride, padding=padding)
-    except ca.ConvInputError as exc:
+            kernel = ci.TUTORIAL_KERNEL
+        return worked_convolution(matrix, kernel, stride=stride, padding=padding)
+    except ci.ConvInputError as exc:
         raise click.BadParameter(str(exc), param_hint=f"'{_OPTION_OF[exc.argument]}'") from None
 
 
@@ -183,7 +184,7 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 
 def _print_conv(worked: Any, max_terms: int | None, filter_name: str | None) -> None:
-    from mnistcnn.explain.conv_arithmetic import CROSS_CORRELATION_NOTE, FILTERS
+    from mnistcnn.explain.conv_arithmetic import CROSS_CORRELATION_NOTE
 
     click.echo(CROSS_CORRELATION_NOTE)
     h, w = len(worked.input), len(worked.input[0])
