@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from mnistcnn import data as mdata
 from mnistcnn.config import recipe_config
-from mnistcnn.engine.session import build_sources
+from mnistcnn.engine.sources import build_sources
 from mnistcnn.engine.train import fit
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import create_model

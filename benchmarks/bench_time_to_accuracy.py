@@ -38,7 +38,7 @@ from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
-from mnistcnn.engine.session import normalization_for
+from mnistcnn.engine.sources import normalization_for
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import create_model
 

@@ -50,7 +50,7 @@ def test_version_1_checkpoint_loads_and_gives_the_old_logits_on_raw_pixels():
 
 
 def test_version_1_file_is_rewritten_as_version_2_by_calibration(tmp_path):
-    from mnistcnn.engine.calibration import calibrate_checkpoint
+    from mnistcnn.evaluation.calibration import calibrate_checkpoint
 
     path = tmp_path / "old.pt"
     path.write_bytes(V1.read_bytes())

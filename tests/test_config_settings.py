@@ -126,7 +126,7 @@ def test_library_errors_share_a_base_and_keep_their_old_bases():
     from mnistcnn.engine.distributed import PeerFailure
     from mnistcnn.engine.rundir import RunDirError
     from mnistcnn.engine.train import NonFiniteLossError
-    from mnistcnn.explain.conv_arithmetic import ConvInputError
+    from mnistcnn.explain.conv_inputs import ConvInputError
     from mnistcnn.predict.inputs import ImageInputError
     from mnistcnn.serve.inputs import InputError
 

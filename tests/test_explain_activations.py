@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.evaluation import summarize
+from mnistcnn.evaluation.report import build_report, most_confused_pairs, save_report, worst_errors
 from mnistcnn.explain.activations import (
     InputImage,
     activation_figures,
@@ -20,7 +21,6 @@ from mnistcnn.explain.activations import (
 )
 from mnistcnn.explain.invariance import apply_affine, measure_invariance, variants
 from mnistcnn.models import create_model
-from mnistcnn.report import build_report, most_confused_pairs, save_report, worst_errors
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -250,7 +250,7 @@ def test_activations_refuse_a_dataset_of_other_classes(tmp_path):
 
 
 def test_worst_error_titles_keep_clear_of_the_images_above():
-    from mnistcnn.plots import plot_samples
+    from mnistcnn.evaluation.plots import plot_samples
 
     titles = [f"#{1000 + i} true 7\npred 1 p=0.99" for i in range(24)]
     fig = plot_samples(torch.ones(24, 28, 28), titles)  # 3 rows of 8, as the report draws
@@ -262,7 +262,7 @@ def test_worst_error_titles_keep_clear_of_the_images_above():
 
 
 def test_curves_of_one_epoch_have_one_tick_and_the_label_clear_of_the_title():
-    from mnistcnn.plots import plot_curves
+    from mnistcnn.evaluation.plots import plot_curves
 
     row = {"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.76, "test_loss": 0.29,
            "test_accuracy": 0.9122}  # fmt: skip
@@ -282,7 +282,7 @@ def test_curves_of_one_epoch_have_one_tick_and_the_label_clear_of_the_title():
 
 
 def test_per_class_accuracy_overall_line_and_its_label_cross_no_bar_label():
-    from mnistcnn.plots import plot_per_class_accuracy
+    from mnistcnn.evaluation.plots import plot_per_class_accuracy
 
     accuracy = [0.861, 0.987, 0.942, 0.908, 0.954, 0.963, 0.933, 0.959, 0.726, 0.878]
     fig = plot_per_class_accuracy(accuracy, [f"{i} - x" for i in range(10)], overall=0.9122)

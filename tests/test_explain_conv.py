@@ -12,14 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mnistcnn.cli import main
-from mnistcnn.explain import conv_arithmetic as ca
-from mnistcnn.explain.conv_arithmetic import (
-    TUTORIAL_INPUT,
-    TUTORIAL_KERNEL,
-    AxisArithmetic,
-    ConvInputError,
-    worked_convolution,
-)
+from mnistcnn.explain import conv_inputs as ci
+from mnistcnn.explain.conv_arithmetic import AxisArithmetic, worked_convolution
+from mnistcnn.explain.conv_inputs import TUTORIAL_INPUT, TUTORIAL_KERNEL, ConvInputError
 from mnistcnn.explain.conv_pictures import convolution_figure, load_image_matrix
 
 TUTORIAL_MAP = [
@@ -115,9 +110,9 @@ def test_axis_arithmetic_matches_torch_pooling(n, k, p, s, d, ceil):
 
 
 def test_parse_matrix_forms_and_errors():
-    assert ca.parse_matrix("1 2 3; 4 5 6; 7 8 9") == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert ca.parse_matrix("1,0\n0,-1;") == [[1, 0], [0, -1]]
-    assert ca.parse_matrix("0.5 -2") == [[0.5, -2]]
+    assert ci.parse_matrix("1 2 3; 4 5 6; 7 8 9") == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert ci.parse_matrix("1,0\n0,-1;") == [[1, 0], [0, -1]]
+    assert ci.parse_matrix("0.5 -2") == [[0.5, -2]]
     cases = {
         "1 2; 3": "row 2 has 1 values",
         "1 x": "'x' is not a number",
@@ -127,7 +122,7 @@ def test_parse_matrix_forms_and_errors():
     }
     for text, message in cases.items():
         with pytest.raises(ConvInputError, match=message) as info:
-            ca.parse_matrix(text, "input")
+            ci.parse_matrix(text, "input")
         assert info.value.argument == "input"
 
 
@@ -153,10 +148,10 @@ def test_kernel_may_fill_padded_input():
 
 
 def test_named_filters():
-    assert ca.named_filter("sobel-x") == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
-    assert ca.named_filter("edge")[1][1] == 8
+    assert ci.named_filter("sobel-x") == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    assert ci.named_filter("edge")[1][1] == 8
     with pytest.raises(ConvInputError, match="valid: identity, edge"):
-        ca.named_filter("nope")
+        ci.named_filter("nope")
 
 
 def test_load_image_matrix_grayscale_resize_unit(tmp_path):
@@ -242,12 +237,12 @@ def test_cli_size_limits_name_the_flag_value_and_range(args, words):
 
 
 def test_largest_allowed_sizes_work():
-    big = [[(r + c) % 7 for c in range(ca.MAX_INPUT_SIDE)] for r in range(ca.MAX_INPUT_SIDE)]
-    kernel = [[1] * ca.MAX_KERNEL_SIDE] * ca.MAX_KERNEL_SIDE
-    worked = worked_convolution(big, kernel, padding=ca.MAX_PADDING)
+    big = [[(r + c) % 7 for c in range(ci.MAX_INPUT_SIDE)] for r in range(ci.MAX_INPUT_SIDE)]
+    kernel = [[1] * ci.MAX_KERNEL_SIDE] * ci.MAX_KERNEL_SIDE
+    worked = worked_convolution(big, kernel, padding=ci.MAX_PADDING)
     assert (worked.rows.size, worked.cols.size) == (64, 64)
     with pytest.raises(ConvInputError, match=r"padding must be in 0\.\.7"):
-        worked_convolution(big, kernel, padding=ca.MAX_PADDING + 1)
+        worked_convolution(big, kernel, padding=ci.MAX_PADDING + 1)
 
 
 def test_to_dict_is_json_with_every_term():
@@ -273,7 +268,7 @@ def test_figure_panels_and_annotations(tmp_path):
 def test_figure_large_input_not_annotated():
     matrix = [[(r * c) % 256 for c in range(28)] for r in range(28)]
     fig = convolution_figure(
-        worked_convolution(matrix, ca.named_filter("edge")), kernel_name="edge"
+        worked_convolution(matrix, ci.named_filter("edge")), kernel_name="edge"
     )
     assert [len(ax.texts) for ax in fig.axes[:3]] == [0, 9, 0]
     assert fig.axes[1].get_title() == "Kernel F (3x3): edge"
@@ -407,7 +402,8 @@ def test_a_closed_pipe_exits_0_like_predict(monkeypatch, args):
 
 
 def test_sums_that_overflow_are_refused_not_printed_as_inf():
-    from mnistcnn.explain.conv_arithmetic import ConvInputError, worked_convolution
+    from mnistcnn.explain.conv_arithmetic import worked_convolution
+    from mnistcnn.explain.conv_inputs import ConvInputError
 
     with pytest.raises(ConvInputError, match="overflow"):
         worked_convolution([[1e308, 1e308], [1e308, 1e308]], [[10.0]])

@@ -10,11 +10,8 @@ from click.testing import CliRunner
 from torch import nn
 
 from mnistcnn.cli import main
-from mnistcnn.explain.model_summary import (
-    describe_layer,
-    load_model_for_summary,
-    summarize_model,
-)
+from mnistcnn.explain.layers import describe_layer
+from mnistcnn.explain.model_summary import load_model_for_summary, summarize_model
 from mnistcnn.models import create_model
 
 TUTORIAL_SHAPES = [

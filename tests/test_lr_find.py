@@ -28,7 +28,7 @@ from mnistcnn.engine.lr_find import (
     steepest_index,
     sweep_lrs,
 )
-from mnistcnn.plots import save_figure
+from mnistcnn.evaluation.plots import save_figure
 from test_train_session import synthetic
 
 

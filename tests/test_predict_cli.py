@@ -203,6 +203,6 @@ def test_non_ascii_names_keep_the_columns_and_a_safe_show_input_name(ckpt, folde
 
 
 def test_figure_titles_escape_what_the_font_cannot_draw():
-    from mnistcnn.plots import renderable
+    from mnistcnn.evaluation.plots import renderable
 
     assert renderable("ünïcödé 七.png  ->  confident: 3") == "ünïcödé \\u4e03.png  ->  confident: 3"

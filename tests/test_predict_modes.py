@@ -125,16 +125,16 @@ def test_a_failing_show_input_picture_is_reported_on_its_row(
     ckpt: Path, mode_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever breaks while drawing one picture, the other rows are still printed."""
-    import mnistcnn.plots
+    import mnistcnn.evaluation.plots
 
-    real = mnistcnn.plots.plot_predict_input
+    real = mnistcnn.evaluation.plots.plot_predict_input
 
     def flaky(original, pixels, *args, **kwargs):  # type: ignore[no-untyped-def]
         if original is not None and original.mode == "RGBA":
             raise TypeError("cannot draw this one")
         return real(original, pixels, *args, **kwargs)
 
-    monkeypatch.setattr(mnistcnn.plots, "plot_predict_input", flaky)
+    monkeypatch.setattr(mnistcnn.evaluation.plots, "plot_predict_input", flaky)
     files = [str(mode_dir / n) for n in ("L.png", "RGBA.png", "RGB.png")]
     r = CliRunner().invoke(
         main, ["predict", str(ckpt), *files, "--show-input", str(tmp_path / "s")]

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from ckpt_files import write_checkpoint
 from conftest import idx_bytes
 from mnistcnn.engine import load_checkpoint, load_model
-from mnistcnn.engine.calibration import (
+from mnistcnn.evaluation.calibration import (
     calibrate_checkpoint,
     expected_calibration_error,
     fit_temperature,

@@ -26,7 +26,7 @@ from digits_synth import make_digits
 from mnistcnn.cli import main
 from mnistcnn.config import recipe_config
 from mnistcnn.engine import load_checkpoint, train
-from mnistcnn.engine.calibration import calibrate_from_split
+from mnistcnn.evaluation.calibration import calibrate_from_split
 from mnistcnn.predict import Predictor
 
 pytestmark = pytest.mark.slow

@@ -211,7 +211,7 @@ def test_latest_moves_only_to_runs_that_wrote_a_checkpoint(
 
 def _report(seed: int):
     from mnistcnn.evaluation import summarize
-    from mnistcnn.report import build_report
+    from mnistcnn.evaluation.report import build_report
 
     images, labels = synthetic(40, seed)
     probs = torch.softmax(torch.randn(40, 10, generator=torch.Generator().manual_seed(seed)), 1)
@@ -223,7 +223,7 @@ def _report(seed: int):
 
 @pytest.mark.parametrize("interrupt_at", [1, 3, 6], ids=["first-png", "third-png", "html"])
 def test_ctrl_c_while_writing_the_report_leaves_no_temp_file(tmp_path, monkeypatch, interrupt_at):
-    from mnistcnn.report import save_report
+    from mnistcnn.evaluation.report import save_report
 
     save_report(_report(0), tmp_path)
     before = snapshot(tmp_path)
@@ -359,7 +359,7 @@ def picture_report(monkeypatch, real_run_report):
     ``calls`` counts the writes; set ``interrupt`` to make the next one stop
     like a Ctrl-C before report.html is renamed into place.
     """
-    import mnistcnn.report
+    import mnistcnn.evaluation.report
 
     state = {"calls": 0, "interrupt": False}
 
@@ -373,7 +373,7 @@ def picture_report(monkeypatch, real_run_report):
         path.write_text('<html><img src="worst_errors.png"></html>')
         return path
 
-    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+    monkeypatch.setattr(mnistcnn.evaluation.report, "write_report", write_report)
     return state
 
 
@@ -412,7 +412,7 @@ def test_resume_rebuilds_a_report_cut_short_and_touches_nothing_else(
 
 
 def test_report_is_complete_checks_the_page_and_its_pictures(tmp_path):
-    from mnistcnn.report import report_is_complete
+    from mnistcnn.evaluation.report import report_is_complete
 
     assert not report_is_complete(tmp_path)
     (tmp_path / "report.html").write_text('<img src="a.png"><img src="b&amp;c.png">')
@@ -603,14 +603,14 @@ def test_sigterm_while_writing_the_report_says_how_to_finish_it(
 ):
     import signal
 
-    import mnistcnn.report
+    import mnistcnn.evaluation.report
 
     def write_report(folder, *args, **kw):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler interrupts this
         raise AssertionError("SIGTERM did not stop the report")
 
-    monkeypatch.setattr(mnistcnn.report, "write_report", write_report)
+    monkeypatch.setattr(mnistcnn.evaluation.report, "write_report", write_report)
     before = signal.getsignal(signal.SIGTERM)
     result = cli("--epochs", "1", "--out", str(tmp_path / "run"))
     assert result.exit_code == 130, result.output

@@ -29,7 +29,7 @@ dicts, so ``torch.load(weights_only=True)`` reads it without executing code)::
     versions        python, torch, torchvision, mnistcnn
     extra           free-form dict (EMA runs: "train_state_dict", the raw weights)
     calibration     optional: {"temperature", "fitted_on", "nll_before", ...}
-                    (see mnistcnn.engine.calibration); absent = not calibrated
+                    (see mnistcnn.evaluation.calibration); absent = not calibrated
 
 :class:`Checkpoint` is that dict as a dataclass: :meth:`Checkpoint.to_dict`
 writes it, :func:`load_checkpoint` reads and checks it, :func:`save_checkpoint`

@@ -154,7 +154,7 @@ class TrainedModel(nn.Module):
 
     @property
     def calibrated(self) -> bool:
-        """True when a temperature was fitted (:mod:`mnistcnn.engine.calibration`)."""
+        """True when a temperature was fitted (:mod:`mnistcnn.evaluation.calibration`)."""
         return bool(self.calibration and "temperature" in self.calibration)
 
     def autocast(self, precision: str | None = None) -> torch.autocast:

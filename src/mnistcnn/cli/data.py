@@ -171,7 +171,7 @@ def show(
             err=True,
         )
     if grid:
-        from mnistcnn.plots import plot_samples, save_figure
+        from mnistcnn.evaluation.plots import plot_samples, save_figure
 
         columns = 8 if len(images) <= 64 else 16
         save_figure(plot_samples(torch.stack(images), titles, columns=columns), grid)
@@ -180,7 +180,7 @@ def show(
 
 def _check_grid(grid: str, count: int) -> None:
     """Refuse a --grid that cannot be written, before any data is read."""
-    from mnistcnn.plots import figure_format
+    from mnistcnn.evaluation.plots import figure_format
 
     if count > MAX_GRID:
         raise click.BadParameter(

@@ -91,7 +91,7 @@ def lr_find(
         config, data_root=data_root, mirror=mirror, start_lr=start_lr, end_lr=end_lr, steps=steps
     )
     if not no_plot:
-        from mnistcnn.plots import save_figure
+        from mnistcnn.evaluation.plots import save_figure
 
         save_figure(plot_lr_find(result), plot)
     if json_path == "-":
@@ -111,7 +111,7 @@ def lr_find(
 
 def _check_plot(plot: str) -> None:
     """Refuse a --plot that cannot be written, before any data is read."""
-    from mnistcnn.plots import figure_format
+    from mnistcnn.evaluation.plots import figure_format
 
     try:
         figure_format(plot)

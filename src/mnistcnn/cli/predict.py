@@ -83,7 +83,7 @@ def _show_input(folder: Path, index: int, p: Prediction, predictor: Predictor) -
     from PIL import Image
 
     from mnistcnn._io import atomic_write
-    from mnistcnn.plots import plot_predict_input, save_figure
+    from mnistcnn.evaluation.plots import plot_predict_input, save_figure
 
     if p.input is None:
         return
@@ -281,7 +281,7 @@ def calibrate(
       mnistcnn train --val-fraction 0.1 --out runs/cal
       mnistcnn calibrate runs/cal/best.pt
     """
-    from mnistcnn.engine.calibration import calibrate_from_split
+    from mnistcnn.evaluation.calibration import calibrate_from_split
 
     if split == "val":
         _check_validation_split(checkpoint)

@@ -1,7 +1,8 @@
-"""Training: the loop, run directories, resume, distributed runs, calibration.
+"""Training: the loop, run directories, resume, distributed runs.
 
 Checkpoints and the trained model live in :mod:`mnistcnn.artifact`; evaluation
-in :mod:`mnistcnn.evaluation` (re-exported here for existing callers).
+in :mod:`mnistcnn.evaluation` (re-exported here for existing callers), with
+calibration, reports and plots.
 """
 
 from mnistcnn.artifact import Checkpoint, CheckpointError, load_checkpoint, load_model

@@ -111,7 +111,7 @@ def write_run_report(
     from mnistcnn import data as mdata
     from mnistcnn.artifact import load
     from mnistcnn.evaluation import evaluate_models
-    from mnistcnn.report import write_report
+    from mnistcnn.evaluation.report import write_report
 
     with _stop_means_report_pending(run_dir, handle_signals):
         model = load(run_checkpoint(run_dir), map_location=device)
@@ -141,7 +141,7 @@ def complete_run_report(
             see :func:`write_run_report`.
     """
     from mnistcnn.engine.rundir import RunLock
-    from mnistcnn.report import report_is_complete
+    from mnistcnn.evaluation.report import report_is_complete
 
     if report_is_complete(run_dir):
         return None

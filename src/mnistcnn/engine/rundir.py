@@ -10,7 +10,7 @@ Layout::
                         validation split is used, else test accuracy)
         curves.png      loss and accuracy per epoch
         .lock           present only while a process trains into the run (see :class:`RunLock`)
-        report.html     the evaluation report (:mod:`mnistcnn.report`) with its
+        report.html     the evaluation report (:mod:`mnistcnn.evaluation.report`) with its
                         PNGs: worst_errors, confused_pairs, per_class_accuracy,
                         confusion_matrix
 

@@ -76,8 +76,8 @@ def evaluate(
         loaded, images, labels, batch_size=batch_size, precision=precision, dataset=name
     )
     if out is not None:
-        from mnistcnn.plots import write_confusion_csv
-        from mnistcnn.report import write_report
+        from mnistcnn.evaluation.plots import write_confusion_csv
+        from mnistcnn.evaluation.report import write_report
 
         result.report = write_report(out, result, loaded, images)
         write_confusion_csv(Path(out) / "confusion_matrix.csv", result.confusion, result.classes)

@@ -1,6 +1,6 @@
 """Explanations with the numbers written out: the worked convolution and model summaries.
 
-Names are imported lazily (PEP 562) so that ``import mnistcnn.explain.conv_arithmetic``
+Names are imported lazily (PEP 562) so that ``import mnistcnn.explain.conv_inputs``
 (used by the CLI to list filters) does not load matplotlib or torchinfo.
 """
 
@@ -11,17 +11,17 @@ from typing import Any
 
 _EXPORTS = {
     "CROSS_CORRELATION_NOTE": "conv_arithmetic",
-    "FILTERS": "conv_arithmetic",
-    "TUTORIAL_INPUT": "conv_arithmetic",
-    "TUTORIAL_KERNEL": "conv_arithmetic",
+    "FILTERS": "conv_inputs",
+    "TUTORIAL_INPUT": "conv_inputs",
+    "TUTORIAL_KERNEL": "conv_inputs",
     "AxisArithmetic": "conv_arithmetic",
-    "ConvInputError": "conv_arithmetic",
+    "ConvInputError": "conv_inputs",
     "ConvWorked": "conv_arithmetic",
     "WorkedElement": "conv_arithmetic",
-    "list_filters": "conv_arithmetic",
+    "list_filters": "conv_inputs",
     "load_image_matrix": "conv_pictures",
-    "named_filter": "conv_arithmetic",
-    "parse_matrix": "conv_arithmetic",
+    "named_filter": "conv_inputs",
+    "parse_matrix": "conv_inputs",
     "worked_convolution": "conv_arithmetic",
     "convolution_figure": "conv_pictures",
     "LayerRow": "model_summary",

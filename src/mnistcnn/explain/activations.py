@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.errors import SettingError
+from mnistcnn.evaluation.plots import short_class
 from mnistcnn.explain.samples import (
     InputImage,
     check_classes,
@@ -41,7 +42,6 @@ from mnistcnn.explain.samples import (
     load_input,
     parse_sample_ref,
 )
-from mnistcnn.plots import short_class
 
 if TYPE_CHECKING:
     from mnistcnn.predict import Prediction, Predictor
@@ -355,7 +355,7 @@ def activation_figures(act: Activations, max_maps: int = 64) -> dict[str, tuple[
     layer's kernels, averaged over input channels when there are several) and
     ``saliency.png``.
     """
-    from mnistcnn.plots import plot_map_grid, plot_prediction, plot_saliency
+    from mnistcnn.explain.activation_plots import plot_map_grid, plot_prediction, plot_saliency
 
     h, w = act.image.pixels.shape[-2:]
     title = f"{act.image.source}: {_title_of(act)}"

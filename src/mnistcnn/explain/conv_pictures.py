@@ -9,13 +9,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from mnistcnn.explain.conv_arithmetic import (
-    MAX_INPUT_SIDE,
-    ConvInputError,
-    ConvWorked,
-    Matrix,
-    format_number,
-)
+from mnistcnn.explain.conv_arithmetic import ConvWorked, format_number
+from mnistcnn.explain.conv_inputs import MAX_INPUT_SIDE, ConvInputError, Matrix
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +36,7 @@ def load_image_matrix(
 
     Args:
         path: the picture file.
-        size: 1..:data:`~mnistcnn.explain.conv_arithmetic.MAX_INPUT_SIDE`, or None.
+        size: 1..:data:`~mnistcnn.explain.conv_inputs.MAX_INPUT_SIDE`, or None.
         unit_range: divide by 255 (as ``torchvision.transforms.ToTensor`` does).
         preprocess: MNIST-style preparation (above); False: the pixels as they are.
         invert: polarity with ``preprocess``: ``auto``, ``yes`` (dark ink), ``no``.

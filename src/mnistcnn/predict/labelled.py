@@ -153,8 +153,8 @@ def write_pictures_report(result: PictureEvaluation, model: TrainedModel, folder
     Raises:
         OSError: ``folder`` cannot be written.
     """
-    from mnistcnn.plots import write_confusion_csv
-    from mnistcnn.report import models_report, save_report, worst_errors
+    from mnistcnn.evaluation.plots import write_confusion_csv
+    from mnistcnn.evaluation.report import models_report, save_report, worst_errors
 
     out = Path(folder)
     report = models_report(result.evaluation, [model], result.inputs, history=[])

@@ -10,7 +10,7 @@ and the others are still predicted.
 **Unsure.** A picture with no ink (blank) is not shown to the model: it is
 reported unsure, without probabilities. Otherwise the probabilities are
 ``softmax(logits / T)`` with the checkpoint's fitted temperature ``T``
-(:mod:`mnistcnn.engine.calibration`; ``T = 1`` when the checkpoint was never
+(:mod:`mnistcnn.evaluation.calibration`; ``T = 1`` when the checkpoint was never
 calibrated), and the prediction is unsure when the top probability is below
 ``threshold`` (default :data:`DEFAULT_THRESHOLD`).
 
@@ -46,8 +46,8 @@ from PIL import Image
 from torch.nn import functional as F
 
 from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
-from mnistcnn.engine.calibration import temperature_of
 from mnistcnn.engine.utils import select_device
+from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
 from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.inputs import (

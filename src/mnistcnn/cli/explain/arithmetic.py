@@ -1,5 +1,5 @@
-"""``mnistcnn explain conv|model|activations|invariance``: the arithmetic behind
-convolutions and layer shapes, what a trained CNN computes, and how invariant it is."""
+"""``mnistcnn explain conv`` and ``explain model``: a convolution worked out term by term,
+and a model's layer shapes with their arithmetic (no trained model needed)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from mnistcnn.cli.common import data_options, pct, user_errors
-from mnistcnn.explain.conv_arithmetic import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
+from mnistcnn.cli.common import user_errors
+from mnistcnn.explain.conv_inputs import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
 
 _OPTION_OF = {
     "input": "--input",
@@ -24,13 +24,7 @@ _OPTION_OF = {
 _MATRIX_PRINT_MAX = 16  # larger matrices are summarized, not printed
 
 
-@click.group()
-def explain() -> None:
-    """Show the arithmetic behind a convolution or a model's layer shapes,
-    what a trained CNN computes for an image, and how invariant it is."""
-
-
-@explain.command("conv")
+@click.command("conv")
 @click.option(
     "--input",
     "input_text",
@@ -156,7 +150,8 @@ def _worked(
     padding: int,
 ) -> Any:
     """Build the inputs and run the worked convolution; bad values name their option."""
-    from mnistcnn.explain import conv_arithmetic as ca
+    from mnistcnn.explain import conv_inputs as ci
+    from mnistcnn.explain.conv_arithmetic import worked_convolution
 
     image, preprocess, size, unit_range = picture
     try:
@@ -167,17 +162,17 @@ def _worked(
                 image, size=size, unit_range=unit_range, preprocess=preprocess
             )
         elif input_text is not None:
-            matrix = ca.parse_matrix(input_text, "input")
+            matrix = ci.parse_matrix(input_text, "input")
         else:
-            matrix = ca.TUTORIAL_INPUT
+            matrix = ci.TUTORIAL_INPUT
         if filter_name is not None:
-            kernel = ca.named_filter(filter_name)
+            kernel = ci.named_filter(filter_name)
         elif kernel_text is not None:
-            kernel = ca.parse_matrix(kernel_text, "kernel")
+            kernel = ci.parse_matrix(kernel_text, "kernel")
         else:
-            kernel = ca.TUTORIAL_KERNEL
-        return ca.worked_convolution(matrix, kernel, stride=stride, padding=padding)
-    except ca.ConvInputError as exc:
+            kernel = ci.TUTORIAL_KERNEL
+        return worked_convolution(matrix, kernel, stride=stride, padding=padding)
+    except ci.ConvInputError as exc:
         raise click.BadParameter(str(exc), param_hint=f"'{_OPTION_OF[exc.argument]}'") from None
 
 
@@ -189,7 +184,7 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 
 def _print_conv(worked: Any, max_terms: int | None, filter_name: str | None) -> None:
-    from mnistcnn.explain.conv_arithmetic import CROSS_CORRELATION_NOTE, FILTERS
+    from mnistcnn.explain.conv_arithmetic import CROSS_CORRELATION_NOTE
 
     click.echo(CROSS_CORRELATION_NOTE)
     h, w = len(worked.input), len(worked.input[0])
@@ -247,7 +242,7 @@ def _print_matrix(title: str, matrix: list[list[Any]]) -> bool:
     return False
 
 
-@explain.command("model")
+@click.command("model")
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--model",
@@ -338,187 +333,3 @@ def _print_model(summary: Any) -> None:
         f"Total parameters: {summary.total_params:,} (trainable {summary.trainable_params:,})"
     )
     click.echo(f"Total mult-adds:  {summary.total_mult_adds:,} per sample")
-
-
-@explain.command("activations")
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("image")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the PNGs. [default: <checkpoint's folder>/activations/<image name>]",
-)
-@click.option(
-    "--saliency",
-    type=click.Choice(["gradient", "occlusion"]),
-    default="gradient",
-    show_default=True,
-    help="gradient: |d logit / d pixel|; occlusion: logit drop when a 5x5 square is hidden.",
-)
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda, mps.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@data_options
-@user_errors
-def activations(
-    checkpoint: Path,
-    image: str,
-    out: Path | None,
-    saliency: str,
-    device: str,
-    as_json: bool,
-    data_root: str | None,
-    mirror: str | None,
-) -> None:
-    """What a CHECKPOINT's CNN computes for one IMAGE.
-
-    Writes input.png (the preprocessed input and the class probabilities),
-    feature_maps_<n>.png (every conv layer's outputs), kernels.png (the first
-    layer's learned kernels) and saliency.png, and prints the prediction.
-
-    IMAGE is a picture file, read and judged as `mnistcnn predict` does it
-    (dark ink on paper is inverted; a blank picture or a low probability is
-    "unsure"), or a dataset sample DATASET:SPLIT:INDEX, e.g. mnist:test:123
-    (index from 0; the true label is shown; the dataset's classes must be the
-    model's).
-
-    \b
-    Examples:
-      mnistcnn explain activations runs/latest/best.pt mnist:test:0
-      mnistcnn explain activations runs/latest/best.pt digit.png --saliency occlusion
-    """
-    from mnistcnn.explain.activations import activation_figures, explain_for_predictor
-    from mnistcnn.plots import save_figure
-    from mnistcnn.predict import Predictor
-
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
-    act = explain_for_predictor(
-        predictor, image, saliency=saliency, data_root=data_root, mirror=mirror
-    )
-    picture = act.image
-    assert predictor.checkpoint is not None
-    folder = out or predictor.checkpoint.path.parent / "activations" / picture.name
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = activation_figures(act)
-    for name, (fig, _) in figures.items():
-        save_figure(fig, folder / name)
-    if as_json:
-        files = {str(folder / name): about for name, (_, about) in figures.items()}
-        click.echo(json.dumps({**act.to_dict(), "files": files}))
-        return
-    line = f"{picture.source}: {act.summary(predictor.threshold, digits=4)}"
-    if picture.label is not None:
-        line += f", true label {act.classes[picture.label]}"
-    click.echo(line)
-    if picture.preprocessing:
-        click.echo(f"input preprocessed: {picture.preprocessing}")
-    click.echo(f"wrote {len(figures)} pictures to {folder}:")
-    width = max(map(len, figures))
-    for name, (_, about) in figures.items():
-        click.echo(f"  {name:<{width}}  {about}")
-
-
-@explain.command("invariance")
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for invariance.png/.csv/.json. [default: the checkpoint's folder]",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    help="Use only the first N test images (faster). [default: all]",
-)
-@click.option("--dataset", help="Test split to use. [default: the checkpoint's dataset]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, mps.")
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@data_options
-@user_errors
-def invariance(
-    checkpoint: Path,
-    out: Path | None,
-    limit: int | None,
-    dataset: str | None,
-    device: str,
-    batch_size: int,
-    as_json: bool,
-    data_root: str | None,
-    mirror: str | None,
-) -> None:
-    """Test accuracy of CHECKPOINT as the digits are shifted, rotated and scaled.
-
-    Shifts 0..6 px (mean of 4 directions), rotations 0..45 degrees (mean of
-    both senses), scale factors 0.5..1.5; writes invariance.png (three panels),
-    invariance.csv and invariance.json, and prints the table. Does a CNN
-    recognise digits "irrespective of scale or orientation"? Not far beyond
-    what it was trained on. 53 passes over the test set: about a minute on
-    one CPU core for all 10,000 images.
-
-    \b
-    Examples:
-      mnistcnn explain invariance runs/latest/best.pt --limit 2000
-    """
-    from mnistcnn._io import atomic_write
-    from mnistcnn.explain.invariance import invariance_figure, invariance_for_checkpoint
-    from mnistcnn.plots import save_figure
-
-    result = invariance_for_checkpoint(
-        checkpoint,
-        dataset=dataset,
-        data_root=data_root,
-        mirror=mirror,
-        device=device,
-        limit=limit,
-        batch_size=batch_size,
-    )
-    folder = out or (checkpoint if checkpoint.is_dir() else checkpoint.parent)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_figure(invariance_figure(result), folder / "invariance.png")
-    _write_rows(folder / "invariance.csv", result.rows())
-    atomic_write(folder / "invariance.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-        return
-    _print_invariance(result)
-    click.echo(f"\nwrote invariance.png, invariance.csv and invariance.json to {folder}")
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """``rows`` as a CSV file with a header row, written atomically."""
-    import csv
-    import io
-
-    from mnistcnn._io import atomic_write
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, buf.getvalue())
-
-
-def _print_invariance(result: Any) -> None:
-    from mnistcnn.explain.invariance import TRANSFORMS
-
-    click.echo(
-        f"Test accuracy of {result.model} on {result.dataset} ({result.num_samples} test "
-        f"images) under shifts, rotations and scaling; plain {pct(result.plain_accuracy)}"
-    )
-    label = {"shift": "shift (px)", "rotation": "rotation (deg)", "scale": "scale (factor)"}
-    for transform in TRANSFORMS:
-        values, accs = result.series(transform)
-        click.echo(f"\n{label.get(transform, transform):<15}" + "".join(f"{v:>8g}" for v in values))
-        click.echo(f"{'accuracy':<15}" + "".join(f"{pct(a):>8}" for a in accs))
-    click.echo("")
-    for drop in (0.01, 0.05):
-        spans = []
-        for transform, (unit, _) in TRANSFORMS.items():
-            lo, hi = result.tolerated(transform, drop)
-            spans.append(
-                f"{transform} {lo:g}..{hi:g}" + ("" if transform == "scale" else f" {unit}")
-            )
-        click.echo(
-            f"accuracy within {100 * drop:g} point{'s' * (drop != 0.01)} of plain for: "
-            + ", ".join(spans)
-        )

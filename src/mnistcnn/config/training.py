@@ -1,17 +1,15 @@
-"""Typed, frozen configuration for training runs, and the named recipes.
-
-No I/O here: the CLI builds a :class:`TrainConfig` from flags, library code
-only reads it.
-"""
+"""The settings of a training run: :class:`TrainConfig`, each field declared once with
+:func:`~mnistcnn.config.settings.setting`, and what is read from those declarations
+(:func:`setting_flag`, :func:`changes_math`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from mnistcnn.config.settings import check_settings, setting
 from mnistcnn.errors import SettingError
 
 OPTIMIZERS = ("adam", "sgd", "adadelta")
@@ -25,75 +23,10 @@ MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
 
 
-#: Metadata keys of a setting (see :func:`setting`).
-SETTING_KEYS = ("help", "math", "math_if", "flag", "cli", "choices", "range")
+def _recipe_names() -> list[str]:
+    from mnistcnn.config.recipes import RECIPES  # recipes.py imports this module
 
-
-def setting(
-    default: Any = dataclasses.MISSING,
-    *,
-    help: str,  # noqa: A002 - the name click uses
-    math: bool,
-    math_if: Callable[[Any], bool] | None = None,
-    flag: str | None = None,
-    cli: bool = True,
-    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
-    min: float | None = None,  # noqa: A002
-    max: float | None = None,  # noqa: A002
-    min_open: bool = False,
-    max_open: bool = False,
-    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
-) -> Any:
-    """A :class:`TrainConfig` field with its declaration: help text, math, command-line flag.
-
-    Everything the rest of the package needs to know about a setting lives
-    here, beside the field: ``mnistcnn train``'s options are generated from
-    it (:func:`mnistcnn.cli.train.config_options`) and so is the resume check
-    (:meth:`TrainConfig.math_differences`).
-
-    Args:
-        default: the field's default (the ``tutorial`` recipe's value).
-        help: the help text ``mnistcnn train --help`` shows.
-        math: whether changing the setting changes the computed weights
-            (a resume that changes it is refused without ``--force``).
-            Required: a field without it fails :func:`check_settings`.
-        math_if: with ``math=True``, a predicate on the config: the setting
-            changes the math only when it returns True (``epochs``: only
-            under a schedule that spans every step).
-        flag: the command-line flag, if not ``--`` + the name with dashes.
-        cli: False for settings without a ``mnistcnn train`` option.
-        choices: the valid values (or a function returning them, for
-            values defined later in this module).
-        min, max, min_open, max_open: the numeric range the option accepts.
-        default_factory: instead of ``default``, for mutable defaults.
-    """
-    bounds = None if min is None and max is None else (min, max, min_open, max_open)
-    metadata = {
-        "help": help,
-        "math": math,
-        "math_if": math_if,
-        "flag": flag,
-        "cli": cli,
-        "choices": choices,
-        "range": bounds,
-    }
-    if default_factory is not dataclasses.MISSING:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def check_settings(cls: type) -> None:
-    """Raise ``TypeError`` unless every field of dataclass ``cls`` is declared with :func:`setting`.
-
-    A field without a declared ``math`` would otherwise count, silently, as
-    one that does or does not change the result of a resumed run.
-    """
-    bare = [f.name for f in dataclasses.fields(cls) if not isinstance(f.metadata.get("math"), bool)]
-    if bare:
-        raise TypeError(
-            f"{cls.__name__}: declare {', '.join(bare)} with mnistcnn.config.setting(..., "
-            "help=..., math=True/False)"
-        )
+    return sorted(RECIPES)
 
 
 def setting_flag(name: str) -> str:
@@ -182,7 +115,7 @@ class TrainConfig:
         "tutorial",
         help="Starting point for every setting; flags below override it. [default: tutorial]",
         math=True,  # recorded with the run; --recipe on resume does not re-apply the recipe
-        choices=lambda: sorted(RECIPES),
+        choices=_recipe_names,
     )
     dataset: str = setting(
         "mnist",
@@ -393,86 +326,3 @@ class TrainConfig:
 
 check_settings(TrainConfig)
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-#: Named starting points (``mnistcnn train --recipe NAME``); flags override any setting.
-#:
-#: * ``tutorial``: the seed tutorial's setup, unchanged forever (the dataclass defaults).
-#: * ``fast``: the shortest wall time to 99.0% MNIST test accuracy on a small CPU,
-#:   chosen by experiment (``benchmarks/bench_time_to_accuracy.py``; the candidates
-#:   tried are in ``benchmarks/README.md``): the small ``fastcnn`` for one epoch, Adam
-#:   with a one-cycle schedule, label smoothing, bf16 autocast (oneDNN's avx512_bf16
-#:   path: 1.5-2x per step) and channels_last.
-#: * ``best``: the highest single-model accuracy in about 30 minutes of a 2-core CPU:
-#:   ``bncnn`` (BatchNorm), batched random affine augmentation, label smoothing 0.1,
-#:   SGD + momentum with a one-cycle schedule and weight decay, bf16 autocast. Reported
-#:   at the final epoch (no selection on test). Weight EMA is off: with decay 0.999 the
-#:   average lagged the annealed weights (99.57% vs 99.73% on MNIST, seed 0); set
-#:   ``ema_decay`` to try it.
-#: * ``best-fashion``: ``best`` for clothing (Fashion-MNIST by default): mirrors,
-#:   shifts, zooms and random erasing instead of rotations (``affine-flip-erase``; a
-#:   rotated shirt is rare, a mirrored one common), 20 epochs (about 20 minutes on one
-#:   core). The wider ``bncnn-wide`` for 15 epochs did no better (benchmarks/README.md).
-RECIPES: dict[str, dict[str, Any]] = {
-    "tutorial": {},
-    "fast": {
-        "model": "fastcnn",
-        "epochs": 1,
-        "batch_size": 128,
-        "eval_batch_size": 2000,
-        "lr": 0.015,
-        "optimizer": "adam",
-        "scheduler": "onecycle",
-        "warmup_fraction": 0.25,
-        "label_smoothing": 0.1,
-        "normalize": True,
-        "precision": "bf16",
-        "channels_last": True,
-    },
-    "best": {
-        "model": "bncnn",
-        "epochs": 15,
-        "batch_size": 128,
-        "lr": 0.1,
-        "optimizer": "sgd",
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "scheduler": "onecycle",
-        "warmup_fraction": 0.2,
-        "label_smoothing": 0.1,
-        "normalize": True,
-        "augment": "affine",
-        "aug_degrees": 10.0,
-        "aug_translate": 0.1,
-        "aug_scale": 0.1,
-        "ema_decay": 0.0,
-        "precision": "bf16",
-        "channels_last": True,
-    },
-}
-RECIPES["best-fashion"] = {
-    **RECIPES["best"],
-    "dataset": "fashion-mnist",
-    "epochs": 20,
-    "augment": "affine-flip-erase",
-    "aug_degrees": 0.0,
-}
-
-
-def recipe_config(name: str, **overrides: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of recipe ``name`` with ``overrides`` applied.
-
-    Overrides whose value is ``None`` are ignored (unset CLI flags).
-
-    Raises:
-        SettingError: (a ``ValueError``) unknown recipe name (the message lists the valid ones) or
-            an invalid setting.
-    """
-    if name not in RECIPES:
-        raise SettingError(
-            f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}",
-            setting="recipe",
-        )
-    values: dict[str, Any] = {"recipe": name, **RECIPES[name]}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)

@@ -1,0 +1,118 @@
+"""What a run trains and evaluates on: the dataset's batch sources (:func:`build_sources`)
+and the inputs' normalization (:func:`normalization_for`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mnistcnn import data as mdata
+from mnistcnn._text import plural
+from mnistcnn.config import TrainConfig
+from mnistcnn.data.augment import build_augment
+from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
+from mnistcnn.errors import SettingError
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class DataSources:
+    """Batch sources of one dataset: ``train`` (shuffled), ``test``, optional ``val``."""
+
+    train: BatchSource
+    evals: dict[str, BatchSource]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+def normalization_for(
+    config: TrainConfig, *, data_root: PathLike | None = None, mirror: PathLike | None = None
+) -> tuple[list[float], list[float]]:
+    """(mean, std) applied to inputs on the 0..1 scale: the dataset's if ``normalize``, else 0/1.
+
+    The dataset's values are :func:`mnistcnn.data.dataset_normalization`'s (computed
+    from the train split and cached for EMNIST/QMNIST, hence ``data_root``/``mirror``).
+    """
+    if not config.normalize:
+        return [0.0], [1.0]
+    mean, std = mdata.dataset_normalization(config.dataset, root=data_root, mirror=mirror)
+    return [mean], [std]
+
+
+def build_sources(
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    data_root: PathLike | None = None,
+    mirror: PathLike | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataSources:
+    """Obtain the dataset and build the train/test(/val) batch sources of ``config.loader``.
+
+    With ``world_size > 1`` every source yields only this ``rank``'s part of
+    each global batch (:func:`mnistcnn.data.loaders.rank_batches`).
+
+    Raises:
+        mnistcnn.data.DataError: the dataset cannot be obtained.
+        ValueError: ``config.train_subset`` is larger than the training split.
+    """
+    mean, std = normalization_for(config, data_root=data_root, mirror=mirror)
+    spec = mdata.get_spec(config.dataset)
+    bs, ebs = config.batch_size, config.eval_batch_size
+    aug = build_augment(  # training batches only; evaluation sources never augment
+        config.augment,
+        degrees=config.aug_degrees,
+        translate=config.aug_translate,
+        scale=config.aug_scale,
+    )
+    shard = {"rank": rank, "world_size": world_size}
+    if config.loader == "tensor":
+        x_tr, y_tr = mdata.load_arrays(config.dataset, train=True, root=data_root, mirror=mirror)
+        x_te, y_te = mdata.load_arrays(config.dataset, train=False, root=data_root, mirror=mirror)
+        train_idx, val_idx = split_indices(len(y_tr), config.val_fraction, config.seed)
+        train_idx = _subset(train_idx, config)
+        kw: dict[str, Any] = {"device": device, **shard}  # pixels in [0, 1]: the model normalizes
+        train: BatchSource = TensorSource(
+            x_tr[train_idx], y_tr[train_idx], bs, shuffle=True, seed=config.seed, augment=aug, **kw
+        )
+        evals: dict[str, BatchSource] = {"test": TensorSource(x_te, y_te, ebs, **kw)}
+        if len(val_idx):
+            evals["val"] = TensorSource(x_tr[val_idx], y_tr[val_idx], ebs, **kw)
+    else:
+        from torchvision import transforms
+
+        # ToTensor only (the tutorial's transform); normalization runs in the model
+        # (TrainedModel), after any augmentation, with the float ops of transforms.Normalize
+        kw = {"root": data_root, "mirror": mirror, "transform": transforms.ToTensor()}
+        ds_tr = mdata.load_dataset(config.dataset, train=True, **kw)
+        ds_te = mdata.load_dataset(config.dataset, train=False, **kw)
+        train_idx, val_idx = split_indices(len(ds_tr), config.val_fraction, config.seed)
+        train_idx = _subset(train_idx, config)
+        dl: dict[str, Any] = {"num_workers": config.num_workers, "device": device, **shard}
+        train = DataLoaderSource(
+            ds_tr, bs, indices=train_idx, shuffle=True, seed=config.seed, augment=aug, **dl
+        )
+        evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
+        if len(val_idx):
+            evals["val"] = DataLoaderSource(ds_tr, ebs, indices=val_idx, **dl)
+    return DataSources(train, evals, list(spec.classes), mean, std)
+
+
+def _subset(train_idx: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The first ``config.train_subset`` training indices (all without a subset)."""
+    n = config.train_subset
+    if n is not None and n > len(train_idx):
+        held_out = f" left after val_fraction {config.val_fraction:g}"
+        held_out = held_out if config.val_fraction else ""
+        raise SettingError(
+            f"train_subset {n} is larger than the training split of {config.dataset} "
+            f"({plural(len(train_idx), 'image')}{held_out}); give at most {len(train_idx)}",
+            setting="train_subset",
+        )
+    return train_idx[:n]
