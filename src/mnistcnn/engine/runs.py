@@ -293,11 +293,13 @@ def plot_runs(runs: Sequence[RunSummary]) -> Figure:
             marker="o",
             label=run.name,
         )
+    last_epoch = max((int(row["epoch"]) for run in runs for row in run.metrics), default=0)
     acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     loss_ax.set(xlabel="epoch", ylabel="test loss", title="Test loss")
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if 0 < last_epoch <= 20:
+            ax.set_xticks(range(1, last_epoch + 1))  # whole epochs, even for one point
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     fig.tight_layout()
