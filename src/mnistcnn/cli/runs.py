@@ -58,11 +58,8 @@ def runs(folder: str, as_json: bool, plot: str | None) -> None:
 
 
 def _plots_module() -> Any:
-    """The plotting helpers' module (it moves into ``mnistcnn.evaluation``)."""
-    try:
-        return importlib.import_module("mnistcnn.evaluation.plots")
-    except ImportError:
-        return importlib.import_module("mnistcnn.plots")
+    """The plotting helpers' module, imported when needed (matplotlib is slow to import)."""
+    return importlib.import_module("mnistcnn.evaluation.plots")
 
 
 def _save_figure(fig: object, path: str) -> None:

@@ -22,7 +22,6 @@ Nothing in a run folder is written or locked by reading it.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -116,12 +115,9 @@ def lock_holder(run_dir: str | os.PathLike[str]) -> int | None:
 
 
 def _report_is_complete(run_dir: Path) -> bool:
-    """:func:`report_is_complete` of the report's module (it moves into mnistcnn.evaluation)."""
-    try:
-        module = importlib.import_module("mnistcnn.evaluation.report")
-    except ImportError:
-        module = importlib.import_module("mnistcnn.report")
-    return bool(module.report_is_complete(run_dir))
+    from mnistcnn.evaluation.report import report_is_complete
+
+    return report_is_complete(run_dir)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
