@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: train test lint format bench clean-venv fuzz
+.PHONY: train test lint typecheck format bench clean-venv fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m mnistcnn train $(ARGS)
 
-## test: lint, then the whole test suite
-test: lint
+## test: lint and type checks, then the whole test suite
+test: lint typecheck
 	$(PY) -m pytest -q $(ARGS)
 
 ## fuzz: the hostile-input suites with the long hypothesis profile (5000 examples per test)
@@ -27,6 +27,10 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+
+## typecheck: mypy over src/ (settings in pyproject.toml)
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests

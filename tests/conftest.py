@@ -102,3 +102,10 @@ def tiny() -> TinyData:
         std=0.29,
     )
     return TinyData(arrays=arrays, raw=raw, spec=spec)
+
+
+@pytest.fixture(autouse=True)
+def _not_under_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hints print ``make train ARGS=...`` under make (``make test`` too): tests see a shell."""
+    monkeypatch.delenv("MAKELEVEL", raising=False)
+    monkeypatch.delenv("MAKEFLAGS", raising=False)

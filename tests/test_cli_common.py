@@ -54,3 +54,31 @@ def test_closed_pipe_is_a_quiet_success(monkeypatch):
     monkeypatch.setattr("mnistcnn.cli.common._silence_stdout", lambda: None)
     result = CliRunner().invoke(_command(BrokenPipeError(errno.EPIPE, "Broken pipe")))
     assert result.exit_code == 0 and result.output == ""
+
+
+def test_hints_name_the_command_the_user_can_run(monkeypatch, tmp_path):
+    """make train users get make's form; without mnistcnn on PATH, python -m mnistcnn."""
+    import shutil
+    import sys
+
+    from mnistcnn.cli.common import cli_command, interrupted_message, resume_args
+    from mnistcnn.engine.train import TrainingInterrupted
+
+    run = tmp_path / "my run"
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/mnistcnn")
+    assert cli_command(resume_args(run)) == f"mnistcnn train --resume '{run}'"
+    assert cli_command(resume_args(run, 2)) == f"mnistcnn train --nproc 2 --resume '{run}'"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli_command("models") == f"{sys.executable} -m mnistcnn models"
+    monkeypatch.setenv("MAKELEVEL", "1")
+    assert cli_command(resume_args(run)) == f"make train ARGS='--resume '\"'\"'{run}'\"'\"''"
+    monkeypatch.delenv("MAKELEVEL")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/mnistcnn")
+    stopped = TrainingInterrupted("stopped at epoch 2, step 9; x is resumable", run / "last.pt")
+    assert interrupted_message(stopped) == (
+        f"stopped at epoch 2, step 9; resume with: mnistcnn train --resume '{run}'"
+    )
+    done = TrainingInterrupted("stopped after the last epoch (3)", run / "last.pt", complete=True)
+    assert interrupted_message(done).endswith(
+        f"; to write its report: mnistcnn train --resume '{run}'"
+    )

@@ -463,7 +463,13 @@ def test_stop_during_the_final_evaluation_stops_with_a_true_message(
         session.train(config, out=run, stop=lambda: asked["stop"], handle_signals=False)
     message = str(info.value)
     assert "stopped after the last epoch (1): training is complete" in message
-    assert f"mnistcnn train --resume {run}" in message
+    assert f"resume it (resume={run}) to write its report" in message  # the library's words
+    assert info.value.complete and info.value.checkpoint == run / "last.pt"
+    from mnistcnn.cli.common import interrupted_message
+
+    assert f"to write its report: {sys.executable} -m mnistcnn train --resume {run}" in (
+        interrupted_message(info.value)
+    ) or f"to write its report: mnistcnn train --resume {run}" in interrupted_message(info.value)
     assert load_checkpoint(run / "last.pt").epoch == 1
 
 
@@ -492,17 +498,14 @@ def test_ctrl_c_before_the_command_runs_is_interrupted_130(monkeypatch):
 
 def test_only_rank_0_reports_an_interrupt_and_the_hint_keeps_nproc(monkeypatch, tmp_path):
     from mnistcnn.engine import distributed
-    from mnistcnn.engine.train import resume_command
+    from mnistcnn.engine.train import resume_nproc
 
     dist = distributed.DistContext(torch.device("cpu"), rank=1, world_size=2)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert (
-        resume_command(tmp_path / "r", dist)
-        == f"mnistcnn train --nproc 2 --resume {tmp_path / 'r'}"
-    )
+    assert resume_nproc(dist) == 2
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # several machines: each resumes with torchrun
-    assert "--nproc" not in resume_command(tmp_path, dist)
-    assert "--nproc" not in resume_command(tmp_path, distributed.DistContext(torch.device("cpu")))
+    assert resume_nproc(dist) == 1
+    assert resume_nproc(distributed.DistContext(torch.device("cpu"))) == 1
 
     def interrupted(config, **kw):
         raise TrainingInterrupted("stopped at epoch 1, step 3; resume with: ...", None)

@@ -65,7 +65,7 @@ def user_errors(fn: F) -> F:
             click.echo(f"error: {cli_message(improve_checkpoint_error(exc))}", err=True)
             sys.exit(1)
         except TrainingInterrupted as exc:
-            click.echo(f"interrupted: {exc}", err=True)
+            click.echo(f"interrupted: {interrupted_message(exc)}", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -180,3 +180,39 @@ def tolerant_std_streams() -> list[str]:
 def pct(fraction: float) -> str:
     """A 0..1 fraction as a percentage with two decimals, e.g. ``98.31%``."""
     return f"{100 * fraction:.2f}%"
+
+
+def cli_command(args: str) -> str:
+    """How to run ``mnistcnn ARGS`` where the user is: the command line to print in hints.
+
+    Under ``make`` (``make train``): ``make train ARGS="..."`` for training
+    flags; where ``mnistcnn`` is not on ``PATH`` (``make train`` installs into
+    ``.venv/`` only): ``<this python> -m mnistcnn ARGS``; else ``mnistcnn ARGS``.
+    """
+    import shlex
+    import shutil
+
+    if os.environ.get("MAKELEVEL") and args.startswith("train "):
+        return f"make train ARGS={shlex.quote(args.removeprefix('train '))}"
+    if shutil.which("mnistcnn") is None:
+        return f"{shlex.quote(sys.executable)} -m mnistcnn {args}"
+    return f"mnistcnn {args}"
+
+
+def resume_args(run_dir: Path, nproc: int = 1) -> str:
+    """``train [--nproc N] --resume RUN`` (shell-quoted) for :func:`cli_command`."""
+    import shlex
+
+    return f"train {f'--nproc {nproc} ' if nproc > 1 else ''}--resume {shlex.quote(str(run_dir))}"
+
+
+def interrupted_message(exc: Exception) -> str:
+    """A stopped training's message with the command that resumes it (or writes its report)."""
+    checkpoint = getattr(exc, "checkpoint", None)
+    text = str(exc).split("; ")[0]
+    if checkpoint is None:
+        return str(exc)
+    command = cli_command(resume_args(Path(checkpoint).parent, getattr(exc, "nproc", 1)))
+    if getattr(exc, "complete", False):
+        return f"{text}; to write its report: {command}"
+    return f"{text}; resume with: {command}"

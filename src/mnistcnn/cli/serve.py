@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mnistcnn.cli.common import user_errors
+
+if TYPE_CHECKING:
+    from mnistcnn.predict.ink import InvertMode
 
 
 @click.command()
@@ -109,7 +113,7 @@ def serve(
     timeout: float,
     torch_threads: int,
     device: str,
-    invert: str,
+    invert: InvertMode,
     threshold: float | None,
     cors_origins: tuple[str, ...],
     access_log: bool,

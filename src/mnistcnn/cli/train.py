@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shlex
 import sys
 import typing
 from collections.abc import Callable
@@ -15,7 +14,14 @@ from typing import Any, TypeVar
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import cli_message, data_options, pct, user_errors
+from mnistcnn.cli.common import (
+    cli_command,
+    cli_message,
+    data_options,
+    pct,
+    resume_args,
+    user_errors,
+)
 from mnistcnn.config import TrainConfig, setting_flag
 from mnistcnn.errors import SettingError
 
@@ -220,7 +226,7 @@ def _report_resume_hint(run: Path) -> Exception:
 
     return TrainingInterrupted(
         "stopped while writing the report; training is complete; to write its report: "
-        f"mnistcnn train --resume {shlex.quote(str(run))}",
+        + cli_command(resume_args(run)),
         None,
     )
 

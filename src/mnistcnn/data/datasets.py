@@ -67,10 +67,10 @@ def load_dataset(
         target_transform=target_transform, download=False, **spec.tv_kwargs,
     )  # fmt: skip
     if spec.transposed:
-        dataset.data = dataset.data.transpose(1, 2).contiguous()  # type: ignore[attr-defined]
+        dataset.data = dataset.data.transpose(1, 2).contiguous()
     if spec.label_offset:
-        dataset.targets = dataset.targets - spec.label_offset  # type: ignore[attr-defined]
-    dataset.classes = list(spec.classes)  # type: ignore[attr-defined]
+        dataset.targets = dataset.targets - spec.label_offset
+    dataset.classes = list(spec.classes)
     return dataset
 
 

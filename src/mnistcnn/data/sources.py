@@ -255,8 +255,11 @@ def _candidates(f: IdxFileSpec, run: _Run) -> Iterator[tuple[str, Callable[[], s
             for p in (d / run.spec.folder / "raw" / arch.name, d / arch.name):
                 label = f"{arch.name} in mirror dir {p.parent}"
                 yield label, functools.partial(_from_archive, p, f, run)
-    for d in run.spec.system_dirs:
-        yield f"system dir {d}", functools.partial(_from_dir, Path(d), "system dir", f, run)
+    for system in run.spec.system_dirs:
+        yield (
+            f"system dir {system}",
+            functools.partial(_from_dir, Path(system), "system dir", f, run),
+        )
     urls = ([mirror] if mirror and _is_url(mirror) else []) + list(run.spec.mirrors)
     for base in urls:
         yield base, functools.partial(_from_url, base, f, run)

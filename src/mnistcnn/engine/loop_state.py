@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +39,21 @@ class NonFiniteLossError(MnistcnnError, FloatingPointError):
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on request (a signal); ``checkpoint`` is resumable (None if no run dir)."""
+    """Training stopped on request (a signal); ``checkpoint`` is resumable (None if no run dir).
 
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
+    Attributes:
+        checkpoint: the resumable ``last.pt``, or None.
+        complete: all epochs were trained (resuming only writes the report).
+        nproc: processes of a run started on one machine (resume it with as many), or 1.
+    """
+
+    def __init__(
+        self, message: str, checkpoint: Path | None, *, complete: bool = False, nproc: int = 1
+    ) -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
+        self.complete = complete
+        self.nproc = nproc
 
 
 @dataclass
@@ -162,17 +171,12 @@ def global_sums(dist: DistContext, pos: Position) -> Position:
     return dataclasses.replace(pos, loss_sum=loss_sum, correct=int(correct), seen=int(seen))
 
 
-def resume_command(run_dir: Path, dist: DistContext) -> str:
-    """The command line that resumes the run in ``run_dir`` (shell-quoted).
-
-    A distributed run started on one machine (``mnistcnn train --nproc N`` or
-    ``torchrun --nproc-per-node N``) is resumed the same way: ``--nproc N``
-    is included. Across machines each one resumes with its own torchrun
-    command (docs/distributed.md), so the plain command is shown.
-    """
+def resume_nproc(dist: DistContext) -> int:
+    """How many processes a resume of this run should start: the world size for a run
+    started on one machine (``--nproc N`` or ``torchrun --nproc-per-node N``), else 1
+    (across machines each one resumes with its own torchrun command, docs/distributed.md)."""
     single_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)) == dist.world_size
-    nproc = f"--nproc {dist.world_size} " if dist.distributed and single_node else ""
-    return f"mnistcnn train {nproc}--resume {_quoted(run_dir)}"
+    return dist.world_size if dist.distributed and single_node else 1
 
 
 def restore(loop: Loop, ckpt: Checkpoint) -> Position:
@@ -217,8 +221,3 @@ def _ema_extra(loop: Loop) -> dict[str, Any]:
     if loop.ema is None:
         return {}
     return {"train_state_dict": _cpu_state(loop.model)}
-
-
-def _quoted(path: Path) -> str:
-    """``path`` quoted for a POSIX shell (paths with spaces stay one argument)."""
-    return shlex.quote(str(path))

@@ -193,7 +193,7 @@ def lr_find(
     net = copy.deepcopy(model)
     net.train()
     if config.channels_last:
-        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(net, config.replace(lr=start_lr))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     lrs: list[float] = []

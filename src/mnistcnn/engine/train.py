@@ -43,7 +43,7 @@ from mnistcnn.engine.loop_state import (
     global_sums,
     make_ema,
     restore,
-    resume_command,
+    resume_nproc,
     run_writes,
 )
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
@@ -58,7 +58,7 @@ __all__ = [
     "StopCheck",
     "TrainingInterrupted",
     "fit",
-    "resume_command",
+    "resume_nproc",
     "train_one_epoch",
 ]
 
@@ -163,10 +163,11 @@ def _maybe_checkpoint(loop: Loop, pos: Position, t0: float) -> None:
     pos.seconds = time.perf_counter() - t0
     path = loop.save(pos)
     if stop:
+        where = f"; {path} is resumable (resume={path.parent})" if path else ""
         raise TrainingInterrupted(
-            f"stopped at epoch {pos.epoch}, step {loop.step}"
-            + (f"; resume with: {resume_command(path.parent, loop.dist)}" if path else ""),
+            f"stopped at epoch {pos.epoch}, step {loop.step}{where}",
             path,
+            nproc=resume_nproc(loop.dist),
         )
 
 
@@ -180,14 +181,14 @@ def _stop_after_epoch(loop: Loop, epoch: int) -> None:
     if not loop.dist.any(loop.stop is not None and loop.stop()):
         return
     path = loop.run.last if loop.run is not None else None
-    command = resume_command(path.parent, loop.dist) if path is not None else ""
-    if epoch >= loop.config.epochs:
+    complete = epoch >= loop.config.epochs
+    if complete:
         what = f"stopped after the last epoch ({epoch}): training is complete"
-        then = f"; to write its report: {command}" if command else ""
+        then = f"; resume it (resume={path.parent}) to write its report" if path else ""
     else:
         what = f"stopped after epoch {epoch}, its evaluation and checkpoint complete"
-        then = f"; resume with: {command}" if command else ""
-    raise TrainingInterrupted(what + then, path)
+        then = f"; {path} is resumable (resume={path.parent})" if path else ""
+    raise TrainingInterrupted(what + then, path, complete=complete, nproc=resume_nproc(loop.dist))
 
 
 def fit(
@@ -239,7 +240,7 @@ def fit(
         model = TrainedModel(model, precision=config.precision, dataset=config.dataset)
     set_fast_path(model, True)  # same function, faster CPU kernels (models/fast_path.py)
     if config.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)
     dist = dist or DistContext(next(model.parameters()).device)
     optimizer = build_optimizer(model, config)
     scheduler, per_step = build_scheduler(optimizer, config, len(train_source))

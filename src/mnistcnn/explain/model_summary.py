@@ -196,6 +196,7 @@ def load_model_for_summary(
         from mnistcnn.artifact import load_model
     except ImportError as exc:
         raise RuntimeError(f"checkpoint loading is not available: {exc}") from exc
+    assert checkpoint is not None
     model, ckpt = load_model(checkpoint, map_location="cpu")
     kwargs = getattr(ckpt, "model_kwargs", None) or {}
     in_chans = int(kwargs.get("in_chans", 1))

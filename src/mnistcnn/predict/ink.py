@@ -97,8 +97,8 @@ class InkMap:
 
 def _design(h: int, w: int) -> np.ndarray:
     """Quadratic surface basis (h*w, 6): 1, x, y, x^2, xy, y^2 with x, y in [-1, 1]."""
-    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    x, y = x.ravel(), y.ravel()
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    x, y = xx.ravel(), yy.ravel()
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
 
 
@@ -127,9 +127,9 @@ def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
     h, w = small.shape
     a, z = _design(h, w), small.ravel()
     band = max(1, min(h, w) // 12)
-    inl = np.zeros((h, w), bool)
-    inl[:band], inl[-band:], inl[:, :band], inl[:, -band:] = True, True, True, True
-    inl = inl.ravel()
+    frame = np.zeros((h, w), bool)
+    frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
+    inl = frame.ravel()
     coef = np.zeros(6)
     for _ in range(6):
         if inl.sum() < 6:
@@ -175,7 +175,7 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     k = (k / k.sum()).astype(np.float32)
     out = np.asarray(img, np.float32)
     h, w = out.shape
-    mode = "reflect" if min(h, w) > r else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if min(h, w) > r else "edge"
     p = np.pad(out, ((0, 0), (r, r)), mode=mode)
     out = sum((k[i] * p[:, i : i + w] for i in range(2 * r + 1)), np.zeros((h, w), np.float32))
     p = np.pad(out, ((r, r), (0, 0)), mode=mode)

@@ -171,7 +171,7 @@ def tiff_pages(img: Image.Image) -> list[int]:
         return [0]
     pages = []
     try:
-        for i in range(img.n_frames):
+        for i in range(int(getattr(img, "n_frames", 1))):
             img.seek(i)
             if not int(img.tag_v2.get(254, 0)) & 1:  # type: ignore[attr-defined]
                 pages.append(i)

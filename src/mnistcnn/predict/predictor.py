@@ -400,7 +400,8 @@ class Predictor:
                 out.append(pred)
 
         def flush() -> None:
-            emit(self.judge_prepared([it.prepared for it in run], [it.name for it in run]))
+            images = [it.prepared for it in run if it.prepared is not None]  # all of them
+            emit(self.judge_prepared(images, [it.name for it in run]))
             run.clear()
 
         for item in items:

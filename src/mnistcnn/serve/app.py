@@ -125,7 +125,7 @@ router = APIRouter()
 
 
 def _state(request: Request) -> _State:
-    return request.app.state.serve  # type: ignore[no-any-return]
+    return request.app.state.serve
 
 
 async def _run(request: Request) -> tuple[list[RawInput], bool, Sequence[PredictionLike]]:

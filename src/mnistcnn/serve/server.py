@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from mnistcnn.errors import MnistcnnError
+from mnistcnn.predict.ink import InvertMode
 from mnistcnn.serve.app import ServeSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class ModelSource:
 
     checkpoint: str
     device: str = "cpu"
-    invert: str = "auto"
+    invert: InvertMode = "auto"
     threshold: float | None = None
     torch_threads: int | None = None
 
