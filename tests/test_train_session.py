@@ -642,3 +642,57 @@ def test_divergence_rule():
     )
     assert divergence([{**row, "train_loss": 2.31, "test_accuracy": 0.5}], 10, 5.0) is None
     assert divergence([], 10, 0.01) is None
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_extending_a_scheduled_run_replans_the_schedule_and_says_so(
+    fake_data, tmp_path, caplog, scheduler
+):
+    """Issue 13.5: onecycle raised "Tried to step 31 times"; cosine's lr climbed back up."""
+    run = tmp_path / "run"
+    first = cli("--scheduler", scheduler, "--epochs", "3", "--out", str(run))
+    assert first.exit_code == 0, first.output
+    lr_before = float(first.output.split("lr ")[-1].split()[0])  # the last epoch's lr
+    with caplog.at_level("WARNING", logger="mnistcnn"):
+        more = cli("--resume", str(run), "--epochs", "5", "--force")
+    assert more.exit_code == 0, more.output
+    assert "Traceback" not in more.output
+    [warning] = [r.getMessage() for r in caplog.records if "re-planned" in r.getMessage()]
+    assert f"the {scheduler} schedule was planned for 6 steps and now spans 10" in warning
+    assert "(epochs 3 -> 5)" in warning and "at step 6 the learning rate goes from" in warning
+    rows = load_checkpoint(run / "last.pt").history
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    lrs = [r["lr"] for r in rows[3:]]
+    assert lrs[1] <= lrs[0] or scheduler == "onecycle"  # cosine keeps annealing, no jump back
+    assert lrs[-1] < 1e-3 and lr_before < 1e-2  # both plans end near zero
+
+
+def test_max_steps_is_named_in_the_header_the_summary_and_the_resume(fake_data, tmp_path):
+    """Issue 13.6: after --max-steps, resume must not suggest --epochs (only --max-steps helps)."""
+    run = tmp_path / "r"
+    first = cli("--epochs", "10", "--max-steps", "3", "--out", str(run))
+    assert first.exit_code == 0, first.output
+    assert "10 epochs (at most 3 steps), batch 64" in first.output
+    assert "after 2 epochs (stopped at --max-steps 3) on cpu" in first.output
+    again = cli("--resume", str(run))
+    assert again.exit_code == 0, again.output
+    assert "the run stopped at --max-steps 3 (2 epochs of 10, 3 steps)" in again.output
+    assert (
+        "pass a larger --max-steps to train on" in again.output and "--epochs" not in again.output
+    )
+    more = cli("--resume", str(run), "--max-steps", "6")
+    assert more.exit_code == 0 and "epoch   3" in more.output
+
+
+def test_resume_says_where_it_continues_and_a_refusal_prints_no_header(fake_data, tmp_path):
+    """Issue 13.7: a resume prints "resuming ... at epoch E, step S"; a refused one no header."""
+    run = interrupted_run(tmp_path / "run")
+    refused = cli("--resume", str(run), "--lr", "0.5")
+    assert refused.exit_code == 1 and "recipe" not in refused.output, refused.output
+    resumed = cli("--resume", str(run))
+    assert resumed.exit_code == 0, resumed.output
+    ckpt_line = [line for line in resumed.output.splitlines() if line.startswith("resuming")]
+    assert ckpt_line and f"resuming {run} at epoch 1, step " in ckpt_line[0]
+    assert "done in this epoch)" in ckpt_line[0]
+    lines = resumed.output.splitlines()
+    assert lines[0].startswith("recipe tutorial:") and lines[1].startswith("resuming")

@@ -177,12 +177,6 @@ def train(
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
     config = _config_from_flags(recipe, resume, flags)
     progress = not no_progress and sys.stderr.isatty()
-    if main:
-        click.echo(
-            f"recipe {config.recipe}: {config.model} on {config.dataset}, "
-            f"{plural(config.epochs, 'epoch')}, batch {config.batch_size}, "
-            f"{config.optimizer} lr {config.lr:g}"
-        )
     from mnistcnn.engine.run import ReportInterrupted
 
     try:
@@ -197,6 +191,7 @@ def train(
             force=force,
             checkpoint_every=checkpoint_every,
             link_latest=not dry_run,
+            on_start=lambda info: _say_start(config, info),
         )
     except ReportInterrupted as exc:
         raise _report_resume_hint(exc.run_dir) from None
@@ -207,12 +202,15 @@ def train(
     if not result.is_main:
         return
     if result.already_complete:
-        _say_complete(result.run_dir, result.history.rows, config, result.report)
+        history = result.history
+        _say_complete(result.run_dir, history.rows, history.steps, config, result.report)
         return
     last = result.history.last
+    capped = config.max_steps is not None and result.history.steps >= config.max_steps
+    cap = f" (stopped at --max-steps {config.max_steps})" if capped else ""
     click.echo(
         f"final test accuracy {pct(last['test_accuracy'])} after "
-        f"{plural(last['epoch'], 'epoch')} on {result.device}"
+        f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"
     )
     click.echo(f"run written to {result.run_dir}")
     click.echo(f"report written to {result.report}")
@@ -305,16 +303,31 @@ def _resume_is_complete(
         report = complete_run_report(run_dir, ckpt.history, data_root=root, mirror=mirror_used)
     except ReportInterrupted as exc:
         raise _report_resume_hint(exc.run_dir) from None
-    _say_complete(run_dir, ckpt.history, config, report)
+    _say_complete(run_dir, ckpt.history, ckpt.step, config, report)
     return True
 
 
+def _say_start(config: Any, info: Any) -> None:
+    """The run's header, once every check has passed; and where a resumed run continues."""
+    steps = f" (at most {config.max_steps} steps)" if config.max_steps is not None else ""
+    click.echo(
+        f"recipe {config.recipe}: {config.model} on {config.dataset}, "
+        f"{plural(config.epochs, 'epoch')}{steps}, batch {config.batch_size}, "
+        f"{config.optimizer} lr {config.lr:g}"
+    )
+    if info.resumed:
+        click.echo(
+            f"resuming {info.run_dir} at epoch {info.epoch}, step {info.step} "
+            f"(batch {info.batch} of {info.batches_per_epoch} done in this epoch)"
+        )
+
+
 def _say_complete(
-    run_dir: Path, rows: list[dict[str, Any]], config: Any, report: Path | None
+    run_dir: Path, rows: list[dict[str, Any]], steps: int, config: Any, report: Path | None
 ) -> None:
     """What a resume of an already complete run did: nothing, or rebuilt its missing report."""
     if report is None:
-        click.echo(_complete_message(run_dir, rows, config))
+        click.echo(_complete_message(run_dir, rows, config, steps))
         return
     done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
     click.echo(
@@ -325,8 +338,16 @@ def _say_complete(
     click.echo(f"report written to {report}")
 
 
-def _complete_message(run_dir: Path, rows: list[dict[str, Any]], config: Any) -> str:
+def _complete_message(
+    run_dir: Path, rows: list[dict[str, Any]], config: Any, steps: int | None = None
+) -> str:
     done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
+    if config.max_steps is not None and steps is not None and steps >= config.max_steps:
+        return (
+            f"{run_dir}: the run stopped at --max-steps {config.max_steps} ({done} of "
+            f"{config.epochs}, {plural(steps, 'step')}); nothing to do, no file changed "
+            "(pass a larger --max-steps to train on)"
+        )
     return (
         f"{run_dir}: the run is already complete ({done} of {config.epochs}); nothing to do, "
         "no file changed (pass a larger --epochs to train on)"

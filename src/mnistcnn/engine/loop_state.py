@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -28,10 +29,13 @@ from mnistcnn.config import TrainConfig
 from mnistcnn.engine.distributed import DistContext
 from mnistcnn.engine.rundir import RunDir, RunDirError
 from mnistcnn.engine.utils import rng_state, set_rng_state, versions
-from mnistcnn.errors import MnistcnnError
+from mnistcnn.errors import MnistcnnError, SettingError
 
 EpochCallback = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
+
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(MnistcnnError, FloatingPointError):
@@ -189,7 +193,10 @@ def restore(loop: Loop, ckpt: Checkpoint) -> Position:
     if ckpt.optimizer is not None:
         loop.optimizer.load_state_dict(ckpt.optimizer)
     if loop.scheduler is not None and ckpt.scheduler is not None:
-        loop.scheduler.load_state_dict(ckpt.scheduler)
+        if schedule_length(ckpt.scheduler) == schedule_length(loop.scheduler.state_dict()):
+            loop.scheduler.load_state_dict(ckpt.scheduler)
+        else:
+            replan_schedule(loop, ckpt)
     loop.step = ckpt.step
     loop.history.rows = [dict(r) for r in ckpt.history]
     best = ckpt.best or {}
@@ -201,6 +208,56 @@ def restore(loop: Loop, ckpt: Checkpoint) -> Position:
     if not loop.dist.is_main:  # the saved partial sums are every rank's: count them once
         pos.loss_sum, pos.correct, pos.seen = 0.0, 0, 0
     return pos
+
+
+def schedule_length(state: dict[str, Any]) -> int | None:
+    """The steps a per-step schedule was planned for (OneCycle ``total_steps``, cosine
+    ``T_max``), from its state dict; None for a schedule that does not plan a length."""
+    for key in ("total_steps", "T_max"):
+        if isinstance(state.get(key), int):
+            return int(state[key])
+    return None
+
+
+def replan_schedule(loop: Loop, ckpt: Checkpoint) -> None:
+    """Continue a resumed run on a schedule planned for its new length (``epochs`` changed).
+
+    The saved schedule was planned for another number of steps: stepping it on
+    would fail (OneCycle: "Tried to step N times") or restart its cycle (cosine:
+    the learning rate climbs back up). Instead the new schedule, planned for the
+    new length, is advanced to the step the run reached, and a warning says
+    what the learning rate was and is now.
+    """
+    import warnings
+
+    assert loop.scheduler is not None and ckpt.scheduler is not None
+    old, new = schedule_length(ckpt.scheduler), schedule_length(loop.scheduler.state_dict())
+    if new is not None and new < ckpt.step:
+        raise SettingError(
+            f"the {loop.config.scheduler} schedule would span {new} steps, but the run has "
+            f"taken {ckpt.step} already; give epochs of at least {ckpt.config.get('epochs')}",
+            setting="epochs",
+        )
+    before = float(loop.optimizer.param_groups[0]["lr"])
+    for group in loop.optimizer.param_groups:  # the loaded state holds the old plan's lr
+        group["lr"] = group.get("initial_lr", group["lr"])
+    with warnings.catch_warnings():  # stepping the schedule without optimizer steps, on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(ckpt.step):
+            loop.scheduler.step()
+    after = float(loop.optimizer.param_groups[0]["lr"])
+    log.warning(
+        "the %s schedule was planned for %s steps and now spans %s (epochs %s -> %d): "
+        "re-planned for the new length; at step %d the learning rate goes from %.3g to %.3g",
+        loop.config.scheduler,
+        old,
+        new,
+        ckpt.config.get("epochs", "?"),
+        loop.config.epochs,
+        ckpt.step,
+        before,
+        after,
+    )
 
 
 def make_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:

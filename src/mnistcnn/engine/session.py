@@ -45,6 +45,31 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
+@dataclass(frozen=True)
+class StartInfo:
+    """Where training starts, given to ``train(on_start=...)`` once every check has passed.
+
+    ``resumed``: continuing a run; then ``epoch`` (1-based), ``batch`` (batches of
+    it already done) and ``step`` (optimizer steps taken) say where.
+    ``batches_per_epoch``: this rank's batches in an epoch.
+    """
+
+    run_dir: Path
+    resumed: bool
+    epoch: int
+    batch: int
+    step: int
+    batches_per_epoch: int
+
+
+def _start_info(run_dir: Path, ckpt: Checkpoint | None, batches: int) -> StartInfo:
+    if ckpt is None:
+        return StartInfo(run_dir, False, 1, 0, 0, batches)
+    pos = ckpt.position or {"epoch": ckpt.epoch + 1, "batch": 0}
+    epoch, batch = int(pos.get("epoch", ckpt.epoch + 1)), int(pos.get("batch", 0))
+    return StartInfo(run_dir, True, epoch, batch, ckpt.step, batches)
+
+
 @dataclass
 class TrainResult:
     """A finished run: its directory, history, and final metrics.
@@ -88,6 +113,7 @@ def train(
     link_latest: bool = True,
     net: nn.Module | None = None,
     report: bool = True,
+    on_start: Callable[[StartInfo], None] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` (or your own ``net``) on ``config.dataset``; write a run directory.
 
@@ -111,7 +137,9 @@ def train(
     process at a time trains into a run directory (:class:`RunLock`, held by
     rank 0 for the whole training). ``link_latest``: point
     ``<runs_dir>/latest`` at a new run in the default folder once its first
-    checkpoint is written. ``report``: after the last epoch, evaluate best.pt
+    checkpoint is written. ``on_start``: called (rank 0) with a :class:`StartInfo`
+    once the settings, the resume and the data are checked, before the first
+    step: where a new or resumed run starts. ``report``: after the last epoch, evaluate best.pt
     once on the test split and write ``report.html`` into the run (still
     under the run lock; :func:`~mnistcnn.engine.run.write_run_report`); a
     resumed complete run gets its report only if it was missing. ``net``: your
@@ -175,6 +203,8 @@ def train(
             run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))
             what = (config.model, config.dataset, dist.device, run_path)
             log.info("training %s on %s (%s) into %s", *what)
+            if on_start is not None and dist.is_main:
+                on_start(_start_info(run_path, ckpt, len(sources.train)))
             with graceful_stop(handle_signals) as flag:
                 history = fit(
                     model,
