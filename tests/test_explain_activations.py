@@ -341,3 +341,46 @@ def test_activations_say_no_such_file_for_a_missing_path(tmp_path, image, words)
     ckpt = make_checkpoint(tmp_path / "model.pt")
     r = _run_cli("explain", "activations", str(ckpt), image, "--out", str(tmp_path / "act"))
     assert r.exit_code == 1 and f"error: {words}" in r.output, r.output
+
+
+def test_invariance_writes_its_own_folder_and_says_when_it_replaces(tmp_path, monkeypatch):
+    """Issue 13.13/14: not over the run's files, never silently replaced; no "0..0 px"."""
+    import mnistcnn.data
+    from ckpt_files import write_checkpoint
+    from test_train_session import synthetic
+
+    monkeypatch.setattr(mnistcnn.data, "load_arrays", lambda *a, **kw: synthetic(20, 1))
+    torch.manual_seed(0)
+    ckpt = write_checkpoint(tmp_path / "run" / "best.pt", create_model("tutorial"))
+    first = _run_cli("explain", "invariance", str(ckpt), "--device", "cpu")
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "run" / "invariance"
+    assert {p.name for p in folder.iterdir()} == {
+        "invariance.png", "invariance.csv", "invariance.json"
+    }  # fmt: skip
+    assert not (tmp_path / "run" / "invariance.png").exists()
+    assert "replacing" not in first.output and "0..0" not in first.output
+    second = _run_cli("explain", "invariance", str(ckpt), "--device", "cpu")
+    assert f"to {folder} (replacing the previous ones there)" in second.output
+
+
+def test_a_transform_with_no_tolerance_says_none():
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from mnistcnn.cli.explain.trained import _print_invariance
+
+    fake = SimpleNamespace(
+        model="m", dataset="d", num_samples=5, plain_accuracy=0.9,
+        series=lambda t: ([0.0, 1.0], [0.9, 0.5]),
+        tolerated=lambda t, drop: (0.0, 0.0) if t == "shift" else (-5.0, 5.0),
+    )  # fmt: skip
+    import click
+
+    @click.command()
+    def show() -> None:
+        _print_invariance(fake)
+
+    out = CliRunner().invoke(show).output
+    assert "shift none" in out and "0..0" not in out and "rotation -5..5 deg" in out

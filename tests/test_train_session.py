@@ -199,11 +199,12 @@ def test_latest_moves_only_to_runs_that_wrote_a_checkpoint(
     result = cli("--dry-run")
     assert result.exit_code == 0, result.output
     assert os.readlink(latest) == good, "a dry run does not move latest"
+    assert "dry run: its temporary run folder was removed" in result.output  # issue 13.13
     config = recipe_config("tutorial", **SMALL, optimizer="sgd", lr=1e30, momentum=0.0)
     with pytest.raises(NonFiniteLossError):  # fails at its first step
         session.train(config, runs_dir=tmp_path / "runs", handle_signals=False)
     assert os.readlink(latest) == good, "a run that failed before a checkpoint does not"
-    assert len(list((tmp_path / "runs").iterdir())) == 4  # the link, good, dry run, failed
+    assert len(list((tmp_path / "runs").iterdir())) == 3  # the link, good, failed: no dry run
 
 
 # --- 5. an interrupted report leaves complete files and no temporary ones ----------------
@@ -696,3 +697,32 @@ def test_resume_says_where_it_continues_and_a_refusal_prints_no_header(fake_data
     assert "done in this epoch)" in ckpt_line[0]
     lines = resumed.output.splitlines()
     assert lines[0].startswith("recipe tutorial:") and lines[1].startswith("resuming")
+
+
+def test_the_result_says_which_checkpoint_and_how_it_was_chosen(
+    fake_data, real_run_report, tmp_path
+):
+    """Issue 13.8: best.pt's epoch and its selection on the test split, in terminal and report."""
+    run = tmp_path / "run"
+    result = cli("--epochs", "2", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    best = load_checkpoint(run / "best.pt")
+    epoch = best.best["epoch"]
+    assert "final test accuracy" in result.output and "(fp32) after 2 epochs" in result.output
+    assert f"best.pt: epoch {epoch}, test accuracy " in result.output
+    assert "chosen on the test split, so optimistic; --val-fraction 0.1" in result.output
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert f"This report shows best.pt: epoch {epoch} of 2" in page
+    assert "chosen on the test split itself" in page
+    assert "%</td>" in page.split("Training history")[1]  # accuracies in percent there too
+
+
+def test_curves_label_a_smoothed_training_loss_as_such():
+    from mnistcnn.evaluation.plots import plot_curves
+
+    rows = [{"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.8, "test_loss": 0.4,
+             "test_accuracy": 0.9}]  # fmt: skip
+    fig = plot_curves(rows, label_smoothing=0.1)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["train (label smoothing 0.1)", "test"]
+    assert plot_curves(rows).axes[0].get_legend_handles_labels()[1] == ["train", "test"]

@@ -91,7 +91,10 @@ def _epoch_line(row: dict[str, Any]) -> str:
 @click.command()
 @config_options
 @click.option(
-    "--dry-run", is_flag=True, help="One epoch of at most 10 steps: checks the whole path."
+    "--dry-run",
+    is_flag=True,
+    help="One epoch of at most 10 steps: checks the whole path. Its run folder is a temporary "
+    "one, removed at the end, unless --out names one to keep.",
 )
 @click.option(
     "--out",
@@ -155,14 +158,37 @@ def train(
       mnistcnn train --nproc 2 --out runs/ddp
       torchrun --nproc-per-node 2 -m mnistcnn train --out runs/ddp
     """
-    from mnistcnn.engine import train as train_run
-    from mnistcnn.engine.distributed import env_rank, launch_local
-    from mnistcnn.engine.train import TrainingInterrupted
-
     _check_flag_combinations(resume, out, force)
     _check_out(out)
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
+    settings = dict(recipe=recipe, dry_run=dry_run, nproc=nproc, out=out, resume=resume)
+    settings.update(no_progress=no_progress, force=force, checkpoint_every=checkpoint_every)
+    settings.update(data_root=data_root, mirror=mirror)
+    if not (dry_run and out is None and resume is None):
+        _train(settings, flags)
+        return
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="mnistcnn-dry-run-")  # a check keeps nothing unless asked
+    try:
+        _train({**settings, "out": str(Path(scratch) / "run")}, flags)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        click.echo("dry run: its temporary run folder was removed (--out DIR keeps one)")
+
+
+def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
+    """:func:`train`'s body once its run folder is settled (a dry run's is a temporary one)."""
+    recipe, dry_run, nproc, out = (settings[k] for k in ("recipe", "dry_run", "nproc", "out"))
+    resume, force, no_progress = settings["resume"], settings["force"], settings["no_progress"]
+    checkpoint_every = settings["checkpoint_every"]
+    data_root, mirror = settings["data_root"], settings["mirror"]
+    from mnistcnn.engine import train as train_run
+    from mnistcnn.engine.distributed import env_rank, launch_local
+    from mnistcnn.engine.train import TrainingInterrupted
+
     if nproc is not None and nproc > 1:
         if "WORLD_SIZE" in os.environ:
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
@@ -209,9 +235,10 @@ def train(
     capped = config.max_steps is not None and result.history.steps >= config.max_steps
     cap = f" (stopped at --max-steps {config.max_steps})" if capped else ""
     click.echo(
-        f"final test accuracy {pct(last['test_accuracy'])} after "
+        f"final test accuracy {pct(last['test_accuracy'])} ({config.precision}) after "
         f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"
     )
+    click.echo(_best_line(result.history))
     click.echo(f"run written to {result.run_dir}")
     click.echo(f"report written to {result.report}")
     if result.diverged:
@@ -305,6 +332,22 @@ def _resume_is_complete(
         raise _report_resume_hint(exc.run_dir) from None
     _say_complete(run_dir, ckpt.history, ckpt.step, config, report)
     return True
+
+
+def _best_line(history: Any) -> str:
+    """Which epoch best.pt holds, its figure, and how it was chosen (the report shows best.pt)."""
+    rows = history.rows
+    by_val = any("val_accuracy" in r for r in rows)
+    best = next((r for r in rows if r["epoch"] == history.best_epoch), rows[-1])
+    if by_val:
+        return (
+            f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])}, "
+            f"test accuracy {pct(best['test_accuracy'])} (chosen on the validation split)"
+        )
+    return (
+        f"best.pt: epoch {best['epoch']}, test accuracy {pct(best['test_accuracy'])} (chosen "
+        "on the test split, so optimistic; --val-fraction 0.1 chooses on held-out images)"
+    )
 
 
 def _say_start(config: Any, info: Any) -> None:

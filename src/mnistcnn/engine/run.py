@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mnistcnn.artifact import Checkpoint
 from mnistcnn.engine.train import TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,49 @@ def write_run_report(
     from mnistcnn import data as mdata
     from mnistcnn.artifact import load
     from mnistcnn.evaluation import evaluate_models
-    from mnistcnn.evaluation.report import write_report
+    from mnistcnn.evaluation.report import models_report, save_report
 
     with _stop_means_report_pending(run_dir, handle_signals):
         model = load(run_checkpoint(run_dir), map_location=device)
         name = model.dataset or "mnist"
         images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
         evaluation = evaluate_models([model], images, labels, dataset=name)
-        return write_report(run_dir, evaluation, [model], images, history=list(history))
+        report = models_report(evaluation, [model], images, history=list(history))
+        assert model.checkpoint is not None
+        report.notes.append(checkpoint_note(model.checkpoint, list(history)))
+        lr = float(model.checkpoint.config.get("lr", 0.0))
+        diverged = divergence(list(history), len(model.classes), lr)
+        if diverged:
+            report.notes.append(diverged[0].upper() + diverged[1:] + ".")
+        return save_report(report, run_dir)
+
+
+def checkpoint_note(ckpt: Checkpoint, rows: Sequence[dict[str, Any]]) -> str:
+    """Which checkpoint a run's report shows, from which epoch, and how it was chosen.
+
+    ``best.pt`` is the epoch with the best monitored accuracy: the validation
+    split's when the run held one out (``val_fraction`` > 0), else the test
+    split's, which makes its test figure optimistic (the choice saw the test
+    images); then the last epoch's test accuracy is given too.
+    """
+    done = len(rows) or ckpt.epoch
+    last = rows[-1] if rows else {}
+    if ckpt.path.name != "best.pt":
+        return f"This report shows {ckpt.path.name}, the model after epoch {done}."
+    epoch = (ckpt.best or {}).get("epoch", ckpt.epoch)
+    if any("val_accuracy" in r for r in rows):
+        return (
+            f"This report shows best.pt: epoch {epoch} of {done}, the epoch with the highest "
+            "validation accuracy; the test split played no part in choosing it."
+        )
+    final = last.get("test_accuracy")
+    shown = f" The last epoch's model (last.pt) scores {100 * final:.2f}%." if final else ""
+    return (
+        f"This report shows best.pt: epoch {epoch} of {done}, the epoch with the highest test "
+        "accuracy. It was chosen on the test split itself, so its test figure is optimistic;"
+        f"{shown} Train with val_fraction 0.1 (--val-fraction 0.1) to choose on held-out "
+        "validation images instead."
+    )
 
 
 def complete_run_report(

@@ -220,7 +220,7 @@ def train(
                     dist=dist,
                 )
             if history.rows and run is not None:
-                _save_curves(run.path, history)
+                _save_curves(run.path, history, config.label_smoothing)
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
             result.diverged = divergence(history.rows, len(sources.classes), config.lr)
@@ -351,7 +351,7 @@ def trained_model(
     )
 
 
-def _save_curves(folder: Path, history: History) -> None:
+def _save_curves(folder: Path, history: History, label_smoothing: float = 0.0) -> None:
     from mnistcnn.evaluation.plots import plot_curves, save_figure
 
-    save_figure(plot_curves(history.rows), folder / "curves.png")
+    save_figure(plot_curves(history.rows, label_smoothing), folder / "curves.png")

@@ -99,14 +99,22 @@ def close_figures(figures: Iterable[Figure]) -> None:
         plt.close(fig)
 
 
-def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
-    """Loss (left) and accuracy in percent (right) per epoch, for train, test and val if present."""
+def plot_curves(rows: Sequence[dict[str, Any]], label_smoothing: float = 0.0) -> Figure:
+    """Loss (left) and accuracy in percent (right) per epoch, for train, test and val if present.
+
+    ``label_smoothing``: the training loss's smoothing (Szegedy et al. 2016); when
+    > 0 the training curve is labelled as that loss, which is not the plain
+    cross-entropy the evaluation splits are measured with (nor comparable to it).
+    """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = [r["epoch"] for r in rows]
+    loss_names = {"train": "train", "test": "test", "val": "val"}
+    if label_smoothing > 0:
+        loss_names["train"] = f"train (label smoothing {label_smoothing:g})"
     for split, style in (("train", "o-"), ("test", "s-"), ("val", "^--")):
         if f"{split}_loss" not in rows[0]:
             continue
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=loss_names[split])
         ax_acc.plot(epochs, [100 * r[f"{split}_accuracy"] for r in rows], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")

@@ -135,6 +135,8 @@ class Report:
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     member_configs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Sentences shown under the headline (which checkpoint this is, warnings).
+    notes: list[str] = field(default_factory=list)
 
     def html(self) -> str:
         """The report page (UTF-8 HTML); pictures are referenced by their file names."""
@@ -178,7 +180,8 @@ def build_report(
     figures: dict[str, Figure] = {}
     captions: dict[str, str] = {}
     if history:
-        figures["curves.png"] = plot_curves(list(history))
+        smoothing = float((config or {}).get("label_smoothing") or 0.0)
+        figures["curves.png"] = plot_curves(list(history), smoothing)
         captions["curves.png"] = "Training curves: loss and accuracy after each epoch."
     picked = torch.tensor([w.index for w in worst], dtype=torch.long)
     titles = [

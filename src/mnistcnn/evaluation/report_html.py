@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 _HEADINGS = {
     "curves.png": "Training curves",
     "worst_errors.png": "Highest-loss test images",
+    "worst_errors_pictures.png": "The same images as given",
     "confused_pairs.png": "Most-confused pairs",
     "per_class_accuracy.png": "Accuracy per class",
     "confusion_matrix.png": "Confusion matrix",
@@ -27,6 +28,7 @@ _CSS = (
     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
     "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
     "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555}"
+    ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px}"
 )
 
 
@@ -40,6 +42,7 @@ def report_page(report: Report) -> str:
         f"({_e(ev.precision)}). "
         f"Checkpoints: {_e(', '.join(ev.checkpoints))}. "
         f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
+        *(f'<p class="note">{_e(note)}</p>' for note in report.notes),
         "<h2>Metrics</h2>",
         _metrics_table(ev),
     ]
@@ -113,8 +116,13 @@ def _pairs_table(pairs: Sequence[ConfusedPair], classes: Sequence[str]) -> str:
 
 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:
+    """Per-epoch rows; accuracies in percent, as in the metrics table."""
     columns = [k for k in history[0] if isinstance(history[0][k], (int, float))]
-    rows = [[_cell(row.get(k)) for k in columns] for row in history]
+    rows = [
+        [_pct(row[k]) if k.endswith("accuracy") and row.get(k) is not None else _cell(row.get(k))
+         for k in columns]
+        for row in history
+    ]  # fmt: skip
     return _table(columns, rows, "history")
 
 

@@ -94,7 +94,8 @@ def activations(
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for invariance.png/.csv/.json. [default: the checkpoint's folder]",
+    help="Folder for invariance.png/.csv/.json. [default: <checkpoint's folder>/invariance"
+    "[-<dataset>], beside the run's own files, never over them]",
 )
 @click.option(
     "--limit",
@@ -144,7 +145,9 @@ def invariance(
         limit=limit,
         batch_size=batch_size,
     )
-    folder = out or (checkpoint if checkpoint.is_dir() else checkpoint.parent)
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    folder = out or run_dir / (f"invariance-{dataset}" if dataset else "invariance")
+    replaced = (folder / "invariance.json").is_file()
     folder.mkdir(parents=True, exist_ok=True)
     save_figure(invariance_figure(result), folder / "invariance.png")
     _write_rows(folder / "invariance.csv", result.rows())
@@ -153,7 +156,8 @@ def invariance(
         click.echo(json.dumps(result.to_dict()))
         return
     _print_invariance(result)
-    click.echo(f"\nwrote invariance.png, invariance.csv and invariance.json to {folder}")
+    again = " (replacing the previous ones there)" if replaced else ""
+    click.echo(f"\nwrote invariance.png, invariance.csv and invariance.json to {folder}{again}")
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -187,6 +191,9 @@ def _print_invariance(result: Any) -> None:
         spans = []
         for transform, (unit, _) in TRANSFORMS.items():
             lo, hi = result.tolerated(transform, drop)
+            if lo == hi:  # only the untransformed images: the smallest step already costs more
+                spans.append(f"{transform} none")
+                continue
             spans.append(
                 f"{transform} {lo:g}..{hi:g}" + ("" if transform == "scale" else f" {unit}")
             )
