@@ -364,7 +364,7 @@ def picture_report(monkeypatch, real_run_report):
 
     state = {"calls": 0, "interrupt": False}
 
-    def write_report(folder, evaluation, models, images, history=None):
+    def save_report(report, folder):  # what the library's end-of-run report calls to write
         state["calls"] += 1
         (Path(folder) / "worst_errors.png").write_bytes(b"png")
         if state["interrupt"]:
@@ -374,7 +374,7 @@ def picture_report(monkeypatch, real_run_report):
         path.write_text('<html><img src="worst_errors.png"></html>')
         return path
 
-    monkeypatch.setattr(mnistcnn.evaluation.report, "write_report", write_report)
+    monkeypatch.setattr(mnistcnn.evaluation.report, "save_report", save_report)
     return state
 
 
@@ -609,12 +609,12 @@ def test_sigterm_while_writing_the_report_says_how_to_finish_it(
 
     import mnistcnn.evaluation.report
 
-    def write_report(folder, *args, **kw):
+    def save_report(*args, **kw):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler interrupts this
         raise AssertionError("SIGTERM did not stop the report")
 
-    monkeypatch.setattr(mnistcnn.evaluation.report, "write_report", write_report)
+    monkeypatch.setattr(mnistcnn.evaluation.report, "save_report", save_report)
     before = signal.getsignal(signal.SIGTERM)
     result = cli("--epochs", "1", "--out", str(tmp_path / "run"))
     assert result.exit_code == 130, result.output

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mnistcnn.cli.common import data_options, user_errors
-from mnistcnn.cli.train import config_options
+from mnistcnn.cli.config_options import config_options
 from mnistcnn.errors import SettingError
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,53 +20,10 @@ from mnistcnn.cli.common import (
     resume_args,
     user_errors,
 )
-from mnistcnn.config import TrainConfig, setting_flag
+from mnistcnn.cli.config_options import config_options
 from mnistcnn.errors import SettingError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def config_option(f: dataclasses.Field[Any], kind: Any) -> Callable[[F], F]:
-    """The click option of one :class:`~mnistcnn.config.TrainConfig` field, from its metadata.
-
-    Its default is None (not given: the recipe's, or the resumed run's,
-    value stays); a bool is a ``--name/--no-name`` switch, a field with
-    ``choices`` a :class:`click.Choice`, one with a range a
-    :class:`click.IntRange` / :class:`click.FloatRange`.
-    """
-    meta = f.metadata
-    flag = setting_flag(f.name)
-    choices = meta.get("choices")
-    bounds = meta.get("range")
-    param_type: Any = None
-    if kind is bool:
-        decls = [f"{flag}/--no-{flag[2:]}", f.name]
-    else:
-        decls = [flag, f.name]
-        if choices is not None:
-            param_type = click.Choice(list(choices() if callable(choices) else choices))
-        elif bounds is not None:
-            lo, hi, lo_open, hi_open = bounds
-            ranged = click.IntRange if kind is int else click.FloatRange
-            param_type = ranged(lo, hi, min_open=lo_open, max_open=hi_open)
-        elif kind in (int, float):
-            param_type = kind
-    return click.option(*decls, type=param_type, default=None, help=meta["help"])
-
-
-def config_options(fn: F) -> F:
-    """Every :class:`~mnistcnn.config.TrainConfig` field declared with ``cli=True``, as options.
-
-    Generated from the fields' :func:`mnistcnn.config.setting` metadata, in
-    field order; each option's value reaches the command under the field's name.
-    """
-    hints = typing.get_type_hints(TrainConfig)
-    for f in reversed(dataclasses.fields(TrainConfig)):  # click stacks them bottom-up
-        if not f.metadata.get("cli"):
-            continue
-        kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
-        fn = config_option(f, kinds[0] if kinds else hints[f.name])(fn)
-    return fn
 
 
 def _epoch_line(row: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ def setting(
 
     Everything the rest of the package needs to know about a setting lives
     here, beside the field: ``mnistcnn train``'s options are generated from
-    it (:func:`mnistcnn.cli.train.config_options`) and so is the resume check
+    it (:func:`mnistcnn.cli.config_options.config_options`) and so is the resume check
     (:meth:`TrainConfig.math_differences`).
 
     Args:
