@@ -215,16 +215,8 @@ class Predictor:
                 1x28x28 inputs.
             ValueError: a bad device, threshold, invert mode or top_k.
         """
-        from mnistcnn.predict.foreign import improve_checkpoint_error
-
         dev = select_device(device)
-        try:
-            model = load(path, map_location=dev)
-        except CheckpointError as exc:  # a bare state_dict: say so, and what to do
-            better = improve_checkpoint_error(exc)
-            if better is exc:
-                raise
-            raise better from None
+        model = load(path, map_location=dev)
         ckpt = model.checkpoint
         assert ckpt is not None
         if list(ckpt.input_size) != [1, 28, 28]:
