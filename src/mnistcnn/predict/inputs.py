@@ -311,16 +311,6 @@ HEIC_ADVICE = (
 )
 
 
-def is_byteswapped_idx(head: bytes) -> bool:
-    """True when ``head`` is an IDX magic number written little-endian (``03 08 00 00``).
-
-    IDX stores its magic number and sizes big-endian (``00 00 08 03`` for
-    images); a writer that used the machine's byte order on x86 or ARM gives
-    the bytes reversed.
-    """
-    return len(head) >= 4 and head[2:4] == b"\0\0" and head[1] in _io.IDX_TYPES and head[0] >= 1
-
-
 def not_an_image(data: bytes) -> str:
     """Why ``data`` is not an image predict decodes, for people, with what to do.
 
@@ -335,7 +325,7 @@ def not_an_image(data: bytes) -> str:
     if kind == "heic":
         return f"a HEIC/HEIF image (a phone camera's format), which is not read here: {HEIC_ADVICE}"
     gz = _gz_head(data) if kind == "gzip" else b""
-    if is_byteswapped_idx(data[:4]) or is_byteswapped_idx(gz):
+    if _io.is_byteswapped_idx(data[:4]) or _io.is_byteswapped_idx(gz):
         return (
             f"an IDX file whose header is byte-swapped (little-endian: magic bytes "
             f"{(gz or data)[:4].hex(' ')}); the IDX format is big-endian "

@@ -414,7 +414,8 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
 def _what_instead(data: bytes) -> str:
     """``": <what it is and what to do>"`` for a HEIC/HEIF picture or a byte-swapped
     IDX file (:func:`mnistcnn.predict.inputs.not_an_image`), else ``""``."""
-    from mnistcnn.predict.inputs import is_byteswapped_idx, not_an_image
+    from mnistcnn._io import is_byteswapped_idx
+    from mnistcnn.predict.inputs import not_an_image
 
     if sniff(data[:SNIFF_BYTES]) == "heic" or is_byteswapped_idx(data[:4]):
         return f": {not_an_image(data)}"
