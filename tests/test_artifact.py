@@ -132,6 +132,29 @@ def test_weights_of_another_shape_are_refused_with_the_key(tmp_path):
         load(tmp_path / "b.pt")
 
 
+def test_bare_state_dict_is_named_by_the_artifact_layer(tmp_path):
+    """``mnistcnn.load`` says what a bare state_dict (or another trainer's dict holding
+    one) is and what to do, from the object already loaded: the CLI's message."""
+    weights = create_model("tutorial").state_dict()
+    bare = tmp_path / "bare.pt"
+    torch.save(weights, bare)
+    want = f"{bare}: a bare state_dict (e.g. from torch.save(model.state_dict())), not an mnistcnn"
+    for reader in (mnistcnn.load, load, load_checkpoint):
+        with pytest.raises(CheckpointError) as info:
+            reader(bare)
+        assert str(info.value).startswith(want) and "TrainedModel(" in str(info.value)
+    for key in ("state_dict", "model_state_dict", "model"):
+        other = tmp_path / f"other_{key}.pt"
+        torch.save({"epoch": 3, key: weights}, other)
+        with pytest.raises(CheckpointError, match="another tool's checkpoint holding a state_dict"):
+            load(other)
+    plain = tmp_path / "plain.pt"  # a dict without weights: the plain refusal
+    torch.save({"epoch": 3}, plain)
+    with pytest.raises(CheckpointError, match="cannot be used") as info:
+        load(plain)
+    assert "state_dict (e.g." not in str(info.value)
+
+
 def test_a_users_own_module_trains_and_loads_with_net(tmp_path, monkeypatch):
     """``train(net=...)`` records model "custom"; loading it needs the architecture again."""
     from mnistcnn.config import recipe_config

@@ -127,7 +127,7 @@ def test_library_errors_share_a_base_and_keep_their_old_bases():
     from mnistcnn.engine.rundir import RunDirError
     from mnistcnn.engine.train import NonFiniteLossError
     from mnistcnn.explain.conv_inputs import ConvInputError
-    from mnistcnn.predict.inputs import ImageInputError
+    from mnistcnn.predict.decoding import ImageInputError
     from mnistcnn.serve.inputs import InputError
 
     assert FromCheckpoint is CheckpointError and issubclass(CheckpointError, RuntimeError)

@@ -102,6 +102,23 @@ def test_wrong_magic(tmp_path: Path) -> None:
         validate_idx_file(tmp_path / "f32", "images")
 
 
+def test_byte_swapped_idx_is_named_as_such(tmp_path: Path) -> None:
+    """An IDX file written little-endian: said to be byte-swapped, not "magic 0x03080000"."""
+    good = tmp_path / "good"
+    write_idx(good, images())
+    data = good.read_bytes()
+    swapped = tmp_path / "swapped"  # magic and sizes in the machine's (little-endian) order
+    swapped.write_bytes(b"".join(data[i : i + 4][::-1] for i in range(0, 16, 4)) + data[16:])
+    want = (
+        f"{swapped}: an IDX file whose header is byte-swapped (little-endian: magic bytes "
+        "03 08 00 00); the IDX format is big-endian (00 00 08 03)"
+    )
+    for check in (read_idx_header, read_idx, lambda p: validate_idx_file(p, "images")):
+        with pytest.raises(IDXError) as info:
+            check(swapped)
+        assert str(info.value).startswith(want) and "0x03080000" not in str(info.value)
+
+
 def test_lying_header_is_refused_before_allocating(tmp_path: Path) -> None:
     path = tmp_path / "liar"
     path.write_bytes(struct.pack(">IIII", 2051, 0xFFFFFFFF, 0xFFFF, 0xFFFF) + bytes(64))

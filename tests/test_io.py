@@ -261,7 +261,7 @@ def test_idx_header_errors():
 def test_data_and_predict_word_idx_errors_their_own_way(tmp_path):
     from mnistcnn.data.errors import IDXError
     from mnistcnn.data.idx import read_idx_header
-    from mnistcnn.predict.inputs import idx_images
+    from mnistcnn.predict.decoding import idx_images
 
     raw = idx_bytes(np.zeros((2, 28, 28), np.uint8))[:-100]
     (tmp_path / "cut").write_bytes(raw)

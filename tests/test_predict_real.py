@@ -126,7 +126,7 @@ def test_predictor_on_test_arrays_agrees_with_evaluate(checkpoint, mnist_root):
     predictor = Predictor.from_checkpoint(checkpoint)
     preds = predictor.predict(list(images.numpy()))
     assert len(preds) == 10_000 and all(p.error is None and p.topk for p in preds)
-    from mnistcnn.predict.predictor import short_label
+    from mnistcnn.predict.prediction import short_label
 
     index = {short_label(name): i for i, name in enumerate(predictor.classes)}
     top1 = torch.tensor([index[p.topk[0][0]] for p in preds])

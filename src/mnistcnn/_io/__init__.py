@@ -17,7 +17,8 @@ and carry a ``reason`` code, so each caller words them for its own users
   :data:`TEMP_FILE_PATTERN` matches those names (stale-file clean-up).
 * Sniffing (:mod:`.sniff`): :func:`sniff` names what a file is from its first bytes;
   :func:`describe_kind` says it in words.
-* IDX (:mod:`.idx`): :func:`is_idx_magic`, :func:`parse_idx_header` (magic, element type,
+* IDX (:mod:`.idx`): :func:`is_idx_magic`, :func:`is_byteswapped_idx` (a header written
+  little-endian), :func:`parse_idx_header` (magic, element type,
   number of dimensions, sizes, and the length they imply, all checked before
   anything is allocated) and :func:`idx_array`.
 * Images (:mod:`.images`): :data:`IMAGE_FORMATS`, the one allow-list of Pillow decoders that
@@ -41,6 +42,7 @@ from mnistcnn._io.idx import (
     IdxFormatError,
     IdxHeader,
     idx_array,
+    is_byteswapped_idx,
     is_idx_magic,
     parse_idx_header,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "describe_kind",
     "fsync_dir",
     "idx_array",
+    "is_byteswapped_idx",
     "is_idx_magic",
     "is_temp_file_name",
     "load_image",

@@ -1,6 +1,7 @@
-"""IDX headers: :func:`is_idx_magic`, :func:`parse_idx_header` (magic, element type,
-number of dimensions, sizes, and the length they imply, all checked before
-anything is allocated) and :func:`idx_array`."""
+"""IDX headers: :func:`is_idx_magic`, :func:`is_byteswapped_idx` (a header written
+little-endian), :func:`parse_idx_header` (magic, element type, number of
+dimensions, sizes, and the length they imply, all checked before anything is
+allocated) and :func:`idx_array`."""
 
 from __future__ import annotations
 
@@ -72,6 +73,16 @@ class IdxHeader:
 def is_idx_magic(head: bytes) -> bool:
     """True when ``head`` starts with an IDX magic number: 0, 0, a known element type, >= 1 dims."""
     return len(head) >= 4 and head[:2] == b"\0\0" and head[2] in IDX_TYPES and head[3] >= 1
+
+
+def is_byteswapped_idx(head: bytes) -> bool:
+    """True when ``head`` is an IDX magic number written little-endian (``03 08 00 00``).
+
+    IDX stores its magic number and sizes big-endian (``00 00 08 03`` for
+    images); a writer that used the machine's byte order on x86 or ARM gives
+    the bytes reversed.
+    """
+    return len(head) >= 4 and head[2:4] == b"\0\0" and head[1] in IDX_TYPES and head[0] >= 1
 
 
 def parse_idx_header(head: bytes, size: int | None = None) -> IdxHeader:

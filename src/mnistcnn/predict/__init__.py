@@ -8,8 +8,10 @@ returns a :class:`Prediction` per picture (see :mod:`mnistcnn.predict.predictor`
 IDX files) into its inputs.
 """
 
-from mnistcnn.predict.inputs import ImageInputError, InputItem, decode_image, expand_inputs
-from mnistcnn.predict.predictor import DEFAULT_THRESHOLD, Prediction, Predictor
+from mnistcnn.predict.decoding import ImageInputError, decode_image
+from mnistcnn.predict.inputs import InputItem, expand_inputs
+from mnistcnn.predict.prediction import Prediction
+from mnistcnn.predict.predictor import DEFAULT_THRESHOLD, Predictor
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
     PreprocessResult,

@@ -60,7 +60,7 @@ def class_folders(folder: PathLike, classes: list[str]) -> list[tuple[Path, int]
         SettingError: ``folder`` has no subfolders, or one names no class of the
             model (the message lists the names that would).
     """
-    from mnistcnn.predict.predictor import short_label
+    from mnistcnn.predict.prediction import short_label
 
     root = Path(folder)
     names = {c.lower(): i for i, c in enumerate(classes)}
@@ -160,7 +160,7 @@ def write_pictures_report(result: PictureEvaluation, model: TrainedModel, folder
     report = models_report(result.evaluation, [model], result.inputs, history=[])
     worst = worst_errors(result.evaluation.probabilities, result.evaluation.labels, 24)
     if worst:
-        from mnistcnn.predict.predictor import short_label
+        from mnistcnn.predict.prediction import short_label
 
         short = [short_label(c) for c in result.evaluation.classes]
         names = [

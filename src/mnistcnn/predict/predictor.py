@@ -36,9 +36,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -49,18 +47,11 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
+from mnistcnn.predict.arrays import dataset_format
+from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
 from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import (
-    ImageInputError,
-    Input,
-    InputItem,
-    check_size,
-    dataset_format,
-    decode_image,
-    preview_copy,
-    python_inputs,
-    tiff_pages,
-)
+from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
+from mnistcnn.predict.prediction import Prediction, short_label
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
     PreprocessSettings,
@@ -74,66 +65,6 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 #: MNIST-style images go through the model in forward passes of exactly this many.
 FORWARD_BATCH = 64
-
-
-def short_label(name: str) -> str:
-    """A class name as predictions report it: ``"7 - seven"`` -> ``"7"``; others unchanged."""
-    return name.split(" - ")[0] if " - " in name else name
-
-
-@dataclass
-class Prediction:
-    """What the model says about one picture.
-
-    Attributes:
-        path: the input's name: its path as given, ``-`` (stdin), ``file#i``
-            (image ``i`` of an IDX file) or ``<image i>`` for in-memory inputs.
-        label: the predicted class (:func:`short_label` of the class name), or
-            None when unsure or on error.
-        probability: calibrated probability of the top class, 0..1; None for
-            a blank picture or on error.
-        topk: the ``k`` most probable classes, ``(label, probability)``,
-            most probable first; empty for a blank picture or on error.
-        unsure: no ink (``blank``), or the top probability is below the
-            threshold. False on error (look at ``error`` first).
-        error: why the input could not be predicted (None when it was).
-        input: uint8 (28, 28), 0 background .. 255 ink: what the model saw.
-            None on error.
-        blank: no ink was found in the picture.
-        inverted: the picture was dark-on-light and was inverted (None when
-            not preprocessed: IDX images and errors).
-        probabilities: float32 (C,), all calibrated class probabilities
-            (None for a blank picture or on error).
-        preview: a copy of the decoded picture (EXIF-rotated, longest side at
-            most 256 px), kept only when asked for (``keep_previews``).
-        size: (width, height) of the (EXIF-rotated) picture in pixels (None
-            for IDX images and errors).
-    """
-
-    path: str
-    label: str | None
-    probability: float | None
-    topk: list[tuple[str, float]]
-    unsure: bool
-    error: str | None = None
-    input: np.ndarray | None = field(default=None, repr=False)
-    blank: bool = False
-    inverted: bool | None = None
-    probabilities: np.ndarray | None = field(default=None, repr=False)
-    preview: Image.Image | None = field(default=None, repr=False)
-    size: tuple[int, int] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"path", "label", "probability", "topk": [{"label", "probability"}], "unsure",
-        "error"}`` with plain Python values (JSON-ready)."""
-        return {
-            "path": self.path,
-            "label": self.label,
-            "probability": self.probability,
-            "topk": [{"label": lab, "probability": p} for lab, p in self.topk],
-            "unsure": self.unsure,
-            "error": self.error,
-        }
 
 
 def _failed(name: str, error: str) -> Prediction:
@@ -215,16 +146,8 @@ class Predictor:
                 1x28x28 inputs.
             ValueError: a bad device, threshold, invert mode or top_k.
         """
-        from mnistcnn.predict.foreign import improve_checkpoint_error
-
         dev = select_device(device)
-        try:
-            model = load(path, map_location=dev)
-        except CheckpointError as exc:  # a bare state_dict: say so, and what to do
-            better = improve_checkpoint_error(exc)
-            if better is exc:
-                raise
-            raise better from None
+        model = load(path, map_location=dev)
         ckpt = model.checkpoint
         assert ckpt is not None
         if list(ckpt.input_size) != [1, 28, 28]:
@@ -343,7 +266,7 @@ class Predictor:
         """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
 
         A 28x28 picture with light ink on a dark frame (see
-        :func:`~mnistcnn.predict.inputs.dataset_format`), unless ``invert`` is
+        :func:`~mnistcnn.predict.arrays.dataset_format`), unless ``invert`` is
         ``yes`` (the user says it is dark ink on light paper).
         """
         if image.size != (28, 28) or self.invert == "yes":
@@ -420,7 +343,7 @@ class Predictor:
 
         Args:
             inputs: Pillow images; arrays (see
-                :func:`~mnistcnn.predict.inputs.array_to_image`); bytes of an
+                :func:`~mnistcnn.predict.arrays.array_to_image`); bytes of an
                 image file; paths (``str``/``PathLike``) of image files,
                 folders or IDX files. A folder path gives one prediction per
                 image file in it, an IDX path one per image it holds; every

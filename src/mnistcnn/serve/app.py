@@ -2,7 +2,7 @@
 
 Routes:
 
-* ``POST /v1/predict``: one image or a batch (forms in :mod:`mnistcnn.serve.inputs`);
+* ``POST /v1/predict``: one image or a batch (forms in :mod:`mnistcnn.serve.body`);
   answers ``{"model": name, "predictions": [obj, ...]}``, each ``obj`` the object
   ``mnistcnn predict --json`` prints, plus ``"input"`` (the 28x28 uint8 image
   the model saw, as 28 lists of 28 ints) with ``?return_input=true``.
@@ -35,7 +35,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mnistcnn import __version__
 from mnistcnn.serve.batching import MicroBatcher, Overloaded
-from mnistcnn.serve.inputs import InputError, RawInput, decode_images, parse_body
+from mnistcnn.serve.body import parse_body
+from mnistcnn.serve.inputs import InputError, RawInput, decode_images
 from mnistcnn.serve.middleware import AccessLogMiddleware, BodyLimitMiddleware, BodyTooLarge
 from mnistcnn.serve.openapi import MODEL_RESPONSE, PREDICT_BODY, PREDICT_RESPONSES
 

@@ -1,34 +1,22 @@
-"""Turn the body of ``POST /v1/predict`` into images, within the configured limits.
+"""The images of a ``POST /v1/predict`` request, and their decoding within the limits.
 
-Accepted forms (see ``docs/serve.md``):
-
-* ``multipart/form-data``: one part named ``file`` (or several named ``files``);
-  a part of any other name is refused;
-* a raw body with an ``image/*`` content type;
-* ``application/json``: ``{"pixels": [[...28 numbers...] x 28]}`` (0..255, or
-  0..1 when no value is above 1 and some are fractions: see :func:`pixels_array`),
-  ``{"image_base64": "..."}`` (a data URL is accepted too), or
-  ``{"images": [ {...}, ... ]}`` with one such object per image.
-
-Everything stays in memory: no upload is spooled to disk, no client string is
-used as a path, and images are opened only by the decoders of
+:class:`RawInput` is one image as the client sent it (encoded bytes or a
+``pixels`` array), :class:`ParsedRequest` the images of one request (how a
+body becomes one: :mod:`mnistcnn.serve.body`). :func:`decode_images` opens
+them within the request's pixel budget, every header read before any pixel is
+decoded. Images are opened only by the decoders of
 :data:`mnistcnn._io.IMAGE_FORMATS`, the allow-list ``predict`` uses too (no
-format that shells out or unpickles). Each problem raises
-:class:`InputError` with an HTTP status and a message naming it.
+format that shells out or unpickles). Each problem raises :class:`InputError`
+with an HTTP status and a message naming it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mnistcnn._io import IMAGE_FORMATS as IMAGE_FORMATS  # re-exported: the shared allow-list
 from mnistcnn._io import (
@@ -40,10 +28,6 @@ from mnistcnn._io import (
     sniff,
 )
 from mnistcnn.errors import MnistcnnError
-
-FIELD = 28  # side of the ``pixels`` form, in pixels
-JSON_KEYS = ("pixels", "image_base64", "images")
-_MAX_INT_DIGITS = 20  # longer JSON integers are read as +-inf (far outside 0..255 anyway)
 
 
 class InputError(MnistcnnError):
@@ -74,250 +58,6 @@ class ParsedRequest:
 
     inputs: list[RawInput]
     batch: bool
-
-
-def parse_body(content_type: str | None, body: bytes, max_images: int) -> ParsedRequest:
-    """Split a request body into images according to its ``Content-Type``.
-
-    Args:
-        content_type: the raw ``Content-Type`` header (None if absent).
-        body: the whole body (already bounded by the body-size limit).
-        max_images: most images one request may carry.
-
-    Raises:
-        InputError: 400 (empty or malformed body), 413 (too many images),
-            415 (unsupported content type), 422 (JSON of the wrong shape, a
-            multipart part not named ``file``/``files``).
-    """
-    mime, params = parse_options_header(content_type or "")
-    kind = mime.decode("latin-1").lower()
-    if not body:
-        raise InputError(
-            400,
-            "empty body: send the image as multipart/form-data (a part named 'file'), "
-            "as the body with an image/* Content-Type, or as JSON with 'pixels' or "
-            "'image_base64'",
-        )
-    if kind.startswith("image/"):
-        parsed = ParsedRequest([RawInput("body", body)], batch=False)
-    elif kind == "multipart/form-data":
-        parsed = _parse_multipart(body, params.get(b"boundary"))
-    elif kind == "application/json" or kind.endswith("+json"):
-        parsed = _parse_json(body)
-    else:
-        shown = kind or "none"
-        raise InputError(
-            415,
-            f"unsupported Content-Type {shown!r}: send multipart/form-data with a 'file' part, "
-            "an image/* body (e.g. image/png), or application/json with 'pixels' or "
-            "'image_base64'",
-        )
-    if len(parsed.inputs) > max_images:
-        raise InputError(
-            413, f"too many images in one request: {len(parsed.inputs)} (at most {max_images})"
-        )
-    return parsed
-
-
-def _parse_multipart(body: bytes, boundary: bytes | None) -> ParsedRequest:
-    """Parts named ``file``/``files``, read in memory; a part of another name is refused."""
-    if not boundary:
-        raise InputError(400, "multipart/form-data without a boundary parameter")
-    parts = _multipart_parts(body, boundary)
-    inputs: list[RawInput] = []
-    batch = False
-    for i, (name, filename, data) in enumerate(parts):
-        if name not in ("file", "files"):
-            shown = f"part {name!r}" if name is not None else f"part {i} (it has no name)"
-            raise InputError(
-                422,
-                f"multipart {shown} is not accepted: send the image as a part named 'file' "
-                "(several as parts named 'files'); no other parts are read",
-            )
-        batch = batch or name == "files"
-        if not data:
-            label = filename or name
-            raise InputError(400, f"multipart part {label!r} is empty")
-        inputs.append(RawInput(f"file {filename or name!r}", data, filename))
-    if not inputs:
-        raise InputError(
-            422,
-            "multipart body has no file: send the image as a part named 'file' "
-            "(several as parts named 'files')",
-        )
-    return ParsedRequest(inputs, batch=batch or len(inputs) > 1)
-
-
-def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str | None, str | None, bytes]]:
-    """(field name, file name, data) of each part of a multipart body."""
-    parts: list[tuple[str | None, str | None, bytes]] = []
-    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "data": []}
-
-    def on_part_begin() -> None:
-        state.update(headers={}, field=b"", value=b"", data=[])
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        state["headers"][state["field"].lower()] = state["value"]
-        state["field"], state["value"] = b"", b""
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        state["data"].append(data[start:end])
-
-    def on_part_end() -> None:
-        _, opts = parse_options_header(state["headers"].get(b"content-disposition", b""))
-        name, filename = opts.get(b"name"), opts.get(b"filename")
-        parts.append(
-            (
-                name.decode("utf-8", "replace") if name is not None else None,
-                filename.decode("utf-8", "replace") if filename is not None else None,
-                b"".join(state["data"]),
-            )
-        )
-
-    callbacks: Any = {
-        "on_part_begin": on_part_begin,
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    }
-    parser = MultipartParser(boundary, callbacks)
-    try:
-        parser.write(body)
-        parser.finalize()
-    except Exception as exc:  # python-multipart raises several error types
-        raise InputError(400, f"malformed multipart body: {exc}") from None
-    return parts
-
-
-def _parse_json(body: bytes) -> ParsedRequest:
-    """``{"pixels": ...}``, ``{"image_base64": ...}`` or ``{"images": [...]}``."""
-    if not body:
-        raise InputError(400, "empty body: send a JSON object with 'pixels' or 'image_base64'")
-    try:
-        doc = json.loads(body, parse_int=_json_int)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InputError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InputError(
-            422,
-            f"JSON body must be an object with one of {', '.join(JSON_KEYS)}; "
-            f"got {type(doc).__name__}",
-        )
-    if "images" in doc:
-        _only_keys(doc, ("images",), "the request")
-        images = doc["images"]
-        if not isinstance(images, list) or not images:
-            raise InputError(422, "'images' must be a non-empty list of objects")
-        return ParsedRequest(
-            [_json_image(item, f"images[{i}]") for i, item in enumerate(images)], batch=True
-        )
-    return ParsedRequest([_json_image(doc, "body")], batch=False)
-
-
-def _json_int(text: str) -> int | float:
-    """A JSON integer; one too long to be a gray level becomes +-inf (refused as out of range).
-
-    Python's own parser would refuse over 4300 digits (a "not valid JSON" 400) and
-    ``float()`` would overflow: either way the client's mistake is the value's range.
-    """
-    if len(text) > _MAX_INT_DIGITS:
-        return float("-inf") if text.startswith("-") else float("inf")
-    return int(text)
-
-
-def _only_keys(obj: dict[str, Any], allowed: Sequence[str], where: str) -> None:
-    extra = sorted(set(obj) - set(allowed))
-    if extra:
-        raise InputError(
-            422,
-            f"unknown field(s) in {where}: {', '.join(map(repr, extra))} "
-            f"(expected {' or '.join(allowed)})",
-        )
-
-
-def _json_image(obj: Any, where: str) -> RawInput:
-    """One JSON image object: exactly one of ``pixels`` / ``image_base64``."""
-    if not isinstance(obj, dict):
-        raise InputError(422, f"{where}: expected an object, got {type(obj).__name__}")
-    _only_keys(obj, ("pixels", "image_base64"), where)
-    if len(obj) != 1:
-        raise InputError(422, f"{where}: give exactly one of 'pixels' or 'image_base64'")
-    if "pixels" in obj:
-        return RawInput(f"{where}.pixels", pixels_array(obj["pixels"], f"{where}.pixels"))
-    return RawInput(f"{where}.image_base64", _b64(obj["image_base64"], f"{where}.image_base64"))
-
-
-def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
-    """A JSON 28x28 list of lists of numbers in 0..255 (or 0..1) -> uint8 (28, 28) (rounded).
-
-    The range is closed and checked before rounding: -0 and 255.0 are accepted,
-    255.4 and -0.1 are not; NaN, infinities and integers of any size outside it
-    are refused.
-
-    **0..1 pixels.** When no value is above 1 and some value is not a whole
-    number (``0.5``, ``0.98``), the pixels are taken as 0..1 (as
-    ``torchvision``'s ``ToTensor`` gives them) and multiplied by 255. Whole
-    numbers (``0`` and ``1`` only) stay 0..255: a picture whose brightest pixel
-    is 1 of 255 is (nearly) blank either way.
-
-    Raises:
-        InputError: 422 naming ``where`` for a ragged, non-numeric (strings,
-            ``true``/``false``, null), wrongly shaped, non-finite or
-            out-of-range array.
-    """
-    if isinstance(value, list) and all(isinstance(row, list) for row in value):
-        kinds = {type(v) for row in value for v in row}
-        if bool in kinds:
-            raise InputError(
-                422, f"{where}: true/false are not gray levels: give numbers in 0..255"
-            )
-        if not kinds <= {int, float}:
-            raise InputError(
-                422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
-            )
-    out_of_range = f"{where}: values must be finite numbers in 0..255"
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except OverflowError:  # an int beyond float64 (~1.8e308): far outside 0..255
-        raise InputError(422, out_of_range) from None
-    except (ValueError, TypeError):
-        raise InputError(
-            422, f"{where}: must be {FIELD} lists of {FIELD} numbers (ragged or not numeric)"
-        ) from None
-    if arr.shape != (FIELD, FIELD):
-        raise InputError(
-            422, f"{where}: must be {FIELD}x{FIELD} (rows x columns), got shape {list(arr.shape)}"
-        )
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise InputError(422, out_of_range)
-    if arr.max() <= 1 and not np.array_equal(arr, np.rint(arr)):
-        arr = arr * 255.0  # 0..1 pixels (see above)
-    return np.rint(arr).astype(np.uint8)
-
-
-def _b64(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise InputError(422, f"{where}: must be a base64 string, got {type(value).__name__}")
-    text = value.strip()
-    if text.startswith("data:"):
-        head, sep, text = text.partition(",")
-        if not sep or not head.endswith(";base64"):
-            raise InputError(400, f"{where}: a data URL must be 'data:<type>;base64,<data>'")
-    try:
-        data = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(400, f"{where}: not valid base64: {exc}") from None
-    if not data:
-        raise InputError(400, f"{where}: empty image")
-    return data
 
 
 def decode_images(
@@ -413,8 +153,9 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
 
 def _what_instead(data: bytes) -> str:
     """``": <what it is and what to do>"`` for a HEIC/HEIF picture or a byte-swapped
-    IDX file (:func:`mnistcnn.predict.inputs.not_an_image`), else ``""``."""
-    from mnistcnn.predict.inputs import is_byteswapped_idx, not_an_image
+    IDX file (:func:`mnistcnn.predict.decoding.not_an_image`), else ``""``."""
+    from mnistcnn._io import is_byteswapped_idx
+    from mnistcnn.predict.decoding import not_an_image
 
     if sniff(data[:SNIFF_BYTES]) == "heic" or is_byteswapped_idx(data[:4]):
         return f": {not_an_image(data)}"
@@ -431,7 +172,7 @@ def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndar
     """
     if isinstance(img, np.ndarray):
         return img
-    from mnistcnn.predict.inputs import tiff_pages
+    from mnistcnn.predict.decoding import tiff_pages
 
     pages = len(tiff_pages(img))
     if pages > 1:
