@@ -248,3 +248,25 @@ def test_out_may_not_be_the_latest_link(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", "--dry-run", "--out", "runs/latest"])
     assert result.exit_code == 2 and "runs/latest is the link to the newest run" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_obtaining_a_dataset_says_where_it_came_from_once(shared_datasets, tmp_path):
+    """Issue 13.9: the first (offline) fetch names its source in one line; later ones stay quiet."""
+    args = [
+        "data",
+        "fetch",
+        "mnist",
+        "--data-root",
+        str(tmp_path),
+        "--mirror",
+        str(shared_datasets),
+    ]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    lines = [line for line in first.output.splitlines() if line.startswith("data: ")]
+    assert lines == [
+        f"data: mnist: all files extracted from mirror dir {shared_datasets}/MNIST/raw/, "
+        f"verified, into {tmp_path}/MNIST/raw"
+    ]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "data: " not in again.output

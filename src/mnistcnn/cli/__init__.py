@@ -54,6 +54,20 @@ def main(verbose: int) -> None:
     """Train, evaluate, explain and serve CNNs for MNIST-style 28x28 images."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _say_data_sources()
+
+
+def _say_data_sources() -> None:
+    """Show the data layer's one line per dataset it obtained (where from), as ``data: ...``."""
+    source = logging.getLogger("mnistcnn.data.source")
+    for old in [h for h in source.handlers if getattr(h, "mnistcnn_cli", False)]:
+        source.removeHandler(old)
+    handler = logging.StreamHandler()  # the current stderr
+    handler.setFormatter(logging.Formatter("data: %(message)s"))
+    handler.mnistcnn_cli = True  # type: ignore[attr-defined]
+    source.addHandler(handler)
+    source.setLevel(logging.INFO)
+    source.propagate = False
 
 
 def _register() -> None:

@@ -156,6 +156,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
     main = env_rank() == 0  # under torchrun only rank 0 prints (and logs)
     if not main:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
+        logging.getLogger("mnistcnn.data.source").setLevel(logging.ERROR)
     config = _config_from_flags(recipe, resume, flags)
     progress = not no_progress and sys.stderr.isatty()
     from mnistcnn.engine.run import ReportInterrupted

