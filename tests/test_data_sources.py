@@ -316,7 +316,7 @@ def test_unwritable_root_is_explained(tiny, tmp_path: Path) -> None:
     root = tmp_path / "ro"
     raw_dir(root).mkdir(parents=True)
     raw_dir(root).chmod(0o555)
-    with pytest.raises(SourceError, match="is not writable: pass a writable --data-root"):
+    with pytest.raises(SourceError, match="is not writable: give a writable data root"):
         fetch_dataset("tiny", root, tiny.lay_out(tmp_path / "m", gz=True), spec=tiny.spec)
 
 

@@ -148,7 +148,7 @@ def _from_file_unchecked(src: Path, f: IdxFileSpec, run: FetchRun, where: str, o
 
 def from_dir(d: Path | None, what: str, f: IdxFileSpec, run: FetchRun) -> str:
     if d is None:
-        raise Missing(f"none given (pass --mirror DIR or set ${ENV_MIRROR})")
+        raise Missing(f"none given (mirror=DIR, --mirror DIR, or ${ENV_MIRROR})")
     if not d.is_dir():
         note = " (not installed)" if what == "system dir" else ""
         raise Missing(f"{d} is not a folder{note}")

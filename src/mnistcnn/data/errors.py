@@ -73,8 +73,9 @@ def source_failure_message(
     gz = ", ".join(f"{name}.gz" for name in missing)
     lines.append(
         f"To provide the files by hand: download {gz} (from {site} or any copy) and put "
-        f"them, compressed or not, into {raw_dir}/, or pass --mirror DIR (or set "
-        f"MNISTCNN_MIRROR=DIR) where DIR holds DIR/{folder}/raw/<file>.gz or DIR/<file>.gz."
+        f"them, compressed or not, into {raw_dir}/, or give a mirror DIR (mirror=DIR, "
+        f"--mirror DIR, or MNISTCNN_MIRROR=DIR) where DIR holds DIR/{folder}/raw/<file>.gz "
+        "or DIR/<file>.gz."
     )
     if archive is not None:
         lines.append(

@@ -153,7 +153,8 @@ def fetch_dataset(
         raw_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(
-            f"cannot create {raw_dir}: {e}. Pass a writable --data-root or set ${ENV_ROOT}."
+            f"cannot create {raw_dir}: {e}. Give a writable data root (root=DIR, "
+            f"--data-root DIR, or ${ENV_ROOT})."
         ) from e
     stamp_path = raw_dir / _state.STAMP_FILE
     run = FetchRun(spec, raw_dir, resolve_mirror(mirror), timeout, allow_download,
@@ -214,8 +215,9 @@ def _obtain(f: IdxFileSpec, run: FetchRun) -> str | None:
         run.attempts.append((label, f.name, reason))
         if label.startswith(PRESENT) and not os.access(run.raw_dir, os.W_OK):
             reason = (
-                f"{run.raw_dir} is not writable: pass a writable --data-root (or set ${ENV_ROOT}) "
-                "and give read-only copies as --mirror DIR"
+                f"{run.raw_dir} is not writable: give a writable data root (root=DIR, "
+                f"--data-root DIR, or ${ENV_ROOT}) and read-only copies as a mirror "
+                "(mirror=DIR, --mirror DIR)"
             )
             run.attempts.append(("writing the raw folder", f.name, reason))
             return None

@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from mnistcnn.artifact import Checkpoint, CheckpointError, build_model, save_checkpoint
+from mnistcnn.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +259,12 @@ def split_logits(
     fraction = float(ckpt.config.get("val_fraction", 0.0))
     seed = int(ckpt.config.get("seed", 0))
     if split == "val" and fraction <= 0:
-        raise ValueError(
+        raise SettingError(
             f"{ckpt.path}: the model was trained on the whole training split, so no "
-            "held-out validation images exist; train with --val-fraction 0.1, or "
-            "calibrate with --split test (then test-set figures are no longer independent)"
+            "held-out validation images exist; train with val_fraction 0.1 (--val-fraction), "
+            "or calibrate with split 'test' (--split test; then test-set figures are no "
+            "longer independent)",
+            setting="split",
         )
     x, y = mdata.load_arrays(name, train=split == "val", root=data_root, mirror=mirror)
     what = f"{name} test ({len(y)} images)"

@@ -74,7 +74,7 @@ def load_image_matrix(
                     raise ConvInputError(
                         "image",
                         f"{path}: no ink found (a blank picture): every pixel would be 0 "
-                        "(--no-preprocess convolves the picture as it is)",
+                        "(preprocess=False, --no-preprocess, convolves the picture as it is)",
                     )
             else:
                 pixels = np.round(to_grayscale(img) * 255).astype(np.uint8)  # (H, W)
@@ -89,7 +89,7 @@ def load_image_matrix(
         raise ConvInputError(
             "image",
             f"{path} is {width}x{height} px; the worked convolution takes at most "
-            f"{MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}: resize it with --size 1..{MAX_INPUT_SIDE}",
+            f"{MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}: resize it with size 1..{MAX_INPUT_SIDE} (--size)",
         )
     matrix: Matrix = pixels.astype(int).tolist()
     if unit_range:
