@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mnistcnn.cli import main
@@ -29,18 +28,9 @@ from mnistcnn.engine.runs import (
     table_rows,
 )
 from mnistcnn.engine.train import TrainingInterrupted
+from test_train_session import synthetic
 
 HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,train_seconds,eval_seconds"
-
-
-def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (n, 28, 28) images, labels 0..9 (the label's row of the image is bright)."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)
-    images = torch.randint(0, 30, (n, 28, 28), generator=g, dtype=torch.uint8)
-    for i, lab in enumerate(labels.tolist()):
-        images[i, 2 * lab + 3] = 250
-    return images, labels
 
 
 def _stub_report(run_dir, history, **kw):
