@@ -16,13 +16,15 @@ from mnistcnn.cli.common import cli_message, user_errors
 from mnistcnn.config import TrainConfig, changes_math, check_settings, setting, setting_flag
 from mnistcnn.errors import CheckpointError, MnistcnnError, SettingError
 
-#: ``mnistcnn train --help``'s options before they were generated from the metadata.
+#: ``mnistcnn train --help``'s options (those before they were generated from the metadata,
+#: and the ones added since).
 TRAIN_OPTIONS_BEFORE = {
     "--recipe", "--dataset", "--model", "--epochs", "--batch-size", "--lr", "--optimizer",
     "--scheduler", "--normalize", "--no-normalize", "--weight-decay", "--label-smoothing",
     "--augment", "--precision", "--val-fraction", "--loader", "--seed", "--device",
     "--max-steps", "--dry-run", "--out", "--no-progress", "--resume", "--force",
     "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
+    "--deterministic", "--no-deterministic",  # added since (issue 14: the setting had no flag)
 }  # fmt: skip
 
 

@@ -726,3 +726,13 @@ def test_curves_label_a_smoothed_training_loss_as_such():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["train (label smoothing 0.1)", "test"]
     assert plot_curves(rows).axes[0].get_legend_handles_labels()[1] == ["train", "test"]
+
+
+def test_deterministic_flag_reaches_the_config(fake_data, tmp_path, monkeypatch):
+    """Issue 14.4: the setting existed without a flag."""
+    seen = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda on: seen.append(on))
+    result = cli("--deterministic", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert seen == [True]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["deterministic"] is True

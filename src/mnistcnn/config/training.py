@@ -188,7 +188,11 @@ class TrainConfig:
         min=1,
     )
     deterministic: bool = setting(
-        False, help="Use deterministic algorithms only.", math=False, cli=False
+        False,
+        help="Use only deterministic algorithms (torch.use_deterministic_algorithms): "
+        "repeatable runs on a GPU too, usually slower; an operation without a "
+        "deterministic kernel stops with an error naming it.",
+        math=False,
     )
     augment: str = setting(
         "none",
