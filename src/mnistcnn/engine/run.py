@@ -151,7 +151,7 @@ def checkpoint_note(ckpt: Checkpoint, rows: Sequence[dict[str, Any]]) -> str:
     shown = f" The last epoch's model (last.pt) scores {100 * final:.2f}%." if final else ""
     return (
         f"This report shows best.pt: epoch {epoch} of {done}, the epoch with the highest test "
-        "accuracy. It was chosen on the test split itself, so its test figure is optimistic;"
+        "accuracy. It was chosen on the test split itself, so its test figure is optimistic."
         f"{shown} Train with val_fraction 0.1 (--val-fraction 0.1) to choose on held-out "
         "validation images instead."
     )
