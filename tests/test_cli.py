@@ -265,7 +265,7 @@ def test_obtaining_a_dataset_says_where_it_came_from_once(shared_datasets, tmp_p
     assert first.exit_code == 0, first.output
     lines = [line for line in first.output.splitlines() if line.startswith("data: ")]
     assert lines == [
-        f"data: mnist: all files extracted from mirror dir {shared_datasets}/MNIST/raw/, "
+        f"data: mnist: all files: extracted from mirror dir {shared_datasets}/MNIST/raw/; "
         f"verified, into {tmp_path}/MNIST/raw"
     ]
     again = CliRunner().invoke(main, args)

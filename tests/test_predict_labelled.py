@@ -60,12 +60,18 @@ def test_cli_writes_a_report_with_both_views_of_the_worst_errors(pictures, check
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["num_samples"] == 12 and record["skipped"][0]["path"].endswith("notes.txt")
-    out = checkpoint.parent / "evaluation-images-mine"
+    [out] = checkpoint.parent.glob("evaluation-images-mine-*")  # -<hash of the folder's path>
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "worst_errors.png" in page and "worst_errors_pictures.png" in page
     assert (out / "worst_errors_pictures.png").is_file() and (
         out / "confusion_matrix.csv"
     ).is_file()
+
+
+def test_images_and_ood_together_are_refused(pictures, checkpoint):
+    args = ["evaluate", str(checkpoint), "--images", str(pictures), "--ood", "noise"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--ood measures a test split, not --images" in result.output
 
 
 def test_a_folder_that_names_no_class_is_refused(pictures, checkpoint):

@@ -81,3 +81,19 @@ def test_cli_prints_and_writes_ood_json(model_file, monkeypatch):
     assert saved == record["ood"]
     bad = CliRunner().invoke(main, ["evaluate", str(model_file), "--ood", "mnist"])
     assert bad.exit_code == 1 and "the model's own dataset" in bad.output
+
+
+def test_an_ood_set_that_cannot_be_had_is_skipped_not_fatal(model_file, monkeypatch):
+    from mnistcnn.data import DataError
+
+    real = mnistcnn.data.load_arrays
+
+    def only_mnist(name, *a, **kw):
+        if name == "kmnist":
+            raise DataError("could not obtain 4 of the 4 files of dataset 'kmnist'\nmore")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(mnistcnn.data, "load_arrays", only_mnist)
+    report = ood_scores(load(model_file), ["kmnist", "noise"], threshold=0.5, limit=8)
+    assert [r.name for r in report.results] == ["noise"]
+    assert report.skipped == {"kmnist": "could not obtain 4 of the 4 files of dataset 'kmnist'"}

@@ -736,3 +736,23 @@ def test_deterministic_flag_reaches_the_config(fake_data, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert seen == [True]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["deterministic"] is True
+
+
+def test_a_resume_records_its_new_plan_in_config_json(fake_data, tmp_path):
+    """`runs` said 4/3 epochs after `--resume --epochs 4`: config.json records the new plan."""
+    run = tmp_path / "run"
+    assert cli("--epochs", "1", "--out", str(run)).exit_code == 0
+    assert cli("--resume", str(run), "--epochs", "2").exit_code == 0
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
+def test_latest_waits_for_best_pt(fake_data, tmp_path, monkeypatch):
+    """A run stopped in its first epoch has no best.pt: runs/latest stays where it was."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("--epochs", "1").exit_code == 0
+    good = os.readlink(tmp_path / "runs" / "latest")
+    config = recipe_config("tutorial", **{**SMALL, "epochs": 2})
+    with pytest.raises(TrainingInterrupted):
+        session.train(config, runs_dir=tmp_path / "runs", stop=lambda: True, handle_signals=False)
+    assert os.readlink(tmp_path / "runs" / "latest") == good
+    assert (tmp_path / "runs" / "latest" / "best.pt").is_file()

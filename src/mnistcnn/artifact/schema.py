@@ -39,6 +39,7 @@ writes it atomically. Nothing else builds or patches the dict.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import pickle
@@ -53,6 +54,8 @@ from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint
 from mnistcnn.artifact.sniff import describe_non_checkpoint
 from mnistcnn.artifact.trained import MNIST_PREPARATION, PRECISIONS, TrainedModel
 from mnistcnn.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "mnistcnn.checkpoint"
 FORMAT_VERSION = 2
@@ -212,9 +215,13 @@ def _unpickler_detail(exc: Exception) -> str:
 
 def _resolve(path: Path) -> Path:
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
+        if (path / "best.pt").is_file():
+            return path / "best.pt"
+        if (path / "last.pt").is_file():
+            log.warning(
+                "%s has no best.pt (stopped before its first epoch ended?): using last.pt", path
+            )
+            return path / "last.pt"
         raise CheckpointError(f"{path}: a folder without best.pt or last.pt")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -115,6 +115,8 @@ def evaluate(
     _check_out(out)
     _check_evaluation_out(out)
     if images is not None:
+        if ood:
+            raise click.UsageError("--ood measures a test split, not --images; give one of them")
         _evaluate_images(checkpoints, images, out, device, as_json)
         return
     out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
@@ -182,8 +184,8 @@ def _ood(
 
 def _print_ood(report: OodReport, out_dir: Path) -> None:
     click.echo(
-        f"out of distribution (unsure below p = {report.threshold:g}; {report.dataset} test "
-        f"images called unsure: {pct(report.in_unsure)} of {report.in_count}):"
+        f"out of distribution (unsure below p = {report.threshold:g}; of the first "
+        f"{report.in_count} {report.dataset} test images, {pct(report.in_unsure)} called unsure):"
     )
     click.echo(f"{'set':>14} {'images':>7} {'AUROC msp':>10} {'AUROC energy':>13} {'unsure':>8}")
     for r in report.results:
@@ -191,6 +193,8 @@ def _print_ood(report: OodReport, out_dir: Path) -> None:
             f"{r.name:>14} {r.count:>7} {r.auroc_msp:>10.4f} {r.auroc_energy:>13.4f} "
             f"{pct(r.unsure):>8}"
         )
+    for name, reason in report.skipped.items():
+        click.echo(f"{name:>14} skipped: {reason}")
     click.echo(f"written to {out_dir / 'ood.json'}")
 
 
@@ -208,7 +212,9 @@ def _evaluate_images(
     model = load(checkpoints[0], map_location=dev)
     first = Path(checkpoints[0])
     folder = (first if first.is_dir() else first.parent).resolve()
-    out_dir = Path(out) if out else folder / f"evaluation-images-{Path(images).resolve().name}"
+    source = Path(images).resolve()  # one folder per picture folder: others never replace it
+    digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+    out_dir = Path(out) if out else folder / f"evaluation-images-{source.name}-{digest}"
     result = evaluate_pictures(model, images, device=str(dev))
     report = write_pictures_report(result, model, out_dir)
     ev = result.evaluation

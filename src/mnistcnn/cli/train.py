@@ -55,7 +55,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
     "--out",
     type=click.Path(file_okay=False),
     help="Run directory (not with --resume). [default: runs/<timestamp>-<model>-<dataset>; "
-    "runs/latest then points at it once its first checkpoint is written, except for --dry-run]",
+    "runs/latest then points at it once its first best.pt is written, except for --dry-run]",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a terminal).")
 @click.option(
@@ -127,11 +127,14 @@ def train(
     import tempfile
 
     scratch = tempfile.mkdtemp(prefix="mnistcnn-dry-run-")  # a check keeps nothing unless asked
+    from mnistcnn.engine.distributed import env_rank
+
     try:
         _train({**settings, "out": str(Path(scratch) / "run")}, flags)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        click.echo("dry run: its temporary run folder was removed (--out DIR keeps one)")
+        if env_rank() == 0 and not (nproc or 1) > 1:  # once: the process that trained and printed
+            click.echo("dry run: its temporary run folder was removed (--out DIR keeps one)")
 
 
 def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:

@@ -296,9 +296,10 @@ source_log = logging.getLogger("mnistcnn.data.source")
 
 def _say_source(name: str, sources: dict[str, str], raw_dir: Path) -> None:
     """Log (INFO, ``mnistcnn.data.source``) where the newly obtained files came from."""
-    new = [d for d in sources.values() if d != PRESENT]
+    new = {f: d for f, d in sources.items() if d != PRESENT}
     if not new:
         return
-    where = sorted({d.rsplit("/", 1)[0] + "/" if "/" in d else d for d in new})
+    # one source for several files reads once: cut each description at its own file name
+    where = sorted({d.split(f)[0] if f in d else d for f, d in new.items()})
     count = f"{len(new)} of {len(sources)} files" if len(new) < len(sources) else "all files"
-    source_log.info("%s: %s %s, verified, into %s", name, count, "; ".join(where), raw_dir)
+    source_log.info("%s: %s: %s; verified, into %s", name, count, "; ".join(where), raw_dir)

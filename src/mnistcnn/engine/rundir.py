@@ -287,8 +287,9 @@ class RunDir:
     """Creates and writes one run directory.
 
     ``link_latest``: point ``<parent>/latest`` at this run once its first
-    checkpoint is written (:meth:`checkpoint_written`), so the link never
-    moves to a run that failed before training started.
+    ``best.pt`` is written (after its first epoch, :meth:`checkpoint_written`), so
+    the link never moves to a run that failed or was stopped before it had one:
+    ``runs/latest/best.pt`` always exists.
 
     Raises:
         RunDirError: ``path`` exists and is not empty (a previous run is never
@@ -330,8 +331,8 @@ class RunDir:
         return self.path / "best.pt"
 
     def checkpoint_written(self) -> None:
-        """Called after each checkpoint; the first moves ``latest`` here (if ``link_latest``)."""
-        if self.link_latest:
+        """Called after each checkpoint; once best.pt exists, ``latest`` moves here (once)."""
+        if self.link_latest and self.best.is_file():
             self.link_latest = False
             update_latest_link(self.path)
 

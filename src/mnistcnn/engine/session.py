@@ -291,9 +291,8 @@ def _open_run(
     run = RunDir(
         path, with_val=config.val_fraction > 0, existing=ckpt is not None, link_latest=latest
     )
-    if ckpt is None:
-        run.write_config(_config_record(config, *source, dist))
-    else:
+    run.write_config(_config_record(config, *source, dist))  # a resume records its new plan
+    if ckpt is not None:
         run.rewrite_metrics(ckpt.history)
     return run
 

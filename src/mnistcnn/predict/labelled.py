@@ -134,7 +134,7 @@ def evaluate_pictures(
         paths.append(path)
         previews.append(pred.preview)
     for path, reason in skipped:
-        log.warning("%s: skipped: %s", path, reason)
+        log.info("%s: skipped: %s", path, reason)  # listed in the result (the CLI prints them)
     if not rows:
         raise SettingError(f"{folder}: no readable picture in its class folders", setting="images")
     probs = torch.from_numpy(np.stack(rows))

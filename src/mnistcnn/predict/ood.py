@@ -19,8 +19,9 @@ dataset images (Fashion-MNIST, noise) are used as they are.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from mnistcnn.errors import SettingError
 from mnistcnn.predict.predictor import Predictor
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger(__name__)
 
 #: The OOD sets :func:`ood_scores` knows (datasets must be obtainable; the rest are generated).
 OOD_SETS = ("fashion-mnist", "mnist", "kmnist", "drawings", "letters", "noise")
@@ -56,13 +58,15 @@ class OodResult:
 @dataclass(frozen=True)
 class OodReport:
     """:func:`ood_scores`'s result: ``in_unsure`` is the share of the model's own test images
-    called unsure (0..1), over ``in_count`` images; ``threshold`` the rule's threshold."""
+    called unsure (0..1), over its first ``in_count`` test images; ``threshold`` the rule's
+    threshold; ``skipped``: sets that could not be obtained, with the reason."""
 
     dataset: str
     in_count: int
     in_unsure: float
     threshold: float
     results: list[OodResult]
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready values."""
@@ -120,13 +124,20 @@ def ood_scores(
     own = model.dataset or "mnist"
     images, _ = mdata.load_arrays(own, train=False, root=data_root, mirror=mirror)
     inside = _scores(predictor, images[:limit].numpy(), np.zeros(min(limit, len(images)), bool))
-    results = []
+    from mnistcnn.data import DataError
+
+    results, skipped = [], {}
     for name in names:
-        inputs, blank = _ood_inputs(predictor, name, limit, seed, data_root, mirror)
+        try:
+            inputs, blank = _ood_inputs(predictor, name, limit, seed, data_root, mirror)
+        except DataError as exc:  # a dataset that cannot be had here: the others still count
+            skipped[name] = str(exc).splitlines()[0]
+            log.warning("OOD set %s skipped: %s", name, skipped[name])
+            continue
         outside = _scores(predictor, inputs, blank)
         results.append(_compare(name, inside, outside, threshold))
     in_unsure = float(np.mean(inside[0] < threshold))
-    return OodReport(own, len(inside[0]), in_unsure, threshold, results)
+    return OodReport(own, len(inside[0]), in_unsure, threshold, results, skipped)
 
 
 def _ood_inputs(
