@@ -119,7 +119,8 @@ class TrainConfig:
     )
     dataset: str = setting(
         "mnist",
-        help="Dataset name (mnist, fashion-mnist, kmnist). [recipe: mnist]",
+        help="Dataset name: mnist, fashion-mnist, kmnist, qmnist or emnist-<split> (digits, "
+        "letters, balanced, byclass, bymerge, mnist). [recipe: mnist]",
         math=True,
     )
     model: str = setting(

@@ -37,7 +37,8 @@ def report_page(report: Report) -> str:
     ev = report.evaluation
     sections = [
         f"<h1>{_e(report.title)}</h1>",
-        f"<p>Test split of <b>{_e(ev.dataset)}</b>: {plural(ev.num_samples, 'image')}. "
+        f"<p>{'Test split of ' if not ev.dataset.startswith('pictures') else ''}"
+        f"<b>{_e(ev.dataset)}</b>: {plural(ev.num_samples, 'image')}. "
         f"Accuracy <b>{100 * ev.accuracy:.2f}%</b>, loss {ev.loss:.4f} nats "
         f"({_e(ev.precision)}). "
         f"Checkpoints: {_e(', '.join(ev.checkpoints))}. "
