@@ -178,3 +178,14 @@ def test_tutorial_suggestion_on_real_mnist_is_near_the_recipe_lr(mnist_root: Pat
     result = lr_find_for_config(config, data_root=mnist_root)
     assert len(result.lrs) >= 50
     assert config.lr / 10 <= result.suggestion <= config.lr * 10, result.suggestion
+
+
+def test_a_sweep_whose_loss_never_falls_says_its_suggestion_is_unreliable():
+    from mnistcnn.engine.lr_find import LRFindResult
+
+    flat = LRFindResult([1e-3, 1e-2, 1e-1], [2.3] * 3, [2.30, 2.29, 2.31], 1e-2, 1, False,
+                        1e-3, 1e-1, 3)  # fmt: skip
+    assert "hardly fell (2.3 -> at best 2.29)" in flat.warning
+    assert flat.to_json()["warning"] == flat.warning
+    falling = LRFindResult([1e-3, 1e-2], [2.3, 1.0], [2.3, 1.5], 1e-2, 1, False, 1e-3, 1e-2, 2)
+    assert falling.warning is None

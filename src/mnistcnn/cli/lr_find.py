@@ -107,6 +107,8 @@ def lr_find(
         f"{len(result.lrs)} steps{stop}; recipe {config.recipe} uses {config.lr:g}){saved}",
         err=json_path == "-",
     )
+    if result.warning:
+        click.echo(f"warning: {result.warning} (--steps, --train-subset)", err=True)
 
 
 def _check_plot(plot: str) -> None:

@@ -95,7 +95,25 @@ class LRFindResult:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        return asdict(self)
+        return {**asdict(self), "warning": self.warning}
+
+    @property
+    def warning(self) -> str | None:
+        """Why the suggestion means little (the smoothed loss hardly fell), or None.
+
+        A sweep whose smoothed loss never drops 5 % below where it started
+        found no learning-rate range where the model learns: its "steepest
+        descent" is noise. More steps or more data make the curve usable.
+        """
+        if len(self.smoothed) < 2:
+            return "the sweep took fewer than 2 steps"
+        first, low = self.smoothed[0], min(self.smoothed)
+        if low > 0.95 * first:
+            return (
+                f"the smoothed loss hardly fell ({first:.3g} -> at best {low:.3g}): the "
+                "suggestion is unreliable; sweep more steps or on more images"
+            )
+        return None
 
 
 def sweep_lrs(start_lr: float, end_lr: float, steps: int) -> list[float]:
