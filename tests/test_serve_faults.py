@@ -192,3 +192,12 @@ def test_json_pixels_in_0_1_are_scaled_to_0_255() -> None:
         whole[4:24, 12:16] = 1  # whole numbers stay 0..255
         c.post("/v1/predict", json={"pixels": whole.tolist()})
         assert fake.seen[-1].max() == 1
+
+
+def test_json_bodies_of_another_type_are_named_in_json_terms():
+    """The trial: `-d null` answered "got NoneType", `-d [1,2]` "got list"."""
+    from mnistcnn.serve.json_body import json_type
+
+    assert [json_type(v) for v in (None, [1], "x", 1.5, True, {})] == [
+        "null", "an array", "a string", "a number", "a boolean", "an object"
+    ]  # fmt: skip

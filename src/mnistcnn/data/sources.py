@@ -149,6 +149,7 @@ def fetch_dataset(
     """
     spec = spec if spec is not None else get_spec(name)
     raw_dir = spec.raw_dir(resolve_root(root))
+    made = [p for p in (raw_dir.parent, raw_dir) if not p.exists()]  # removed again if unused
     try:
         raw_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -179,6 +180,7 @@ def fetch_dataset(
             spec.name, spec.folder, raw_dir, [f.name for f in missing], run.attempts, site,
             archive=spec.archive.name if spec.archive is not None else None,
         )  # fmt: skip
+        _remove_empty(made)
         raise SourceError(message, run.attempts)
     for split in SPLITS:
         pair = spec.files[split]
@@ -303,3 +305,12 @@ def _say_source(name: str, sources: dict[str, str], raw_dir: Path) -> None:
     where = sorted({d.split(f)[0] if f in d else d for f, d in new.items()})
     count = f"{len(new)} of {len(sources)} files" if len(new) < len(sources) else "all files"
     source_log.info("%s: %s: %s; verified, into %s", name, count, "; ".join(where), raw_dir)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed fetch created, innermost first, where they stayed empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return

@@ -36,8 +36,7 @@ def parse_json(body: bytes) -> ParsedRequest:
     if not isinstance(doc, dict):
         raise InputError(
             422,
-            f"JSON body must be an object with one of {', '.join(JSON_KEYS)}; "
-            f"got {type(doc).__name__}",
+            f"JSON body must be an object with one of {', '.join(JSON_KEYS)}; got {json_type(doc)}",
         )
     if "images" in doc:
         _only_keys(doc, ("images",), "the request")
@@ -74,7 +73,7 @@ def _only_keys(obj: dict[str, Any], allowed: Sequence[str], where: str) -> None:
 def _json_image(obj: Any, where: str) -> RawInput:
     """One JSON image object: exactly one of ``pixels`` / ``image_base64``."""
     if not isinstance(obj, dict):
-        raise InputError(422, f"{where}: expected an object, got {type(obj).__name__}")
+        raise InputError(422, f"{where}: expected an object, got {json_type(obj)}")
     _only_keys(obj, ("pixels", "image_base64"), where)
     if len(obj) != 1:
         raise InputError(422, f"{where}: give exactly one of 'pixels' or 'image_base64'")
@@ -133,7 +132,7 @@ def pixels_array(value: Any, where: str = "pixels") -> np.ndarray:
 
 def _b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
-        raise InputError(422, f"{where}: must be a base64 string, got {type(value).__name__}")
+        raise InputError(422, f"{where}: must be a base64 string, got {json_type(value)}")
     text = value.strip()
     if text.startswith("data:"):
         head, sep, text = text.partition(",")
@@ -146,3 +145,18 @@ def _b64(value: Any, where: str) -> bytes:
     if not data:
         raise InputError(400, f"{where}: empty image")
     return data
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type (``null``, ``array``, ...), for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
