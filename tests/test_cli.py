@@ -270,3 +270,9 @@ def test_obtaining_a_dataset_says_where_it_came_from_once(shared_datasets, tmp_p
     ]
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "data: " not in again.output
+
+
+def test_data_commands_name_their_dataset_argument_not_a_flag():
+    result = CliRunner().invoke(main, ["data", "info", "nope"])
+    assert result.exit_code == 1 and "error: dataset 'nope' is unknown" in result.output
+    assert "--dataset" not in result.output

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,21 @@ from mnistcnn.errors import SettingError
 @click.group()
 def data() -> None:
     """Obtain, verify and look at datasets (mnist, fashion-mnist, kmnist, qmnist, emnist-*)."""
+
+
+def _dataset_is_an_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Here the dataset is the NAME argument, not ``--dataset``: its errors stay unmapped."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SettingError as exc:
+            if exc.setting != "dataset":
+                raise
+            raise SettingError(str(exc), path=exc.path) from None
+
+    return wrapper
 
 
 @data.command()
@@ -33,6 +50,7 @@ def data() -> None:
 )
 @data_options
 @user_errors
+@_dataset_is_an_argument
 def fetch(
     name: str, no_download: bool, timeout: float, data_root: str | None, mirror: str | None
 ) -> None:
@@ -62,6 +80,7 @@ def fetch(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options
 @user_errors
+@_dataset_is_an_argument
 def info(name: str, as_json: bool, data_root: str | None, mirror: str | None) -> None:
     """Sizes, classes, pixel mean/std and provenance of dataset NAME."""
     from mnistcnn.data import dataset_info
@@ -117,6 +136,7 @@ MAX_GRID = 256
 )
 @data_options
 @user_errors
+@_dataset_is_an_argument
 def show(
     name: str,
     split: str,
