@@ -25,6 +25,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--max-steps", "--dry-run", "--out", "--no-progress", "--resume", "--force",
     "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
     "--deterministic", "--no-deterministic",  # added since (issue 14: the setting had no flag)
+    "--early-stopping",
 }  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from mnistcnn.engine import load_checkpoint, session
 from mnistcnn.engine.run import write_run_report as REAL_RUN_REPORT
 from mnistcnn.engine.rundir import LOCK_NAME, RunDirError, RunLock
 from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
+from mnistcnn.errors import SettingError
 
 SMALL = {"epochs": 1, "batch_size": 32, "device": "cpu", "seed": 0}
 
@@ -756,3 +757,47 @@ def test_latest_waits_for_best_pt(fake_data, tmp_path, monkeypatch):
         session.train(config, runs_dir=tmp_path / "runs", stop=lambda: True, handle_signals=False)
     assert os.readlink(tmp_path / "runs" / "latest") == good
     assert (tmp_path / "runs" / "latest" / "best.pt").is_file()
+
+
+def test_early_stopping_on_the_validation_loss(monkeypatch, tmp_path):
+    """Issue 14.4: stops once val_loss has not improved for PATIENCE epochs; refused without a
+    validation split; a resume of a stopped run has nothing left to do."""
+    from mnistcnn.engine.loop_state import epochs_without_improvement
+
+    rows = [{"val_loss": v} for v in (1.0, 0.8, 0.9, 0.85, 0.95)]
+    assert epochs_without_improvement(rows) == 3 and epochs_without_improvement(rows[:2]) == 0
+    with pytest.raises(SettingError, match="early_stopping needs a validation split"):
+        recipe_config("tutorial", early_stopping=2)
+    refused = cli("--early-stopping", "2", "--out", str(tmp_path / "x"))
+    assert refused.exit_code == 1 and "--early-stopping needs a validation split" in refused.output
+
+    def build_sources(config, device, **kw):
+        x, y = synthetic(96, 0)
+        xv, yv = synthetic(32, 2)
+        xt, yt = synthetic(48, 1)
+        train = TensorSource(x, y, 32, shuffle=True, seed=0, device=device)
+        val, test = TensorSource(xv, yv, 32, device=device), TensorSource(xt, yt, 48, device=device)
+        return session.DataSources(train, {"test": test, "val": val}, [str(i) for i in range(10)],
+                                   [0.0], [1.0])  # fmt: skip
+
+    monkeypatch.setattr(session, "build_sources", build_sources)
+    monkeypatch.setattr(session, "write_run_report", _stub_report)
+    val_losses = iter([1.0, 0.5, 0.7, 0.8, 0.6, 0.9])  # best at epoch 2, then 2 worse ones
+    train_mod = sys.modules["mnistcnn.engine.train"]  # the module (engine.train is the function)
+    real = train_mod.evaluate_batches
+
+    def evaluate(model, source):  # the validation source (32 images) gets the scripted losses
+        loss, acc = real(model, source)
+        return (next(val_losses), acc) if source.num_samples == 32 else (loss, acc)
+
+    monkeypatch.setattr(train_mod, "evaluate_batches", evaluate)
+    run = tmp_path / "run"
+    result = cli(
+        "--epochs", "6", "--val-fraction", "0.1", "--early-stopping", "2", "--out", str(run)
+    )
+    assert result.exit_code == 0, result.output
+    assert "after 4 epochs (stopped early: the validation loss did not improve for 2 epochs)" in (
+        result.output
+    )
+    again = cli("--resume", str(run))
+    assert again.exit_code == 0 and "nothing to do" in again.output

@@ -193,6 +193,11 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
     last = result.history.last
     capped = config.max_steps is not None and result.history.steps >= config.max_steps
     cap = f" (stopped at --max-steps {config.max_steps})" if capped else ""
+    if result.history.stopped_early:
+        cap = (
+            f" (stopped early: the validation loss did not improve for "
+            f"{plural(config.early_stopping, 'epoch')})"
+        )
     click.echo(
         f"final test accuracy {pct(last['test_accuracy'])} ({config.precision}) after "
         f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"

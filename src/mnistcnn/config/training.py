@@ -182,6 +182,13 @@ class TrainConfig:
     max_steps: int | None = setting(
         None, help="Stop after this many steps in total (smoke test).", math=False, min=1
     )
+    early_stopping: int | None = setting(
+        None,
+        help="Stop when the validation loss has not improved for this many epochs (needs "
+        "--val-fraction > 0: stopping on the test loss would choose the model on the test split).",
+        math=False,
+        min=1,
+    )
     train_subset: int | None = setting(
         None,
         help="Train on only the first N training images (quick experiments).",
@@ -255,6 +262,11 @@ class TrainConfig:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.early_stopping is not None and self.val_fraction <= 0:
+            problems.append(
+                "early_stopping needs a validation split (val_fraction > 0): stopping on the "
+                "test loss would choose the model on the test split"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if self.train_subset is not None and self.train_subset < 1:

@@ -72,10 +72,25 @@ class History:
     best_epoch: int | None = None
     best: float = -math.inf
     steps: int = 0
+    #: training ended before its last epoch: the validation loss stopped improving
+    stopped_early: bool = False
 
     @property
     def last(self) -> dict[str, Any]:
         return self.rows[-1]
+
+
+def epochs_without_improvement(rows: list[dict[str, Any]], key: str = "val_loss") -> int:
+    """Epochs since the lowest ``key`` in ``rows`` (0: the last epoch is the lowest so far).
+
+    The early-stopping count (Prechelt 1998, "Early Stopping - But When?"):
+    derived from the metrics rows alone, so a resumed run counts the same.
+    """
+    values = [r.get(key) for r in rows]
+    if not values or any(v is None for v in values):
+        return 0
+    best = min(range(len(values)), key=lambda i: (values[i], i))
+    return len(values) - 1 - best
 
 
 @dataclass

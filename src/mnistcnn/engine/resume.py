@@ -15,6 +15,7 @@ from typing import Any
 from mnistcnn.artifact import Checkpoint, CheckpointError, load_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.sources import ENV_MIRROR, ENV_ROOT
+from mnistcnn.engine.loop_state import epochs_without_improvement
 from mnistcnn.errors import SettingError
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def run_is_complete(ckpt: Checkpoint, config: TrainConfig) -> bool:
     if pos.get("batch", 0) != 0:
         return False
     steps_done = config.max_steps is not None and ckpt.step >= config.max_steps
-    return steps_done or int(pos["epoch"]) > config.epochs
+    patience = config.early_stopping
+    stopped = patience is not None and epochs_without_improvement(ckpt.history) >= patience
+    return steps_done or stopped or int(pos["epoch"]) > config.epochs
 
 
 def recorded_data_source(

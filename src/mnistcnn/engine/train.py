@@ -40,6 +40,7 @@ from mnistcnn.engine.loop_state import (
     Position,
     StopCheck,
     TrainingInterrupted,
+    epochs_without_improvement,
     global_sums,
     make_ema,
     restore,
@@ -271,6 +272,12 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(row)
         _stop_after_epoch(loop, pos.epoch)
+        patience = config.early_stopping
+        if patience is not None and epochs_without_improvement(loop.history.rows) >= patience:
+            loop.history.stopped_early = pos.epoch < config.epochs
+            log.info("early stop after epoch %d: val_loss has not improved for %d", pos.epoch,
+                     patience)  # fmt: skip
+            break
         pos = Position(epoch=pos.epoch + 1)
     loop.history.steps = loop.step
     return loop.history
