@@ -91,7 +91,11 @@ def _another_value(f: dataclasses.Field, value):
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
 def test_resume_check_reads_the_metadata(name):
     f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    for base in (TrainConfig(), TrainConfig(scheduler="onecycle")):
+    # with a validation split, so that every field may take another value (early_stopping needs it)
+    for base in (
+        TrainConfig(val_fraction=0.1),
+        TrainConfig(scheduler="onecycle", val_fraction=0.1),
+    ):
         changed = base.replace(**{name: _another_value(f, getattr(base, name))})
         expected = f.metadata["math"] and (
             f.metadata["math_if"] is None or base.scheduler != "none"
