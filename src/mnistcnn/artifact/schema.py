@@ -110,7 +110,7 @@ class Checkpoint:
         ...; see the module docstring). ``model`` may be an ``AveragedModel``'s
         module or sit under DistributedDataParallel: pass the TrainedModel itself.
         """
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        weights = cpu_state_dict(model)
         return cls(
             path=Path(path),
             model_name=model.model_name,
@@ -141,6 +141,11 @@ class Checkpoint:
             "model": {"name": name, "kwargs": kwargs},
             **body,
         }
+
+
+def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict with every tensor detached and on the CPU (what a file holds)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:

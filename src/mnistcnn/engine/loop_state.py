@@ -25,6 +25,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mnistcnn.artifact import Checkpoint, TrainedModel, save_checkpoint
+from mnistcnn.artifact.schema import cpu_state_dict
 from mnistcnn.config import TrainConfig
 from mnistcnn.engine.distributed import DistContext
 from mnistcnn.engine.rundir import RunDir, RunDirError
@@ -284,12 +285,8 @@ def make_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:
     )
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
 def _ema_extra(loop: Loop) -> dict[str, Any]:
     """With EMA on, the raw training weights go to ``extra`` (for exact resume)."""
     if loop.ema is None:
         return {}
-    return {"train_state_dict": _cpu_state(loop.model)}
+    return {"train_state_dict": cpu_state_dict(loop.model)}
