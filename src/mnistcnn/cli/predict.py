@@ -199,7 +199,7 @@ def predict(
     --threshold, is reported as unsure (label '-', JSON null).
 
     --ensemble CKPT (repeatable) averages CHECKPOINT's calibrated probabilities
-    with other models'; --tta averages over small shifts and rotations of each
+    with other models'; --tta averages over one-pixel shifts of each
     prepared picture. The JSON then says which ("members", "tta").
 
     Exit status: 0 when every input was predicted, 2 when some could not be
@@ -244,9 +244,9 @@ def predict(
         )
         top_k = len(predictor.classes)
     if not predictor.calibrated and not (as_json or as_csv):
+        what = "not every checkpoint is" if ensemble else "this checkpoint is not"
         click.echo(
-            "note: this checkpoint is not calibrated; probabilities are raw softmax "
-            "(see `mnistcnn calibrate`)",
+            f"note: {what} calibrated; probabilities are raw softmax (see `mnistcnn calibrate`)",
             err=True,
         )
     items = expand_inputs(list(inputs), sys.stdin.buffer)
