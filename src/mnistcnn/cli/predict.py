@@ -244,9 +244,16 @@ def predict(
         )
         top_k = len(predictor.classes)
     if not predictor.calibrated and not (as_json or as_csv):
-        what = "not every checkpoint is" if ensemble else "this checkpoint is not"
+        members = getattr(predictor, "members", [predictor])
+        uncalibrated = sum(not m.calibrated for m in members)
+        what = (
+            f"{uncalibrated} of the {len(members)} checkpoints are"
+            if len(members) > 1
+            else "this checkpoint is"
+        )
         click.echo(
-            f"note: {what} calibrated; probabilities are raw softmax (see `mnistcnn calibrate`)",
+            f"note: {what} not calibrated; probabilities are raw softmax "
+            "(see `mnistcnn calibrate`)",
             err=True,
         )
     items = expand_inputs(list(inputs), sys.stdin.buffer)
