@@ -112,24 +112,42 @@ def motion_blur(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def plasma_fractal(
-    rng: np.random.Generator, count: int, mapsize: int = 256, wibbledecay: float = 3.0
+    rng: np.random.Generator,
+    count: int,
+    mapsize: int = 256,
+    wibbledecay: float = 3.0,
+    crop: int | None = None,
 ) -> np.ndarray:
-    """``count`` diamond-square height maps, float64 (count, mapsize, mapsize), each scaled to 0..1.
+    """``count`` diamond-square height maps, each scaled to 0..1 by its own min and max.
 
     MNIST-C's ``plasma_fractal``, over a batch: the random offset at a step is
-    ``wibble * uniform(-wibble, wibble)`` (wibble starts at 100 and is divided by
-    ``wibbledecay`` after each step), neighbours wrap around.
+    ``wibble * uniform(-wibble, wibble)`` (wibble starts at 100 and is divided
+    by ``wibbledecay`` after each step); neighbours wrap around. Computed in
+    float32 (3-4 times faster than float64 here; the offsets are ~1e4, the
+    rounding ~1e-3).
+
+    Returns:
+        float64 (count, crop, crop): the top-left ``crop`` x ``crop`` of each
+        map (default: the whole ``mapsize`` x ``mapsize``).
+
+    Raises:
+        ValueError: ``mapsize`` is not a power of two.
     """
-    if mapsize & (mapsize - 1):
+    if mapsize < 2 or mapsize & (mapsize - 1):
         raise ValueError(f"mapsize must be a power of two, got {mapsize}")
-    maps = np.empty((count, mapsize, mapsize))
+    maps = np.empty((count, mapsize, mapsize), np.float32)
     maps[:, 0, 0] = 0.0
     step, wibble = mapsize, 100.0
     while step >= 2:
         half = step // 2
 
         def wibbled_mean(total: np.ndarray, w: float = wibble) -> np.ndarray:
-            return total / 4 + w * rng.uniform(-w, w, total.shape)
+            noise = rng.random(total.shape, dtype=np.float32)  # w * uniform(-w, w), in place
+            noise *= 2 * w * w
+            noise -= w * w
+            total *= 0.25
+            total += noise
+            return total
 
         corners = maps[:, 0:mapsize:step, 0:mapsize:step]
         square = corners + np.roll(corners, -1, axis=1)
@@ -137,14 +155,20 @@ def plasma_fractal(
         maps[:, half:mapsize:step, half:mapsize:step] = wibbled_mean(square)
         centres = maps[:, half:mapsize:step, half:mapsize:step]
         corners = maps[:, 0:mapsize:step, 0:mapsize:step]
-        left = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=2)
+        left = centres + np.roll(centres, 1, axis=1)
+        left += corners
+        left += np.roll(corners, -1, axis=2)
         maps[:, 0:mapsize:step, half:mapsize:step] = wibbled_mean(left)
-        top = centres + np.roll(centres, 1, axis=2) + corners + np.roll(corners, -1, axis=1)
+        top = centres + np.roll(centres, 1, axis=2)
+        top += corners
+        top += np.roll(corners, -1, axis=1)
         maps[:, half:mapsize:step, 0:mapsize:step] = wibbled_mean(top)
         step //= 2
         wibble /= wibbledecay
-    maps -= maps.min(axis=(1, 2), keepdims=True)
-    return maps / maps.max(axis=(1, 2), keepdims=True)
+    low = maps.min(axis=(1, 2), keepdims=True)
+    high = maps.max(axis=(1, 2), keepdims=True)
+    side = mapsize if crop is None else crop
+    return ((maps[:, :side, :side] - low) / (high - low)).astype(np.float64)
 
 
 def fog(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -155,7 +179,7 @@ def fog(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     peak = y.max(axis=(1, 2), keepdims=True)
     plasma = np.concatenate(
         [
-            plasma_fractal(rng, len(x[i : i + 8]), wibbledecay=decay)[:, :SIDE, :SIDE]
+            plasma_fractal(rng, len(x[i : i + 8]), wibbledecay=decay, crop=SIDE)
             for i in range(0, len(x), 8)
         ]
     )

@@ -82,12 +82,19 @@ def impulse_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def brightness(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """+0.5 on the HSV value channel (severity 5), through skimage's colour conversions."""
+    """+0.5 on the HSV value channel (severity 5), through skimage's colour conversions.
+
+    On a grey image this acts on each pixel by its value alone, so skimage's
+    gray2rgb -> rgb2hsv -> V + 0.5 -> hsv2rgb -> rgb2gray runs once on the 256
+    grey levels and is applied as a lookup table (the same numbers, 1000 times faster).
+    """
     from skimage import color
 
-    hsv = color.rgb2hsv(color.gray2rgb(x / 255.0))  # (n, 28, 28, 3)
+    levels = np.arange(256, dtype=np.float64).reshape(1, 256) / 255.0
+    hsv = color.rgb2hsv(color.gray2rgb(levels))  # (1, 256, 3)
     hsv[..., 2] = np.clip(hsv[..., 2] + 0.5, 0, 1)
-    return np.clip(color.rgb2gray(color.hsv2rgb(hsv)), 0, 1) * 255
+    table = np.clip(color.rgb2gray(color.hsv2rgb(hsv)), 0, 1)[0] * 255  # (256,)
+    return table[x]
 
 
 def _centred(linear: np.ndarray) -> np.ndarray:
