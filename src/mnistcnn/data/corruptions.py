@@ -238,7 +238,7 @@ def parse_corruptions(text: str | None) -> list[str]:
     for name in names:
         if name not in CORRUPTIONS:
             raise SettingError(
-                f"corruptions: no corruption {name!r}; known: all, {', '.join(CORRUPTIONS)}",
+                f"corruptions {name!r}: no such corruption; known: all, {', '.join(CORRUPTIONS)}",
                 setting="corruptions",
             )
     return names
