@@ -186,7 +186,7 @@ def _print_corruptions(result: RobustnessResult, out_dir: Path) -> None:
     from mnistcnn.evaluation.robustness import EXAMPLES_NAME
 
     click.echo(
-        f"corruptions (MNIST-C; the first {plural(result.num_samples, 'test image')}, "
+        f"corruptions (MNIST-C; the first {result.num_samples:,} test images, "
         f"seed {result.seed}; copies cached in {result.cache}):"
     )
     click.echo(f"{'corruption':>24} {'accuracy':>9} {'error':>8}")

@@ -122,7 +122,8 @@ def _pairs_table(pairs: Sequence[ConfusedPair], classes: Sequence[str]) -> str:
 
 def _corruptions_table(result: RobustnessResult) -> str:
     """Accuracy and error per corruption, then the mean and the worst; the clean row first."""
-    rows: list[list[Any]] = [["clean (no corruption)", _pct(result.clean_accuracy), "", "", ""]]
+    clean = result.clean_accuracy
+    rows: list[list[Any]] = [["clean (no corruption)", _pct(clean), _pct(1 - clean), "", ""]]
     rows += [
         [s.name, _pct(s.accuracy), _pct(s.error), f"{s.loss:.4f}", s.sha256[:12]]
         for s in result.scores
@@ -146,7 +147,7 @@ def _corruptions_table(result: RobustnessResult) -> str:
         ]
     )
     note = (
-        f"<p>The first {plural(result.num_samples, 'test image')} of {_e(result.dataset)}, "
+        f"<p>The first {result.num_samples:,} test images of {_e(result.dataset)}, "
         f"corrupted with seed {result.seed}; copies cached in {_e(result.cache)} "
         "(SHA-256 of each copy's .npy file, first 12 digits). See docs/robustness.md.</p>"
     )

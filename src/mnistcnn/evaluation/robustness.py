@@ -173,19 +173,22 @@ def evaluate_corruptions(
 
 def plot_corruption_examples(result: RobustnessResult) -> Figure:
     """One row per corruption (the clean images first) of the same test images, each row
-    labelled with the corruption's accuracy: one mosaic image (a 2-px grey gap between tiles)."""
+    labelled with the corruption's accuracy: one mosaic image (2-px light blue gaps)."""
     rows, k = result.examples.shape[:2]
     names = ["clean", *(s.name for s in result.scores)]
     accuracies = [result.clean_accuracy, *(s.accuracy for s in result.scores)]
     side, gap = 28, 2
-    mosaic = np.full((rows * (side + gap) - gap, k * (side + gap) - gap), 96, np.uint8)
+    height, width = rows * (side + gap) - gap, k * (side + gap) - gap
+    mosaic = np.empty((height, width, 3))  # RGB: light blue gaps, unlike any grey pixel
+    mosaic[:] = (0.75, 0.85, 1.0)
     for r in range(rows):
         for c in range(k):
             top, left = r * (side + gap), c * (side + gap)
-            mosaic[top : top + side, left : left + side] = result.examples[r, c]
+            tile = result.examples[r, c, :, :, None] / 255.0  # (28, 28, 1)
+            mosaic[top : top + side, left : left + side] = tile
     fig = Figure(figsize=(0.55 * k + 2.0, 0.55 * rows + 0.3), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.imshow(mosaic, interpolation="nearest")
     ax.set_xticks([])
     centres = [r * (side + gap) + side / 2 for r in range(rows)]
     ax.set_yticks(centres, [f"{n}  {100 * a:.1f}%" for n, a in zip(names, accuracies)])
