@@ -144,6 +144,8 @@ def test_cli_names_the_flag_of_a_bad_corruption(checkpoint, tmp_path):
     (pictures / "7").mkdir(parents=True)
     both = _evaluate(checkpoint, tmp_path, "--images", str(pictures), "--corruptions")
     assert both.exit_code == 2 and "--corruptions measures a test split" in both.output
+    alone = _evaluate(checkpoint, tmp_path, "--corruption-limit", "5")
+    assert alone.exit_code == 2 and "--corruption-limit goes with --corruptions" in alone.output
 
 
 def test_real_mnist_digits_keep_their_ink_under_translate(mnist_root):

@@ -102,7 +102,7 @@ def _check_evaluation_out(out: str | None) -> None:
     help="With --corruptions: only the first N test images (quicker). [default: all]",
 )
 @click.option(
-    "--corruption-seed", default=0, show_default=True, type=click.IntRange(min=0),
+    "--corruption-seed", default=0, show_default=True, type=click.IntRange(min=0), metavar="S",
     help="With --corruptions: the seed of the corruptions' randomness.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -139,6 +139,9 @@ def evaluate(
 
     _check_out(out)
     _check_evaluation_out(out)
+    if corruptions is None and (corruption_limit is not None or corruption_seed != 0):
+        flag = "--corruption-limit" if corruption_limit is not None else "--corruption-seed"
+        raise click.UsageError(f"{flag} goes with --corruptions; add --corruptions")
     if images is not None:
         if ood or corruptions:
             flag = "--ood" if ood else "--corruptions"
