@@ -101,8 +101,12 @@ def _evaluate(checkpoint, tmp_path, *flags):
 
 
 def test_cli_measures_each_corruption_and_writes_report_and_json(checkpoint, tmp_path):
+    text = _evaluate(checkpoint, tmp_path, "--corruptions", "stripe,translate")
+    assert text.exit_code == 0, text.output
+    assert "mean of the corruptions" in text.output and "worst: " in text.output
+    assert "corruption_examples.png" in text.output
     flags = ["--corruptions", "stripe,translate", "--corruption-limit", "20"]
-    result = _evaluate(checkpoint, tmp_path, *flags, "--json")
+    result = _evaluate(checkpoint, tmp_path, *flags, "--json")  # fewer: from the cache
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)["corruptions"]
     assert set(record) == {
@@ -114,6 +118,7 @@ def test_cli_measures_each_corruption_and_writes_report_and_json(checkpoint, tmp
     assert set(rows[0]) == {
         "name", "accuracy", "loss", "num_samples", "cached", "sha256", "seconds", "error"
     }  # fmt: skip
+    assert all(r["cached"] for r in rows)
     mean = (rows[0]["accuracy"] + rows[1]["accuracy"]) / 2
     assert record["mean_accuracy"] == pytest.approx(mean)
     worst = min(rows, key=lambda r: r["accuracy"])
@@ -123,10 +128,8 @@ def test_cli_measures_each_corruption_and_writes_report_and_json(checkpoint, tmp
     assert "Corruptions (MNIST-C)" in page and "corruption_examples.png" in page
     assert f"{100 * rows[1]['accuracy']:.2f}%" in page
     assert (tmp_path / "out" / "corruption_examples.png").stat().st_size > 1000
-    text = _evaluate(checkpoint, tmp_path, *flags)  # the human form, from the cache
-    assert text.exit_code == 0, text.output
-    assert "mean of the corruptions" in text.output and "worst: " in text.output
-    assert "corruption_examples.png" in text.output
+    manifest = json.loads((tmp_path / "data" / "mnist-c" / "stripe.json").read_text())
+    assert manifest["count"] == 24  # the limited run kept the longer copy
 
 
 def test_bare_flag_measures_all_15(checkpoint, tmp_path):

@@ -142,13 +142,13 @@ def evaluate_corruptions(
             f"corruption_limit must be >= 1, got {limit}", setting="corruption_limit"
         )
     n = len(images) if limit is None else min(limit, len(images))
-    source = images[:n].cpu().numpy()
+    source = images.cpu().numpy()  # all of them: the cache checks what it was made from
     labels = labels[:n]
     kw: dict[str, Any] = {"batch_size": batch_size, "precision": precision, "dataset": dataset}
     if clean is None or clean.num_samples != n:
         clean = evaluate_models(models, images[:n], labels, **kw)
     k = min(num_examples, n)
-    examples = [source[:k]]
+    examples = [source[:k]]  # the clean ones first
     scores = []
     for name in names:
         copy = corrupted_images(source, name, dataset=dataset, root=root, seed=seed, count=n)
