@@ -47,6 +47,9 @@ def test_a_copy_whose_checksum_does_not_match_is_rebuilt(tmp_path, images, caplo
     assert second.built and "is not the manifest's; rebuilding" in caplog.text
     assert np.array_equal(second.images, first.images)
     assert cache._sha256(first.path.read_bytes()) == first.sha256  # the file is whole again
+    (tmp_path / "toy-c" / "fog.json").write_text("[1, 2]")  # a manifest that is not one
+    third = cache.corrupted_images(images, "fog", dataset="toy", root=tmp_path)
+    assert third.built and np.array_equal(third.images, first.images)
 
 
 @pytest.mark.parametrize("change", ["seed", "images", "version"])

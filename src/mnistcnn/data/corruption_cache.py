@@ -81,6 +81,8 @@ def _read_cached(
         data = npy.read_bytes()
     except (OSError, ValueError):
         return None  # no cache yet (or unreadable): build it
+    if not isinstance(entry, dict):
+        return None
     expected = (name, ALGORITHM_VERSION, seed, CHUNK)
     found = tuple(entry.get(k) for k in ("corruption", "algorithm_version", "seed", "chunk"))
     cached = entry.get("count")
