@@ -26,7 +26,8 @@ def config_option(f: dataclasses.Field[Any], kind: Any) -> Callable[[F], F]:
     Its default is None (not given: the recipe's, or the resumed run's,
     value stays); a bool is a ``--name/--no-name`` switch, a field with
     ``choices`` a :class:`click.Choice`, one with a range a
-    :class:`click.IntRange` / :class:`click.FloatRange`.
+    :class:`click.IntRange` / :class:`click.FloatRange`; one declared with a
+    ``flag_value`` takes an optional value (the flag alone gives ``flag_value``).
     """
     meta = f.metadata
     flag = setting_flag(f.name)
@@ -45,6 +46,16 @@ def config_option(f: dataclasses.Field[Any], kind: Any) -> Callable[[F], F]:
             param_type = ranged(lo, hi, min_open=lo_open, max_open=hi_open)
         elif kind in (int, float):
             param_type = kind
+    if meta.get("flag_value") is not None:  # the value is optional: the flag alone means this
+        return click.option(
+            *decls,
+            type=param_type,
+            default=None,
+            help=meta["help"],
+            is_flag=False,
+            flag_value=meta["flag_value"],
+            metavar="[DIR]" if kind is str else None,
+        )
     return click.option(*decls, type=param_type, default=None, help=meta["help"])
 
 
