@@ -205,9 +205,14 @@ def _checked(path: Path, key: str, value: Any, hint: Any, meta: Any) -> Any:
         low = lo is not None and (value <= lo if lo_open else value < lo)
         high = hi is not None and (value >= hi if hi_open else value > hi)
         if low or high:
-            left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
-            span = f"{left}{'' if lo is None else lo}, {'' if hi is None else hi}{right}"
-            raise _error(path, key, f"expected a value in {span}, got {value!r}")
+            if hi is None:
+                span = f"{'>' if lo_open else '>='} {lo:g}"
+            elif lo is None:
+                span = f"{'<' if hi_open else '<='} {hi:g}"
+            else:
+                left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+                span = f"in {left}{lo:g}, {hi:g}{right}"
+            raise _error(path, key, f"expected a value {span}, got {value!r}")
     return value
 
 
