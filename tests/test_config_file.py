@@ -116,6 +116,8 @@ def test_print_config_output_is_a_config_file(tmp_path):
     settings = printed("--recipe", "best", "--seed", "3", "--val-fraction", "0.1")
     path = write(tmp_path, "resolved.json", json.dumps(settings))
     assert printed("--config", str(path)) == settings
+    dry = printed("--config", str(path), "--dry-run")  # what a dry run would train with
+    assert (dry["epochs"], dry["max_steps"], dry["seed"]) == (1, 10, 3)
 
 
 @pytest.mark.parametrize(

@@ -234,3 +234,23 @@ def test_keep_top_leaves_a_kept_file_changed_since(tmp_path):
         [first.name, top_file_name(2, 0.75), "top.json"]
     )
     assert top.files() == [tmp_path / "top" / "epoch-002-acc-75.00.pt"]
+
+
+def test_keep_top_on_resume_forgets_epochs_to_train_again_and_a_smaller_k(tmp_path):
+    from mnistcnn.engine.top_k import TopCheckpoints
+
+    (tmp_path / "last.pt").write_bytes(b"weights")
+    top = TopCheckpoints(tmp_path, 3, "test_accuracy")
+    for epoch, value in [(1, 0.5), (2, 0.7), (3, 0.6)]:
+        top({"epoch": epoch, "test_accuracy": value})
+
+    def names():
+        return sorted(p.name for p in (tmp_path / "top").iterdir())
+
+    assert names() == ["epoch-001-acc-50.00.pt", "epoch-002-acc-70.00.pt",
+                       "epoch-003-acc-60.00.pt", "top.json"]  # fmt: skip
+    TopCheckpoints(tmp_path, 3, "test_accuracy", resume_epoch=3)  # epoch 3 is trained again
+    assert names() == ["epoch-001-acc-50.00.pt", "epoch-002-acc-70.00.pt", "top.json"]
+    again = TopCheckpoints(tmp_path, 1, "test_accuracy", resume_epoch=3)  # --keep-top 1 now
+    assert names() == ["epoch-002-acc-70.00.pt", "top.json"]
+    assert again.files() == [tmp_path / "top" / "epoch-002-acc-70.00.pt"]

@@ -21,7 +21,8 @@ from mnistcnn.cli.common import (
     user_errors,
 )
 from mnistcnn.cli.config_options import config_options
-from mnistcnn.cli.train_options import config_file_options
+from mnistcnn.cli.train_options import check_hooks, config_file_options, read_config_option
+from mnistcnn.cli.train_options import print_config as show_config
 from mnistcnn.errors import SettingError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,19 +119,15 @@ def train(
       mnistcnn train --nproc 2 --out runs/ddp
       torchrun --nproc-per-node 2 -m mnistcnn train --out runs/ddp
     """
-    from mnistcnn.cli.train_options import read_config_option
-
     _check_flag_combinations(resume, out, force)
     _check_out(out)
     file = read_config_option(config_file, resume)  # the recipe < the file < flags
     if file is not None:
         data_root, mirror = data_root or file.data_root, mirror or file.mirror
-    if print_config:
-        from mnistcnn.cli.train_options import print_config as show
-
-        return show(_config_from_flags(recipe, resume, flags, file))
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
+    if print_config:  # and exit
+        return show_config(_config_from_flags(recipe, resume, flags, file))
     settings: dict[str, Any] = dict(recipe=recipe, dry_run=dry_run, nproc=nproc, out=out)
     settings.update(resume=resume)
     settings.update(no_progress=no_progress, force=force, checkpoint_every=checkpoint_every)
@@ -167,6 +164,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
         # everything that can be checked before the workers start is checked once, here
         config = _config_from_flags(recipe, resume, flags, settings["file"])
+        check_hooks(config)  # e.g. tensorboard missing: said once, not by each worker
         if resume and _resume_is_complete(resume, config, force, data_root, mirror):
             return
         _check_run_dir_free(resume, out)

@@ -64,8 +64,9 @@ class TopCheckpoints:
 
     On a resumed run the record ``top/top.json`` is read back: epochs at or
     after ``resume_epoch`` (about to be trained again, e.g. a resume from an
-    older checkpoint) are forgotten and their files deleted when they are this
-    run's; the others keep competing with the new epochs.
+    older checkpoint), and those beyond a smaller ``k``, are forgotten and their
+    files deleted when they are this run's; the others keep competing with the
+    new epochs.
     """
 
     def __init__(self, run_dir: Path, k: int, monitor: str, resume_epoch: int | None = None):
@@ -76,6 +77,8 @@ class TopCheckpoints:
         self.kept: list[_Kept] = self._read_record() if resume_epoch is not None else []
         if resume_epoch is not None:
             stale = [e for e in self.kept if e.epoch >= resume_epoch]
+            left = sorted((e for e in self.kept if e not in stale), key=_Kept.rank)
+            stale += left[k:]  # a resume with a smaller k
             if stale:
                 self._drop(stale)
 
