@@ -59,15 +59,16 @@ def config_option(f: dataclasses.Field[Any], kind: Any) -> Callable[[F], F]:
     return click.option(*decls, type=param_type, default=None, help=meta["help"])
 
 
-def config_options(fn: F) -> F:
+def config_options(fn: F, *, without: tuple[str, ...] = ()) -> F:
     """Every :class:`~mnistcnn.config.TrainConfig` field declared with ``cli=True``, as options.
 
     Generated from the fields' :func:`mnistcnn.config.setting` metadata, in
     field order; each option's value reaches the command under the field's name.
+    ``without``: fields left out (settings the command has no use for).
     """
     hints = typing.get_type_hints(TrainConfig)
     for f in reversed(dataclasses.fields(TrainConfig)):  # click stacks them bottom-up
-        if not f.metadata.get("cli"):
+        if not f.metadata.get("cli") or f.name in without:
             continue
         kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
         fn = config_option(f, kinds[0] if kinds else hints[f.name])(fn)
