@@ -146,7 +146,9 @@ def train(
     resumed complete run gets its report only if it was missing. ``net``: your
     own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
     (N, classes) logits) instead of the registered ``config.model``; its
-    checkpoints load with ``load(path, net=...)``.
+    checkpoints load with ``load(path, net=...)``. ``config.tensorboard`` and
+    ``config.keep_top``: a TensorBoard log and the K best epochs' checkpoints,
+    written by rank 0 after each epoch (:mod:`mnistcnn.engine.epoch_hooks`).
 
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable, another
@@ -158,7 +160,8 @@ def train(
             :class:`~mnistcnn.engine.run.ReportInterrupted` if it came while the
             report was written (training is complete; resuming writes the report).
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
-            that would change the math without ``force``.
+            that would change the math without ``force``; tensorboard asked for
+            but not installed (a ``SettingError`` naming ``mnistcnn[tensorboard]``).
         PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
             directory; it reports why.
     """
