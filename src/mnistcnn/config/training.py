@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "bf16")
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
 
 
 def _recipe_names() -> list[str]:
@@ -109,6 +110,11 @@ class TrainConfig:
             with oneDNN/cuDNN; same math).
         warmup_fraction: fraction of the steps spent warming up in ``onecycle``
             (its ``pct_start``), in (0, 1).
+        pretrained: start ``model`` (vgg19, resnet50, googlenet) from torchvision's
+            ImageNet weights (:mod:`mnistcnn.models.imagenet`).
+        freeze: ``none`` or ``backbone`` (only the new classifier trains); needs ``pretrained``.
+        weights: the ImageNet weights file (None: the hub cache, else a
+            download; :mod:`mnistcnn.models.weights`); needs ``pretrained``.
     """
 
     recipe: str = setting(
@@ -235,6 +241,24 @@ class TrainConfig:
         cli=False,
         default_factory=dict,
     )
+    pretrained: bool = setting(
+        False,
+        help="Start from torchvision's ImageNet weights (vgg19, resnet50, googlenet): first "
+        "conv summed to one gray channel, a new classifier, input resized inside. [off]",
+        math=True,
+    )
+    freeze: str = setting(
+        "none",
+        help="With --pretrained: backbone trains only the new classifier. [none]",
+        math=True,
+        choices=FREEZE_CHOICES,
+    )
+    weights: str | None = setting(
+        None,
+        help="With --pretrained: the ImageNet weights file. [default: torch's hub cache, "
+        "else a download]",
+        math=True,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -274,6 +298,7 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
+        problems += self._pretrained_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),
@@ -301,6 +326,18 @@ class TrainConfig:
             )
         if not 0.0 < self.warmup_fraction < 1.0:
             problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        return problems
+
+    def _pretrained_problems(self) -> list[str]:
+        """Problems with ``pretrained``, ``freeze`` and ``weights``."""
+        problems = []
+        if self.freeze not in FREEZE_CHOICES:
+            choices = ", ".join(FREEZE_CHOICES)
+            problems.append(f"freeze must be one of {choices}, got {self.freeze!r}")
+        elif self.freeze != "none" and not self.pretrained:
+            problems.append("freeze needs pretrained weights (a random backbone cannot be frozen)")
+        if self.weights is not None and not self.pretrained:
+            problems.append("weights is the ImageNet weights file of pretrained, which is off")
         return problems
 
     def to_dict(self) -> dict[str, Any]:
