@@ -202,3 +202,21 @@ def pretrained_net(
     state = load_imagenet_state_dict(model, weights, download=download)
     net = imagenet_net(model, num_classes, 1, freeze, state)
     return net, {"num_classes": num_classes, "in_chans": 1, "imagenet": True, "freeze": freeze}
+
+
+def torchvision_net(model: str, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """torchvision's ImageNet ``model`` unchanged (1,000 classes, RGB 224x224), from ``state_dict``.
+
+    Built as torchvision's builder builds it for its weights (GoogLeNet with
+    ``transform_input=True``: it takes ImageNet-normalized input, and without its
+    auxiliary classifiers); for predicting and explaining photos.
+    """
+    check_imagenet_model(model)
+    kwargs = dict(TORCHVISION_BUILD_KWARGS.get(model, {}))
+    if model == "googlenet":
+        kwargs["transform_input"] = True
+    net = get_model(model, weights=None, num_classes=1000, **kwargs)
+    net.load_state_dict(state_dict)
+    if model == "googlenet":
+        net.aux_logits, net.aux1, net.aux2 = False, None, None
+    return net
