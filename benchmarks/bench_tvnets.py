@@ -42,7 +42,9 @@ MODELS = ("vgg19", "resnet50", "googlenet")
 def measure(config: TrainConfig, images: int, batch: int) -> dict[str, float]:
     """Parameters, forward MFLOPs per image and CPU s / 1,000 training images of one setup."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch * (images // batch + 1), 28, 28), dtype=torch.uint8, generator=g)
+    x = torch.randint(
+        0, 256, (batch * (images // batch + 1), 28, 28), dtype=torch.uint8, generator=g
+    )
     y = torch.randint(0, 10, (len(x),), generator=g)
     train = TensorSource(x, y, batch, shuffle=True, seed=0, device=torch.device("cpu"))
     sources = DataSources(train, {}, [str(i) for i in range(10)], [0.0], [1.0])
@@ -99,7 +101,11 @@ def main() -> None:
                 ),
             }
             for setup, config in setups.items():
-                row = {"model": name, "setup": setup, **measure(config, args.images, args.batch_size)}
+                row = {
+                    "model": name,
+                    "setup": setup,
+                    **measure(config, args.images, args.batch_size),
+                }
                 print(json.dumps(row), flush=True)
                 results.append(row)
             weights.unlink()

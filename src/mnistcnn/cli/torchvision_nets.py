@@ -35,7 +35,13 @@ def is_torchvision(spec: object) -> TypeGuard[str]:
 def predict_torchvision(
     spec: str, inputs: tuple[str, ...], top_k: int, as_json: bool, device: str
 ) -> None:
-    """``mnistcnn predict torchvision:NAME INPUTS``: top-k ImageNet categories of each photo."""
+    """``mnistcnn predict torchvision:NAME INPUTS``: top-k ImageNet categories of each photo.
+
+    ``top_k``: 5 unless --top-k was given (the digit models' default is 3).
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("top_k") == click.core.ParameterSource.DEFAULT:
+        top_k = 5
     from mnistcnn.predict.imagenet import load_imagenet_model, predict_photos
 
     model = load_imagenet_model(spec, device=device)

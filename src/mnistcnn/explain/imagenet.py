@@ -123,12 +123,16 @@ def imagenet_figures(act: ImageNetActivations, max_maps: int = 16) -> dict[str, 
     ax_img.imshow(act.pixels.permute(1, 2, 0).numpy())
     ax_img.axis("off")
     labels = [c for c, _ in act.topk][::-1]
-    ax_bar.barh(labels, [p for _, p in act.topk][::-1], color="tab:blue")
-    ax_bar.set(xlim=(0, 1), xlabel="probability (softmax over 1,000)", title="top-5 ImageNet")
+    probs = [p for _, p in act.topk][::-1]
+    ax_bar.barh(labels, probs, color="tab:blue")
+    for y, p in enumerate(probs):  # the value beside each bar: small ones stay readable
+        ax_bar.text(p + 0.01, y, f"{100 * p:.1f}%", va="center", fontsize=8)
+    ax_bar.set(xlim=(0, 1.15), xlabel="probability (softmax over 1,000)", title="top-5 ImageNet")
     fig.suptitle(f"{act.source}: {act.model}", fontsize=10)
     h, w = act.pixels.shape[-2:]
     figures = {"input.png": (fig, f"the prepared input ({h}x{w} RGB) and the top-5 categories")}
     depth = branch = 0
+    depths = sum(not k.startswith(INCEPTION_BLOCK + ".") for k in act.maps)
     for key, maps in act.maps.items():
         c, mh, mw = maps.shape
         is_branch = key.startswith(INCEPTION_BLOCK + ".")
@@ -137,7 +141,7 @@ def imagenet_figures(act: ImageNetActivations, max_maps: int = 16) -> dict[str, 
             file, head = f"branch_{branch}.png", f"{key}: inception branch {branch} of 4"
         else:
             depth += 1
-            file, head = f"depth_{depth}.png", f"{key}: depth {depth} of {len(act.maps) - branch}"
+            file, head = f"depth_{depth}.png", f"{key}: depth {depth} of {depths}"
         about = f"{head}, {c} maps of {mh}x{mw}"
         more = f" (first {max_maps} shown)" if c > max_maps else ""
         grid = plot_map_grid(maps[:max_maps], about + more, prefix="ch", label="output")
