@@ -84,26 +84,37 @@ def test_predict_cli_torchvision_json_and_errors(hub, photo, tmp_path):
 
 
 def test_googlenet_feature_maps_and_inception_branches(hub, photo, tmp_path):
-    model = load_imagenet_model("torchvision:googlenet")
-    pixels = prepare_photo(Image.open(photo), model.preparation)
-    assert pixels.shape == (3, 224, 224) and 0 <= float(pixels.min()) <= float(pixels.max()) <= 1
-    act = imagenet_activations(model, pixels, "photo")
-    shapes = {k: tuple(v.shape) for k, v in act.maps.items()}
+    out = tmp_path / "act"
+    result = CliRunner().invoke(main, ["explain", "activations", "torchvision:googlenet",
+                                       str(photo), "--out", str(out), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    shapes = {k: tuple(v) for k, v in record["maps"].items()}
     assert shapes == {
         "conv1": (64, 112, 112), "conv3": (192, 56, 56), "inception3b": (480, 28, 28),
         "inception4e": (832, 14, 14), "inception5b": (1024, 7, 7),
         "inception4a.branch1": (192, 14, 14), "inception4a.branch2": (208, 14, 14),
         "inception4a.branch3": (48, 14, 14), "inception4a.branch4": (64, 14, 14),
     }  # fmt: skip
-    out = tmp_path / "act"
-    result = CliRunner().invoke(main, ["explain", "activations", "torchvision:googlenet",
-                                       str(photo), "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert len(record["topk"]) == 5 and str(out / "branch_3.png") in record["files"]
+    assert "inception branch 3 of 4, 48 maps of 14x14" in record["files"][str(out / "branch_3.png")]
     files = sorted(p.name for p in out.iterdir())
     assert files == ["branch_1.png", "branch_2.png", "branch_3.png", "branch_4.png",
                      "depth_1.png", "depth_2.png", "depth_3.png", "depth_4.png", "depth_5.png",
                      "input.png"]  # fmt: skip
-    assert "inception4a.branch3: inception branch 3 of 4, 48 maps of 14x14" in result.output
+
+
+def test_photo_preparation_and_activations_of_resnet50(hub, photo):
+    model = load_imagenet_model("torchvision:resnet50")
+    pixels = prepare_photo(Image.open(photo), model.preparation)
+    assert pixels.shape == (3, 224, 224) and 0 <= float(pixels.min()) <= float(pixels.max()) <= 1
+    act = imagenet_activations(model, pixels, "photo")
+    shapes = [tuple(v.shape) for v in act.maps.values()]
+    assert list(act.maps) == ["relu", "layer1", "layer2", "layer3", "layer4"]
+    assert shapes == [(64, 112, 112), (256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
+    (pred,) = predict_photos(model, [str(photo)], top_k=5)
+    assert [c for c, _ in act.topk] == [c for c, _ in pred.topk]  # the same pass as predict
+    assert [p for _, p in act.topk] == pytest.approx([p for _, p in pred.topk], abs=1e-6)
 
 
 def test_explain_model_of_a_torchvision_network_needs_no_weights(tmp_path, monkeypatch):
