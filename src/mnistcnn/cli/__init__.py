@@ -79,6 +79,7 @@ def _register() -> None:
     from mnistcnn.cli import runs as runs_cmd
     from mnistcnn.cli import serve as serve_cmd
     from mnistcnn.cli import train as train_cmd
+    from mnistcnn.cli import weights as weights_cmd
 
     main.add_command(train_cmd.train)
     main.add_command(evaluate_cmd.evaluate)
@@ -90,6 +91,7 @@ def _register() -> None:
     main.add_command(serve_cmd.serve)
     main.add_command(lr_find_cmd.lr_find)
     main.add_command(runs_cmd.runs)
+    main.add_command(weights_cmd.weights)
 
 
 _register()

@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "bf16")
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
 
 
 def _recipe_names() -> list[str]:
@@ -113,6 +114,11 @@ class TrainConfig:
             folder; mnistcnn.engine.tblog), or None for none.
         keep_top: keep the checkpoints of the K best epochs in ``<run>/top/``
             (mnistcnn.engine.top_k), or None.
+        pretrained: start ``model`` (vgg19, resnet50, googlenet) from torchvision's
+            ImageNet weights (:mod:`mnistcnn.models.imagenet`).
+        freeze: ``none`` or ``backbone`` (only the new classifier trains); needs ``pretrained``.
+        weights: the ImageNet weights file (None: the hub cache, else a
+            download; :mod:`mnistcnn.models.weights`); needs ``pretrained``.
     """
 
     recipe: str = setting(
@@ -253,6 +259,24 @@ class TrainConfig:
         math=False,
         min=1,
     )
+    pretrained: bool = setting(
+        False,
+        help="Start from torchvision's ImageNet weights (vgg19, resnet50, googlenet): first "
+        "conv summed to one gray channel, a new classifier, input resized inside. [off]",
+        math=True,
+    )
+    freeze: str = setting(
+        "none",
+        help="With --pretrained: backbone trains only the new classifier. [none]",
+        math=True,
+        choices=FREEZE_CHOICES,
+    )
+    weights: str | None = setting(
+        None,
+        help="With --pretrained: the ImageNet weights file. [default: torch's hub cache, "
+        "else a download]",
+        math=True,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -294,6 +318,7 @@ class TrainConfig:
         problems += self._speed_problems()
         if self.keep_top is not None and self.keep_top < 1:
             problems.append(f"keep_top must be >= 1, got {self.keep_top}")
+        problems += self._pretrained_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),
@@ -321,6 +346,18 @@ class TrainConfig:
             )
         if not 0.0 < self.warmup_fraction < 1.0:
             problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        return problems
+
+    def _pretrained_problems(self) -> list[str]:
+        """Problems with ``pretrained``, ``freeze`` and ``weights``."""
+        problems = []
+        if self.freeze not in FREEZE_CHOICES:
+            choices = ", ".join(FREEZE_CHOICES)
+            problems.append(f"freeze must be one of {choices}, got {self.freeze!r}")
+        elif self.freeze != "none" and not self.pretrained:
+            problems.append("freeze needs pretrained weights (a random backbone cannot be frozen)")
+        if self.weights is not None and not self.pretrained:
+            problems.append("weights is the ImageNet weights file of pretrained, which is off")
         return problems
 
     def to_dict(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from mnistcnn.artifact.trained import precision_autocast
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import Batch, BatchSource
 from mnistcnn.engine.optim import build_optimizer
+from mnistcnn.models.outputs import training_loss
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -224,7 +225,7 @@ def lr_find(
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with precision_autocast(config.precision, images.device):
-            loss = loss_fn(net(images), labels)
+            _, loss = training_loss(loss_fn, net(images), labels)  # aux logits (GoogLeNet) too
         value = float(loss.item())
         if not math.isfinite(value):  # diverged: the step is not taken nor recorded
             stopped = True

@@ -350,17 +350,30 @@ def trained_model(
     """The model to train: ``net`` (or ``config.model`` built from the registry) in a
     :class:`TrainedModel` with the dataset's normalization, classes and preparation.
 
+    With ``config.pretrained``: the ImageNet-pretrained network
+    (:func:`~mnistcnn.models.imagenet.pretrained_net`) with the ImageNet
+    normalization instead of the dataset's.
+
     Raises:
         ValueError: ``config.model`` is not a registered model (and no ``net``).
+        WeightsError: ``config.pretrained`` and no usable ImageNet weights file.
     """
-    kwargs = {"num_classes": len(sources.classes), "in_chans": 1}
+    kwargs: dict[str, Any] = {"num_classes": len(sources.classes), "in_chans": 1}
     name = "custom" if net is not None else config.model
+    mean, std = list(sources.mean), list(sources.std)
+    if net is None and config.pretrained:  # ImageNet weights, ImageNet normalization
+        from mnistcnn.models.imagenet import imagenet_normalization, pretrained_net
+
+        net, kwargs = pretrained_net(
+            config.model, len(sources.classes), weights=config.weights, freeze=config.freeze
+        )
+        mean, std = map(list, imagenet_normalization(config.model))
     if net is None:
         net = create_model(config.model, **kwargs)
     return TrainedModel(
         net,
-        sources.mean,
-        sources.std,
+        mean,
+        std,
         classes=sources.classes,
         model_name=name,
         model_kwargs=kwargs if name != "custom" else {},
