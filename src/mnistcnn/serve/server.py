@@ -34,7 +34,8 @@ class ModelSource:
     """Where the served model comes from and how the Predictor treats inputs.
 
     Attributes:
-        checkpoint: a checkpoint file or a run directory (its best.pt).
+        checkpoint: a checkpoint file, a run directory (its best.pt) or an
+            ``.onnx`` written by ``mnistcnn export`` (run by ONNX Runtime).
         device: torch device string, e.g. ``cpu`` or ``cuda``.
         invert: polarity handling of pictures: ``auto``, ``yes`` or ``no``.
         threshold: probability below which a prediction is ``unsure`` (None:
@@ -197,9 +198,10 @@ def run_server(
     if workers == 1:
         config = uvicorn.Config(build_app(source, settings), **options)
     else:
-        from mnistcnn.artifact import load_checkpoint
+        from mnistcnn.artifact import is_onnx_file, load_checkpoint, load_onnx
 
-        load_checkpoint(source.checkpoint)  # fail here, not in every worker
+        check = load_onnx if is_onnx_file(source.checkpoint) else load_checkpoint
+        check(source.checkpoint)  # fail here, not in every worker
         src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))
         cfg: dict[str, Any] = {
             "source": dataclasses.asdict(src),
