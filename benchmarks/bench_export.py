@@ -21,7 +21,12 @@ For ``--checkpoint`` (a trained ``.pt``):
 Threads: ``torch.set_num_threads(--threads)``, and ONNX Runtime's session uses
 the same number (as ``mnistcnn serve --torch-threads``).
 
+With ``--all-models``, first every registered model (seeded random weights:
+the size and time do not depend on them) is exported in each format (warm,
+parity on 72 random pictures in batches of 1, 7 and 64): seconds and file size.
+
     python benchmarks/bench_export.py --checkpoint runs/latest/best.pt --json export.json
+    python benchmarks/bench_export.py --all-models
 """
 
 from __future__ import annotations
@@ -75,6 +80,40 @@ def exports(ckpt: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any
             f"parity {report.parity_seconds:6.2f} s  {report.size_bytes / 1e6:6.2f} MB  "
             f"max|dlogit| {report.parity.max_abs_logit_difference:.1e}"
         )
+    return out
+
+
+def registry_exports(folder: Path) -> dict[str, Any]:
+    """Every registered model (seeded random weights: size and time do not depend on them):
+    warm export seconds and file size per format, parity on 72 random pictures (1, 7, 64)."""
+    from mnistcnn.artifact import TrainedModel, save
+    from mnistcnn.models import create_model, list_models
+
+    def checkpoint(name: str) -> Path:
+        torch.manual_seed(0)
+        model = TrainedModel(create_model(name), model_name=name, model_kwargs={})
+        save(model, folder / f"{name}.pt")
+        return folder / f"{name}.pt"
+
+    warm = checkpoint("tutorial")
+    for fmt in FORMATS:  # the exporters' first-use imports, not counted below
+        export_model(warm, fmt, folder / f"warm.{fmt}", parity_images=1)
+    out: dict[str, Any] = {}
+    for name in list_models():
+        ckpt = checkpoint(name)
+        for fmt in FORMATS:
+            r = export_model(ckpt, fmt, folder / f"{name}.{fmt}", parity_images=72)
+            out[f"{name} {fmt}"] = {
+                "export_seconds": round(r.export_seconds, 2),
+                "size_bytes": r.size_bytes,
+                "max_abs_logit_difference": r.parity.max_abs_logit_difference,
+            }
+            print(
+                f"{name:12s} {fmt:17s} export {r.export_seconds:6.2f} s  "
+                f"{r.size_bytes / 1e6:7.2f} MB  max|dlogit| "
+                f"{r.parity.max_abs_logit_difference:.1e}",
+                flush=True,
+            )
     return out
 
 
@@ -175,7 +214,12 @@ def cli_seconds(path: Path, picture: Path, runs: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", type=Path, required=True, help="a trained .pt")
+    ap.add_argument("--checkpoint", type=Path, help="a trained .pt (exports and latencies)")
+    ap.add_argument(
+        "--all-models",
+        action="store_true",
+        help="also export every registered model (random weights): time and size per format",
+    )
     ap.add_argument("--parity-images", type=int, default=1000, help="default 1000")
     ap.add_argument("--iters", type=int, default=300, help="latency calls per variant")
     ap.add_argument("--cli-runs", type=int, default=5, help="runs of the predict command")
@@ -186,6 +230,12 @@ def main() -> None:
     result: dict[str, Any] = {"benchmark": "export", "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if args.all_models:
+            (folder / "registry").mkdir()
+            result["registry"] = registry_exports(folder / "registry")
+        if args.checkpoint is None:
+            write_json(args.json, result)
+            return
         result["exports"] = exports(args.checkpoint, folder, args)
         onnx = folder / "model1.onnx"
         result["latency"] = latencies(args.checkpoint, onnx, args)

@@ -15,6 +15,10 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s >= 1 else f"{s:.2f} s"
+
+
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option(
@@ -92,7 +96,7 @@ def export(
     sizes = ", ".join(str(s) for s in dict.fromkeys(p.batch_sizes))
     click.echo(
         f"wrote {report.path} ({report.format}, {_size(report.size_bytes)}; "
-        f"exported in {report.export_seconds:.1f} s)"
+        f"exported in {_seconds(report.export_seconds)})"
     )
     click.echo(
         f"parity with PyTorch on {p.source}, batches of {sizes}: largest |logit difference| "
