@@ -53,7 +53,10 @@ def trained(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
             loss.backward()
             opt.step()
     folder = tmp_path_factory.mktemp("export-predict")
-    ckpt = write_checkpoint(folder / "best.pt", net.eval(), mean=(0.1307,), std=(0.3081,))
+    config = {"seed": 0, "data_root": "/home/me/data", "mirror": "/home/me/mirror"}
+    ckpt = write_checkpoint(
+        folder / "best.pt", net.eval(), mean=(0.1307,), std=(0.3081,), config=config, epoch=2
+    )
     report = export_model(ckpt, "onnx", parity_images=200, data_root=mnist_root)
     assert report.parity.source == "mnist test split (first 200 images)"
     assert report.parity.passed and report.parity.max_abs_logit_difference <= 1e-4
@@ -163,6 +166,8 @@ def test_load_gives_the_onnx_its_checkpoints_metadata(trained):
     a, b = load(pt), load(onnx_path)
     assert (b.classes, b.mean, b.std, b.input_size) == (a.classes, a.mean, a.std, a.input_size)
     assert (b.model_name, b.preparation, b.temperature) == (a.model_name, a.preparation, 1.0)
+    assert b.checkpoint is not None and b.checkpoint.epoch == 2
+    assert b.checkpoint.config == {"seed": 0}  # no paths of the training machine
     x = torch.rand(3, 1, 28, 28)
     with torch.inference_mode():
         assert (b(x) - a(x)).abs().max() <= 1e-4

@@ -14,7 +14,8 @@ document, :data:`METADATA_KEY`, with everything needed to use it::
     model                   {"name", "kwargs"}: the registered architecture
     classes, normalization, input_size, preparation, precision, dataset, calibration,
     epoch, step, metrics, best, config, versions
-                            the checkpoint's fields (see :mod:`mnistcnn.artifact.schema`)
+                            the checkpoint's fields (see :mod:`mnistcnn.artifact.schema`);
+                            ``config`` without local paths (``data_root``, ``mirror``)
     temperature             the calibration temperature T (1.0 when not calibrated)
     parameters              number of trainable parameters
     source                  the checkpoint's file name
@@ -57,6 +58,10 @@ _CHECKPOINT_FIELDS = (
 )  # fmt: skip
 
 
+#: Training settings that are paths on the machine that trained: not put in a file to share.
+_LOCAL_PATHS = frozenset(("data_root", "mirror", "out", "out_dir", "run_dir"))
+
+
 def export_metadata(model: TrainedModel, exported_as: str, **more: Any) -> dict[str, Any]:
     """The metadata document of ``model`` exported as ``exported_as`` (JSON-ready).
 
@@ -84,6 +89,7 @@ def export_metadata(model: TrainedModel, exported_as: str, **more: Any) -> dict[
         "classes": list(model.classes),
         "normalization": {"mean": model.mean, "std": model.std},
         "calibration": model.calibration,
+        "config": {k: v for k, v in ckpt.config.items() if k not in _LOCAL_PATHS},
         "temperature": model.temperature,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
