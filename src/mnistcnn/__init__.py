@@ -35,6 +35,7 @@ _API = {
     "fetch_dataset": "mnistcnn.data",
     "load_model": "mnistcnn.artifact",
     "load_checkpoint": "mnistcnn.artifact",
+    "export_model": "mnistcnn.artifact.export",
     "MnistcnnError": "mnistcnn.errors",
 }
 
