@@ -26,6 +26,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
     "--deterministic", "--no-deterministic",  # added since (issue 14: the setting had no flag)
     "--early-stopping",
+    "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
 }  # fmt: skip
 
 

@@ -36,6 +36,7 @@ _API = {
     "load_model": "mnistcnn.artifact",
     "load_checkpoint": "mnistcnn.artifact",
     "MnistcnnError": "mnistcnn.errors",
+    "prepare_folder": "mnistcnn.predict.folder_dataset",
 }
 
 __all__ = ["__version__", *_API]

@@ -34,9 +34,9 @@ def _epoch_line(row: dict[str, Any]) -> str:
     ]
     if "val_accuracy" in row:
         parts.append(f"val_acc {pct(row['val_accuracy'])}")
+    if "test_accuracy" in row:  # a picture folder (folder:PATH) has no test split
+        parts += [f"test_loss {row['test_loss']:.4f}", f"test_acc {pct(row['test_accuracy'])}"]
     parts += [
-        f"test_loss {row['test_loss']:.4f}",
-        f"test_acc {pct(row['test_accuracy'])}",
         f"lr {row['lr']:.3g}",
         f"{row['train_seconds'] + row['eval_seconds']:.1f}s",
     ]
@@ -152,6 +152,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
         # everything that can be checked before the workers start is checked once, here
         config = _config_from_flags(recipe, resume, flags)
+        _prepare_pictures(config, data_root, resume)
         if resume and _resume_is_complete(resume, config, force, data_root, mirror):
             return
         _check_run_dir_free(resume, out)
@@ -161,6 +162,8 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
         logging.getLogger("mnistcnn.data.source").setLevel(logging.ERROR)
     config = _config_from_flags(recipe, resume, flags)
+    if main:
+        _prepare_pictures(config, data_root, resume)
     progress = not no_progress and sys.stderr.isatty()
     from mnistcnn.engine.run import ReportInterrupted
 
@@ -198,8 +201,10 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
             f" (stopped early: the validation loss did not improve for "
             f"{plural(config.early_stopping, 'epoch')})"
         )
+    split = "test" if "test_accuracy" in last else "val"  # folder:PATH: no test split
     click.echo(
-        f"final test accuracy {pct(last['test_accuracy'])} ({config.precision}) after "
+        f"final {split.replace('val', 'validation')} accuracy "
+        f"{pct(last[split + '_accuracy'])} ({config.precision}) after "
         f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"
     )
     click.echo(_best_line(result.history))
@@ -298,11 +303,32 @@ def _resume_is_complete(
     return True
 
 
+def _prepare_pictures(config: Any, data_root: str | None, resume: str | None) -> None:
+    """``folder:PATH``: prepare the pictures into their cache first (the data root a resumed
+    run recorded, unless another is given), listing the files skipped."""
+    from mnistcnn.data.folder import is_folder_dataset
+
+    if is_folder_dataset(config.dataset):
+        from mnistcnn.cli.folder import prepare_folder_dataset
+
+        if resume and data_root is None:
+            from mnistcnn.engine.resume import recorded_data_source, resume_checkpoint_path
+
+            run_dir = resume_checkpoint_path(resume).parent
+            data_root = recorded_data_source(run_dir, None, None)[0]  # type: ignore[assignment]
+        prepare_folder_dataset(config.dataset, data_root)
+
+
 def _best_line(history: Any) -> str:
     """Which epoch best.pt holds, its figure, and how it was chosen (the report shows best.pt)."""
     rows = history.rows
     by_val = any("val_accuracy" in r for r in rows)
     best = next((r for r in rows if r["epoch"] == history.best_epoch), rows[-1])
+    if by_val and "test_accuracy" not in best:
+        return (
+            f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])} "
+            "(chosen on the validation split; a picture folder has no test split)"
+        )
     if by_val:
         return (
             f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])}, "

@@ -76,7 +76,10 @@ def folder_path(name: str) -> Path:
 
 
 def dataset_slug(name: str) -> str:
-    """A name for run folders: ``folder:/data/my digits`` -> ``folder-my-digits``; others unchanged."""
+    """A name for run folders: ``folder:/data/my digits`` -> ``folder-my-digits``.
+
+    Other dataset names are returned unchanged.
+    """
     if not is_folder_dataset(name):
         return name
     base = Path(name[len(FOLDER_PREFIX) :].rstrip("/\\")).name or "root"

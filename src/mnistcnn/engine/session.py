@@ -22,7 +22,9 @@ from mnistcnn import data as mdata
 from mnistcnn._text import plural
 from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
+from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
+from mnistcnn.engine.init import init_weights
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -163,7 +165,10 @@ def train(
     """
     if net is None:
         check_model_name(config.model)
-    mdata.get_spec(config.dataset)  # ValueError listing the valid names
+    if is_folder_dataset(config.dataset):
+        folder_path(config.dataset)  # SettingError: not a folder
+    else:
+        mdata.get_spec(config.dataset)  # ValueError listing the valid names
     if resume is not None and out is not None:
         check_resume_out(resume, out)
     with distributed_session(config.device) as dist:
@@ -181,7 +186,8 @@ def train(
         if ckpt is not None:
             run_path = ckpt.path.parent
         else:
-            run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+            slug = dataset_slug(config.dataset)  # folder:PATH -> folder-<name>
+            run_path = Path(out) if out else default_run_dir(config.model, slug, runs_dir)
         with contextlib.ExitStack() as held:
             _on_main(dist, lambda: held.enter_context(RunLock(run_path, new=ckpt is None)))
             seed_everything(config.seed)
@@ -198,6 +204,8 @@ def train(
             _check_batch_size(config, sources)
             seed_everything(config.seed)  # the same initial weights whatever the data path did
             model = trained_model(config, sources, net).to(dist.device)
+            if config.init is not None and ckpt is None:  # fine-tuning; a resume has its weights
+                init_weights(model, config.init, config.model if net is None else "custom")
             latest = link_latest and not out and ckpt is None
             source = (data_root, mirror)
             run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))

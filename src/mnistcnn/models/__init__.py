@@ -7,6 +7,7 @@ from mnistcnn.models import tutorial as _tutorial  # noqa: F401  (registers "tut
 from mnistcnn.models.fast_path import fast_path_enabled, set_fast_path, supports_fast_path
 from mnistcnn.models.registry import (
     check_model_name,
+    classifier_name,
     create_model,
     describe_model,
     list_models,
@@ -15,6 +16,7 @@ from mnistcnn.models.registry import (
 
 __all__ = [
     "check_model_name",
+    "classifier_name",
     "create_model",
     "describe_model",
     "fast_path_enabled",
