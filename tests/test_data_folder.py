@@ -18,7 +18,7 @@ from ckpt_files import write_checkpoint
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.cli import main
 from mnistcnn.config import TrainConfig
-from mnistcnn.data import DataError, pixel_stats
+from mnistcnn.data import DataError, get_spec, pixel_stats
 from mnistcnn.data.loaders import split_indices
 from mnistcnn.engine.init import init_weights
 from mnistcnn.engine.session import trained_model
@@ -66,6 +66,7 @@ def make_picture_folder(root: Path, per_class: int = 30, seed: int = 0) -> Path:
     (root / "cross" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
     (root / "bar" / "notes.txt").write_text("not a picture\n")
     (root / "bar" / ".DS_Store").write_bytes(b"\x00\x01")  # hidden: not listed
+    (root / "README.txt").write_text("in no class\n")
     return root
 
 
@@ -98,6 +99,7 @@ def test_every_picture_is_prepared_as_predict_prepares_it_and_bad_files_are_list
     assert cache.images.dtype == torch.uint8 and tuple(cache.images.shape) == (90, 28, 28)
     assert torch.bincount(cache.labels).tolist() == [30, 30, 30]
     assert dict(result.skipped) == {
+        "README.txt": "in no class folder (PATH/<class>/<picture>)",
         "bar/notes.txt": "a text file, not an image",
         "cross/broken.jpg": "truncated or corrupt image: a JPEG image that cannot be read",
     }  # and the hidden bar/.DS_Store is not listed at all
@@ -265,3 +267,19 @@ def test_normalization_comes_from_the_training_split(pictures, prepared):
     mean, std = pixel_stats(result.cache.images[train_idx].numpy())
     assert sources.mean == [round(mean, 4)] and sources.std == [round(std, 4)]
     assert list(sources.evals) == ["val"] and sources.evals["val"].num_samples == 18
+
+
+def test_init_keeps_the_classifier_when_folders_name_the_same_classes_shortly(tmp_path):
+    source = _ten_class_checkpoint(tmp_path / "mnist.pt")  # classes "0".."9"
+    mnist_names = list(get_spec("mnist").classes)  # "0 - zero", ...
+    write_checkpoint(tmp_path / "named.pt", create_model("tutorial"), classes=mnist_names)
+    folder_classes = [str(i) for i in range(10)]  # what folders 0/ .. 9/ are called
+    for path in (source, tmp_path / "named.pt"):
+        torch.manual_seed(9)
+        model = TrainedModel(
+            create_model("tutorial"), [0.0], [1.0], classes=folder_classes, model_name="tutorial",
+            model_kwargs={"num_classes": 10, "in_chans": 1},
+        )  # fmt: skip
+        assert init_weights(model, path, "tutorial") == []  # nothing left as initialized
+        saved = torch.load(path, weights_only=True)["state_dict"]
+        assert torch.equal(model.state_dict()["net.fc3.weight"], saved["net.fc3.weight"])

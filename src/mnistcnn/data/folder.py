@@ -95,16 +95,20 @@ class FolderListing:
         classes: class names, sorted (the subfolders' names).
         files: ``(relative POSIX path, class index, size in bytes, mtime in ns)``,
             sorted by class then path.
+        outside: files directly in ``root``, in no class folder (listed as
+            skipped, never read).
     """
 
     root: Path
     classes: list[str]
     files: list[tuple[str, int, int, int]]
+    outside: list[str] = field(default_factory=list)
 
     @property
     def content_sha256(self) -> str:
         """SHA-256 (hex) over the class names and every file's (path, size, mtime_ns)."""
-        body = {"classes": self.classes, "files": [list(f) for f in self.files]}
+        files = [list(f) for f in self.files]
+        body = {"classes": self.classes, "files": files, "outside": self.outside}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def key(self, preparation: dict[str, Any]) -> str:
@@ -119,8 +123,10 @@ def list_folder(path: PathLike) -> FolderListing:
     Classes are the subfolders (:func:`torchvision.datasets.folder.find_classes`),
     hidden ones (``.git``) left out. Every regular file below a class folder
     belongs to it, whatever its extension (a file that is no picture is
-    skipped, and listed, when the cache is made); hidden files and files in
-    hidden folders are left out, as ``evaluate --images`` leaves them out.
+    skipped, and listed, when the cache is made); files directly in ``path``
+    are in no class (:attr:`FolderListing.outside`: listed as skipped too);
+    hidden files and files in hidden folders are left out, as
+    ``evaluate --images`` leaves them out.
 
     Raises:
         SettingError (``dataset``): no class folder, or no file in any of them.
@@ -152,7 +158,8 @@ def list_folder(path: PathLike) -> FolderListing:
         raise SettingError(
             f"{root}: its class folders ({', '.join(classes)}) hold no files", setting="dataset"
         )
-    return FolderListing(root, classes, files)
+    outside = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    return FolderListing(root, classes, files, outside)
 
 
 @dataclass

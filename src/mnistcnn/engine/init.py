@@ -1,7 +1,8 @@
 """Fine-tuning: start a run from a trained checkpoint's weights (``TrainConfig.init``, ``--init``).
 
 The checkpoint must hold the same architecture (model name and arguments
-other than ``num_classes``). With the same classes every weight is copied;
+other than ``num_classes``). With the same classes (in order; ``"7"`` is
+the same class as ``"7 - seven"``, letter case aside) every weight is copied;
 with other classes (another number, or other names) the final classifier
 layer, the one each registered model declares
 (:func:`mnistcnn.models.classifier_name`: ``fc3`` of ``tutorial``, ``fc`` of
@@ -21,6 +22,18 @@ from mnistcnn.errors import SettingError
 from mnistcnn.models import classifier_name
 
 log = logging.getLogger(__name__)
+
+
+def _same_classes(theirs: list[str], mine: list[str]) -> bool:
+    """The same classes in the same order: names equal, ignoring letter case, with a class
+    ``"7 - seven"`` equal to ``"7"`` (the rule ``evaluate --images`` matches folders by)."""
+
+    def short(name: str) -> str:  # mnistcnn.predict.short_label (a layer above)
+        return (name.split(" - ")[0] if " - " in name else name).lower()
+
+    return len(theirs) == len(mine) and all(
+        a.lower() == b.lower() or short(a) == short(b) for a, b in zip(theirs, mine)
+    )
 
 
 def init_weights(model: TrainedModel, path: str | os.PathLike[str], model_name: str) -> list[str]:
@@ -62,7 +75,7 @@ def init_weights(model: TrainedModel, path: str | os.PathLike[str], model_name: 
             setting="init",
         )
     weights = {k[4:]: v for k, v in ckpt.state_dict.items() if k.startswith("net.")}
-    if list(ckpt.classes) == list(model.classes):
+    if _same_classes(ckpt.classes, model.classes):
         model.net.load_state_dict(weights, strict=True)
         log.info("weights from %s (all layers)", ckpt.path)
         return []

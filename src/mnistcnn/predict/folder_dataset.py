@@ -141,7 +141,8 @@ def _prepare(
     settings: PreprocessSettings | None,
 ) -> FolderCache:
     """Run every file of ``listing`` through predict's preparation."""
-    images, labels, files, skipped = [], [], [], []
+    images, labels, files = [], [], []
+    skipped = [(name, "in no class folder (PATH/<class>/<picture>)") for name in listing.outside]
     for rel, index, _size, _mtime in listing.files:
         path = listing.root / rel
         for item in expand_inputs([str(path)]):
