@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -218,8 +220,12 @@ def test_init_with_other_classes_replaces_only_the_classifier(pictures, prepared
         else:
             assert torch.equal(after[key], before[key]), key  # lr 1e-30: no change
     assert tuned.checkpoint.config["init"] == str(source)
-    record = (result.run_dir / "config.json").read_text()
-    assert f'"init": "{source}"' in record
+    record = json.loads((result.run_dir / "config.json").read_text())
+    assert record["init"] == str(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert record["init_source"] == {"path": str(source), "sha256": digest}
+    assert record["folder_source"]["pictures"] == 90
+    assert ["bar/notes.txt", "a text file, not an image"] in record["folder_source"]["skipped"]
 
 
 def test_init_with_the_same_classes_copies_every_weight(pictures, prepared, tmp_path):

@@ -14,10 +14,16 @@ stays the new run's own (its dataset's, or none), as its config says.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
 from mnistcnn.artifact import CheckpointError, TrainedModel, load_checkpoint
+from mnistcnn.config import TrainConfig
+from mnistcnn.data.folder import is_folder_dataset, load_folder_dataset
+from mnistcnn.data.sources import resolve_root
 from mnistcnn.errors import SettingError
 from mnistcnn.models import classifier_name
 
@@ -104,3 +110,32 @@ def init_weights(model: TrainedModel, path: str | os.PathLike[str], model_name: 
             ckpt.path, ckpt.mean, ckpt.std, model.mean, model.std,
         )  # fmt: skip
     return sorted(missing)
+
+
+def sources_record(config: TrainConfig, data_root: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """What a run's ``config.json`` records of where its weights and pictures came from.
+
+    ``init_source``: the ``init`` checkpoint's absolute path and SHA-256 (the
+    path alone may later hold another file; None when it is gone by a resume).
+    ``folder_source`` (``folder:PATH``): the folder, the content SHA-256 of its
+    cache, the number of pictures, and the files skipped with why. Empty for a
+    run with neither.
+    """
+    record: dict[str, Any] = {}
+    if config.init is not None:
+        try:  # a run folder names its best.pt; a resume may find the file gone (None)
+            path: Path | None = load_checkpoint(config.init).path
+        except CheckpointError:
+            path = None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+        where = str((path or Path(config.init)).absolute())
+        record["init_source"] = {"path": where, "sha256": digest}
+    if is_folder_dataset(config.dataset):
+        cache = load_folder_dataset(config.dataset, resolve_root(data_root))
+        record["folder_source"] = {
+            "folder": cache.folder,
+            "content_sha256": cache.content_sha256,
+            "pictures": len(cache.files),
+            "skipped": [list(s) for s in cache.skipped],
+        }
+    return record

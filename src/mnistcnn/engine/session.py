@@ -24,7 +24,7 @@ from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
-from mnistcnn.engine.init import init_weights
+from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -328,6 +328,7 @@ def _config_record(
         "world_size": dist.world_size,
         "backend": dist.backend,
         "versions": versions(),
+        **sources_record(config, data_root),  # folder:PATH's checksum, --init's file
     }
 
 
