@@ -289,3 +289,18 @@ def test_init_keeps_the_classifier_when_folders_name_the_same_classes_shortly(tm
         assert init_weights(model, path, "tutorial") == []  # nothing left as initialized
         saved = torch.load(path, weights_only=True)["state_dict"]
         assert torch.equal(model.state_dict()["net.fc3.weight"], saved["net.fc3.weight"])
+
+
+def test_a_resume_on_changed_pictures_is_refused_unless_forced(pictures, tmp_path):
+    folder, root = tmp_path / "copy", tmp_path / "data"
+    shutil.copytree(pictures, folder)
+    prepare_folder(folder, root=root)
+    config = _config(folder, epochs=1, max_steps=None, train_subset=16)
+    run = mnistcnn.train(config, out=tmp_path / "run", data_root=root, report=False).run_dir
+    (folder / "bar" / "000.jpg").unlink()
+    prepare_folder(folder, root=root)  # what `mnistcnn train --resume` does first
+    more = config.replace(epochs=2)
+    with pytest.raises(SettingError, match="changed since the run started"):
+        mnistcnn.train(more, resume=run, data_root=root, report=False)
+    result = mnistcnn.train(more, resume=run, data_root=root, report=False, force=True)
+    assert [r["epoch"] for r in result.history.rows] == [1, 2]

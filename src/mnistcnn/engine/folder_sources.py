@@ -14,7 +14,9 @@ rounded to 4 decimals as the registered datasets' constants are).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +24,7 @@ import torch
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.augment import build_augment
 from mnistcnn.data.datasets import pixel_stats
-from mnistcnn.data.folder import FolderCache, load_folder_dataset
+from mnistcnn.data.folder import FolderCache, is_folder_dataset, load_folder_dataset
 from mnistcnn.data.loaders import BatchSource, TensorSource, split_indices
 from mnistcnn.data.sources import resolve_root
 from mnistcnn.engine.sources import DataSources, _subset
@@ -105,3 +107,33 @@ def folder_validation_arrays(
     cache = load_folder_dataset(dataset, resolve_root(data_root))
     _, val_idx = folder_split(cache, float(config["val_fraction"]), int(config["seed"]))
     return cache.images[val_idx], cache.labels[val_idx]
+
+
+def check_folder_unchanged(
+    run_dir: PathLike, config: TrainConfig, data_root: PathLike | None, force: bool
+) -> None:
+    """Refuse to resume a ``folder:PATH`` run whose pictures changed since it started.
+
+    Compares the content SHA-256 the run's ``config.json`` recorded
+    (``folder_source``) with the prepared cache's now. Nothing to check for
+    other datasets, for runs that recorded none, or with ``force``.
+
+    Raises:
+        SettingError (``resume``): the pictures changed (both digests named).
+        mnistcnn.data.DataError: the folder is not prepared, or changed since it was.
+    """
+    if force or not is_folder_dataset(config.dataset):
+        return
+    try:
+        record = json.loads((Path(run_dir) / "config.json").read_text())
+        then = record["folder_source"]["content_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    now = load_folder_dataset(config.dataset, resolve_root(data_root)).content_sha256
+    if now != then:
+        raise SettingError(
+            f"{run_dir}: the pictures of {config.dataset} changed since the run started "
+            f"(content SHA-256 {then[:12]}... then, {now[:12]}... now); resuming would train "
+            "on other data: start a new run, or resume with force to accept it",
+            setting="resume",
+        )

@@ -24,6 +24,7 @@ from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
+from mnistcnn.engine.folder_sources import check_folder_unchanged
 from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.resume import (
     check_resume_out,
@@ -175,6 +176,7 @@ def train(
         ckpt = checked_resume(resume, config, force) if resume is not None else None
         if ckpt is not None:
             data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
+            check_folder_unchanged(ckpt.path.parent, config, data_root, force)
             if run_is_complete(ckpt, config):
                 log.info("%s: the run is already complete", ckpt.path.parent)
                 result = _finished(ckpt, config, dist, data_root, mirror)
