@@ -26,6 +26,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
     "--deterministic", "--no-deterministic",  # added since (issue 14: the setting had no flag)
     "--early-stopping",
+    "--tensorboard", "--keep-top", "--config", "--print-config",  # issue 14 items 3, 4
     "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
 }  # fmt: skip
 

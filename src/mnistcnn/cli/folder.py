@@ -37,3 +37,19 @@ def prepare_folder_dataset(dataset: str, data_root: str | None) -> Any:
     for name, reason in result.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     return result
+
+
+def prepare_pictures(config: Any, data_root: str | None, resume: str | None) -> None:
+    """``mnistcnn train`` on ``folder:PATH``: prepare the pictures into their cache first (in
+    the data root a resumed run recorded, unless another is given), listing the files skipped.
+    Nothing for other datasets."""
+    from mnistcnn.data.folder import is_folder_dataset
+
+    if not is_folder_dataset(config.dataset):
+        return
+    if resume and data_root is None:
+        from mnistcnn.engine.resume import recorded_data_source, resume_checkpoint_path
+
+        run_dir = resume_checkpoint_path(resume).parent
+        data_root = recorded_data_source(run_dir, None, None)[0]  # type: ignore[assignment]
+    prepare_folder_dataset(config.dataset, data_root)

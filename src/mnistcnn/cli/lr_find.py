@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from mnistcnn.errors import SettingError
 
 
 @click.command("lr-find")
-@config_options
+@functools.partial(config_options, without=("tensorboard", "keep_top"))  # no run is written
 @click.option(
     "--start-lr",
     type=click.FloatRange(min=0, min_open=True),

@@ -109,6 +109,10 @@ class TrainConfig:
             with oneDNN/cuDNN; same math).
         warmup_fraction: fraction of the steps spent warming up in ``onecycle``
             (its ``pct_start``), in (0, 1).
+        tensorboard: a TensorBoard log folder (``<run>/`` stands for the run
+            folder; mnistcnn.engine.tblog), or None for none.
+        keep_top: keep the checkpoints of the K best epochs in ``<run>/top/``
+            (mnistcnn.engine.top_k), or None.
         init: a trained checkpoint (path) whose weights the run starts from
             (fine-tuning): the same model; with other classes, its final
             classifier layer is replaced by a new one (``mnistcnn.engine.init``).
@@ -239,6 +243,20 @@ class TrainConfig:
         cli=False,
         default_factory=dict,
     )
+    tensorboard: str | None = setting(
+        None,
+        help="Also log to TensorBoard (scalars, a sample grid, weight histograms) in DIR; "
+        "<run>/ is the run folder. Needs mnistcnn[tensorboard]. [--tensorboard alone: "
+        "<run>/tensorboard]",
+        math=False,
+        flag_value="<run>/tensorboard",  # mnistcnn.engine.tblog.DEFAULT_LOG_DIR
+    )
+    keep_top: int | None = setting(
+        None,
+        help="Keep the checkpoints of the K best epochs (best.pt's criterion) in <run>/top/.",
+        math=False,
+        min=1,
+    )
     init: str | None = setting(
         None,
         help="Start from this trained checkpoint's weights (fine-tuning; the same model). "
@@ -290,6 +308,8 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
+        if self.keep_top is not None and self.keep_top < 1:
+            problems.append(f"keep_top must be >= 1, got {self.keep_top}")
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),

@@ -24,6 +24,7 @@ from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
+from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
 from mnistcnn.engine.folder_sources import check_folder_unchanged
 from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.resume import (
@@ -148,7 +149,9 @@ def train(
     resumed complete run gets its report only if it was missing. ``net``: your
     own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
     (N, classes) logits) instead of the registered ``config.model``; its
-    checkpoints load with ``load(path, net=...)``.
+    checkpoints load with ``load(path, net=...)``. ``config.tensorboard`` and
+    ``config.keep_top``: a TensorBoard log and the K best epochs' checkpoints,
+    written by rank 0 after each epoch (:mod:`mnistcnn.engine.epoch_hooks`).
 
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable, another
@@ -160,12 +163,14 @@ def train(
             :class:`~mnistcnn.engine.run.ReportInterrupted` if it came while the
             report was written (training is complete; resuming writes the report).
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
-            that would change the math without ``force``.
+            that would change the math without ``force``; tensorboard asked for
+            but not installed (a ``SettingError`` naming ``mnistcnn[tensorboard]``).
         PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
             directory; it reports why.
     """
     if net is None:
         check_model_name(config.model)
+    check_epoch_hooks(config)  # tensorboard asked but not installed: before anything is made
     if is_folder_dataset(config.dataset):
         folder_path(config.dataset)  # SettingError: not a folder
     else:
@@ -215,6 +220,9 @@ def train(
             log.info("training %s on %s (%s) into %s", *what)
             if on_start is not None and dist.is_main:
                 on_start(_start_info(run_path, ckpt, len(sources.train)))
+            opened = (config, run_path, model, sources, ckpt)  # TensorBoard, top-K (rank 0)
+            hooks = _on_main(dist, lambda: held.enter_context(_epoch_hooks(*opened)))
+            epoch_end = chain_hooks(hooks, on_epoch_end) if dist.is_main else None
             with graceful_stop(handle_signals) as flag:
                 history = fit(
                     model,
@@ -222,7 +230,7 @@ def train(
                     sources.evals,
                     config,
                     run=run,
-                    on_epoch_end=on_epoch_end if dist.is_main else None,
+                    on_epoch_end=epoch_end,
                     progress=progress and dist.is_main,
                     resume=ckpt,
                     checkpoint_every=checkpoint_every,
@@ -305,6 +313,19 @@ def _open_run(
     if ckpt is not None:
         run.rewrite_metrics(ckpt.history)
     return run
+
+
+def _epoch_hooks(
+    config: TrainConfig,
+    run_dir: Path,
+    model: nn.Module,
+    sources: DataSources,
+    ckpt: Checkpoint | None,
+) -> contextlib.AbstractContextManager[EpochCallback | None]:
+    """The TensorBoard log and top-K checkpoints ``config`` asks for (rank 0)."""
+    monitor = "val_accuracy" if "val" in sources.evals else "test_accuracy"  # as fit's best.pt
+    resume_epoch = _start_info(run_dir, ckpt, 0).epoch if ckpt is not None else None
+    return epoch_hooks(config, run_dir, model, sources.train, monitor, resume_epoch)
 
 
 def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
