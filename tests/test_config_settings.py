@@ -28,6 +28,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--early-stopping",
     "--tensorboard", "--keep-top", "--config", "--print-config",  # issue 14 items 3, 4
     "--pretrained", "--no-pretrained", "--freeze", "--weights",  # issue 12: ImageNet weights
+    "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
 }  # fmt: skip
 
 

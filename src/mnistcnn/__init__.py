@@ -37,6 +37,7 @@ _API = {
     "load_checkpoint": "mnistcnn.artifact",
     "export_model": "mnistcnn.artifact.export",
     "MnistcnnError": "mnistcnn.errors",
+    "prepare_folder": "mnistcnn.predict.folder_dataset",
 }
 
 __all__ = ["__version__", *_API]

@@ -88,6 +88,10 @@ def lr_find(
     if not no_plot:
         _check_plot(plot)
     config = recipe_config(recipe or "tutorial", **flags)
+    if config.dataset.startswith("folder:"):  # your own pictures: prepared first, as train does
+        from mnistcnn.cli.folder import prepare_folder_dataset
+
+        prepare_folder_dataset(config.dataset, data_root)
     result = lr_find_for_config(
         config, data_root=data_root, mirror=mirror, start_lr=start_lr, end_lr=end_lr, steps=steps
     )

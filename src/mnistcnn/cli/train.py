@@ -21,6 +21,7 @@ from mnistcnn.cli.common import (
     user_errors,
 )
 from mnistcnn.cli.config_options import config_options
+from mnistcnn.cli.folder import prepare_pictures
 from mnistcnn.cli.train_options import check_hooks, config_file_options, read_config_option
 from mnistcnn.cli.train_options import print_config as show_config
 from mnistcnn.errors import SettingError
@@ -36,9 +37,9 @@ def _epoch_line(row: dict[str, Any]) -> str:
     ]
     if "val_accuracy" in row:
         parts.append(f"val_acc {pct(row['val_accuracy'])}")
+    if "test_accuracy" in row:  # a picture folder (folder:PATH) has no test split
+        parts += [f"test_loss {row['test_loss']:.4f}", f"test_acc {pct(row['test_accuracy'])}"]
     parts += [
-        f"test_loss {row['test_loss']:.4f}",
-        f"test_acc {pct(row['test_accuracy'])}",
         f"lr {row['lr']:.3g}",
         f"{row['train_seconds'] + row['eval_seconds']:.1f}s",
     ]
@@ -165,6 +166,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
         # everything that can be checked before the workers start is checked once, here
         config = _config_from_flags(recipe, resume, flags, settings["file"])
         check_hooks(config)  # e.g. tensorboard missing: said once, not by each worker
+        prepare_pictures(config, data_root, resume)
         if resume and _resume_is_complete(resume, config, force, data_root, mirror):
             return
         _check_run_dir_free(resume, out)
@@ -174,6 +176,8 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
         logging.getLogger("mnistcnn.data.source").setLevel(logging.ERROR)
     config = _config_from_flags(recipe, resume, flags, settings["file"])
+    if main:
+        prepare_pictures(config, data_root, resume)
     progress = not no_progress and sys.stderr.isatty()
     from mnistcnn.engine.run import ReportInterrupted
 
@@ -211,8 +215,10 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
             f" (stopped early: the validation loss did not improve for "
             f"{plural(config.early_stopping, 'epoch')})"
         )
+    split = "test" if "test_accuracy" in last else "val"  # folder:PATH: no test split
     click.echo(
-        f"final test accuracy {pct(last['test_accuracy'])} ({config.precision}) after "
+        f"final {split.replace('val', 'validation')} accuracy "
+        f"{pct(last[split + '_accuracy'])} ({config.precision}) after "
         f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"
     )
     click.echo(_best_line(result.history))
@@ -319,6 +325,11 @@ def _best_line(history: Any) -> str:
     rows = history.rows
     by_val = any("val_accuracy" in r for r in rows)
     best = next((r for r in rows if r["epoch"] == history.best_epoch), rows[-1])
+    if by_val and "test_accuracy" not in best:
+        return (
+            f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])} "
+            "(chosen on the validation split; a picture folder has no test split)"
+        )
     if by_val:
         return (
             f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])}, "

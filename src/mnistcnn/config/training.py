@@ -119,6 +119,9 @@ class TrainConfig:
         freeze: ``none`` or ``backbone`` (only the new classifier trains); needs ``pretrained``.
         weights: the ImageNet weights file (None: the hub cache, else a
             download; :mod:`mnistcnn.models.weights`); needs ``pretrained``.
+        init: a trained checkpoint (path) whose weights the run starts from
+            (fine-tuning): the same model; with other classes, its final
+            classifier layer is replaced by a new one (``mnistcnn.engine.init``).
     """
 
     recipe: str = setting(
@@ -130,7 +133,8 @@ class TrainConfig:
     dataset: str = setting(
         "mnist",
         help="Dataset name: mnist, fashion-mnist, kmnist, qmnist or emnist-<split> (digits, "
-        "letters, balanced, byclass, bymerge, mnist). [recipe: mnist]",
+        "letters, balanced, byclass, bymerge, mnist), or folder:PATH for your own labelled "
+        "pictures in PATH/<class>/* (needs --val-fraction). [recipe: mnist]",
         math=True,
     )
     model: str = setting(
@@ -277,6 +281,12 @@ class TrainConfig:
         "else a download]",
         math=True,
     )
+    init: str | None = setting(
+        None,
+        help="Start from this trained checkpoint's weights (fine-tuning; the same model). "
+        "Other classes than the checkpoint's: its final classifier layer is replaced.",
+        math=True,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -308,6 +318,12 @@ class TrainConfig:
             problems.append(
                 "early_stopping needs a validation split (val_fraction > 0): stopping on the "
                 "test loss would choose the model on the test split"
+            )
+        if self.dataset.startswith("folder:") and self.val_fraction <= 0:
+            problems.append(
+                "val_fraction must be > 0 for a picture folder (dataset folder:PATH): it has "
+                "no test split, so best.pt and the report follow its validation split "
+                "(e.g. 0.2)"
             )
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")

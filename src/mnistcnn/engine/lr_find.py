@@ -289,6 +289,10 @@ def lr_find_for_config(
     sources = session.build_sources(config, device, data_root=data_root, mirror=mirror)
     seed_everything(config.seed)
     model = session.trained_model(config, sources).to(device)
+    if config.init is not None:  # the sweep starts where fine-tuning would
+        from mnistcnn.engine.init import init_weights
+
+        init_weights(model, config.init, config.model)
     result = lr_find(model, sources.train, config, **sweep)
     result.extra = {
         "recipe": config.recipe,

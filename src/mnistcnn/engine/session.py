@@ -22,8 +22,11 @@ from mnistcnn import data as mdata
 from mnistcnn._text import plural
 from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
+from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
+from mnistcnn.engine.folder_sources import check_folder_unchanged
+from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -168,13 +171,17 @@ def train(
     if net is None:
         check_model_name(config.model)
     check_epoch_hooks(config)  # tensorboard asked but not installed: before anything is made
-    mdata.get_spec(config.dataset)  # ValueError listing the valid names
+    if is_folder_dataset(config.dataset):
+        folder_path(config.dataset)  # SettingError: not a folder
+    else:
+        mdata.get_spec(config.dataset)  # ValueError listing the valid names
     if resume is not None and out is not None:
         check_resume_out(resume, out)
     with distributed_session(config.device) as dist:
         ckpt = checked_resume(resume, config, force) if resume is not None else None
         if ckpt is not None:
             data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
+            check_folder_unchanged(ckpt.path.parent, config, data_root, force)
             if run_is_complete(ckpt, config):
                 log.info("%s: the run is already complete", ckpt.path.parent)
                 result = _finished(ckpt, config, dist, data_root, mirror)
@@ -186,7 +193,8 @@ def train(
         if ckpt is not None:
             run_path = ckpt.path.parent
         else:
-            run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+            slug = dataset_slug(config.dataset)  # folder:PATH -> folder-<name>
+            run_path = Path(out) if out else default_run_dir(config.model, slug, runs_dir)
         with contextlib.ExitStack() as held:
             _on_main(dist, lambda: held.enter_context(RunLock(run_path, new=ckpt is None)))
             seed_everything(config.seed)
@@ -203,6 +211,8 @@ def train(
             _check_batch_size(config, sources)
             seed_everything(config.seed)  # the same initial weights whatever the data path did
             model = trained_model(config, sources, net).to(dist.device)
+            if config.init is not None and ckpt is None:  # fine-tuning; a resume has its weights
+                init_weights(model, config.init, config.model if net is None else "custom")
             latest = link_latest and not out and ckpt is None
             source = (data_root, mirror)
             run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))
@@ -341,6 +351,7 @@ def _config_record(
         "world_size": dist.world_size,
         "backend": dist.backend,
         "versions": versions(),
+        **sources_record(config, data_root),  # folder:PATH's checksum, --init's file
     }
 
 

@@ -9,6 +9,7 @@ from mnistcnn.models import vgg as _vgg  # noqa: F401  (registers "vgg19")
 from mnistcnn.models.fast_path import fast_path_enabled, set_fast_path, supports_fast_path
 from mnistcnn.models.registry import (
     check_model_name,
+    classifier_name,
     create_model,
     describe_model,
     list_models,
@@ -17,6 +18,7 @@ from mnistcnn.models.registry import (
 
 __all__ = [
     "check_model_name",
+    "classifier_name",
     "create_model",
     "describe_model",
     "fast_path_enabled",

@@ -26,13 +26,13 @@ def adapt_resnet(builder: Callable[..., ResNet], num_classes: int, in_chans: int
     return model
 
 
-@register_model("resnet18", "torchvision ResNet-18 with a 3x3 stride-1 stem")
+@register_model("resnet18", "torchvision ResNet-18 with a 3x3 stride-1 stem", classifier="fc")
 def resnet18_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-18 for 28x28 inputs (see :func:`adapt_resnet`)."""
     return adapt_resnet(resnet18, num_classes, in_chans)
 
 
-@register_model("resnet34", "torchvision ResNet-34 with a 3x3 stride-1 stem")
+@register_model("resnet34", "torchvision ResNet-34 with a 3x3 stride-1 stem", classifier="fc")
 def resnet34_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-34 for 28x28 inputs (see :func:`adapt_resnet`)."""
     return adapt_resnet(resnet34, num_classes, in_chans)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,17 +46,11 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
-from mnistcnn.predict.arrays import dataset_format
-from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
 from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
+from mnistcnn.predict.inputs import Input, InputItem, python_inputs
 from mnistcnn.predict.prediction import Prediction, short_label
-from mnistcnn.predict.preprocess import (
-    INVERT_MODES,
-    PreprocessSettings,
-    preprocess_image,
-    to_grayscale,
-)
+from mnistcnn.predict.preparation import PreparedPicture, prepare_item, prepare_picture
+from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
 
 log = logging.getLogger(__name__)
 
@@ -239,68 +232,32 @@ class Predictor:
 
         A picture that cannot be preprocessed (a refused size, an unusual
         mode or damaged data Pillow only notices now) gives a Prediction with
-        ``error`` set; errors of the model itself are raised.
+        ``error`` set; errors of the model itself are raised. The preparation
+        is :func:`~mnistcnn.predict.preparation.prepare_picture`.
         """
-        try:
-            check_size(*image.size)
-            prepared = self._dataset_format(image)
-            preview = preview_copy(image) if keep_preview else None
-            if prepared is not None:  # already the model's input: no preparation
-                pred = self.judge_prepared([prepared], [name])[0]
-                pred.preview, pred.size = preview, image.size
-                return pred
-            result = preprocess_image(image, self.invert, self.settings)
-        except ImageInputError as exc:
-            return _failed(name, str(exc))
-        except Exception as exc:  # one odd file must not stop a batch
-            log.debug("%s: preprocessing failed", name, exc_info=True)
-            return _failed(name, f"cannot preprocess the picture: {type(exc).__name__}: {exc}")
-        if not result.ink_found:
-            pred = Prediction(name, None, None, [], True, None, result.image, True, result.inverted)
+        return self._verdict(prepare_picture(image, name, self.invert, self.settings, keep_preview))
+
+    def _verdict(self, prepared: PreparedPicture) -> Prediction:
+        """The Prediction of a prepared picture (its error, blank, or the model's answer)."""
+        name, image = prepared.name, prepared.image
+        if prepared.error is not None or image is None:
+            return _failed(name, prepared.error or "no picture")
+        if prepared.as_given:
+            pred = self.judge_prepared([image], [name])[0]
+        elif prepared.blank:
+            pred = Prediction(name, None, None, [], True, None, image, True, prepared.inverted)
         else:
-            pred = self._judge(name, result.image, result.inverted)
-        pred.preview, pred.size = preview, result.size
+            pred = self._judge(name, image, prepared.inverted)
+        pred.preview, pred.size = prepared.preview, prepared.size
         return pred
-
-    def _dataset_format(self, image: Image.Image) -> np.ndarray | None:
-        """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
-
-        A 28x28 picture with light ink on a dark frame (see
-        :func:`~mnistcnn.predict.arrays.dataset_format`), unless ``invert`` is
-        ``yes`` (the user says it is dark ink on light paper).
-        """
-        if image.size != (28, 28) or self.invert == "yes":
-            return None
-        return dataset_format(np.round(to_grayscale(image) * 255.0).astype(np.uint8))
 
     def predict_item(self, item: InputItem, keep_preview: bool = False) -> Prediction:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
 
         Never raises for a bad input: every failure is the Prediction's ``error``.
+        Reading and preparing: :func:`~mnistcnn.predict.preparation.prepare_item`.
         """
-        if item.error is not None:
-            return _failed(item.name, item.error)
-        if item.prepared is not None:
-            return self.judge_prepared([item.prepared], [item.name])[0]
-        try:
-            data = item.data if item.data is not None else Path(item.path or "").read_bytes()
-            picture = decode_image(data, item.page)
-        except ImageInputError as exc:
-            return _failed(item.name, str(exc))
-        except OSError as exc:
-            return _failed(item.name, f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a decoder bug on a hostile file: report, carry on
-            log.debug("%s: decoding failed", item.name, exc_info=True)
-            return _failed(item.name, f"cannot decode the picture: {type(exc).__name__}: {exc}")
-        if item.page is None and len(tiff_pages(picture)) > 1:
-            log.warning(
-                "%s: a %d-page TIFF; only page 1 is predicted (give it as a path "
-                "to predict every page)",
-                item.name,
-                len(tiff_pages(picture)),
-            )
-        with picture:
-            return self.predict_picture(picture, item.name, keep_preview)
+        return self._verdict(prepare_item(item, self.invert, self.settings, keep_preview))
 
     def predict_items(
         self,
