@@ -304,3 +304,17 @@ def test_a_resume_on_changed_pictures_is_refused_unless_forced(pictures, tmp_pat
         mnistcnn.train(more, resume=run, data_root=root, report=False)
     result = mnistcnn.train(more, resume=run, data_root=root, report=False, force=True)
     assert [r["epoch"] for r in result.history.rows] == [1, 2]
+
+
+def test_init_replaces_googlenets_auxiliary_classifiers_too(pictures, prepared, tmp_path):
+    """GoogLeNet's aux heads also output one row per class: replaced with ``fc``, the rest kept."""
+    root, _ = prepared
+    source = _ten_class_checkpoint(tmp_path / "g.pt", "googlenet")
+    model = trained_model(_config(pictures, model="googlenet"), _sources(root, pictures))
+    replaced = init_weights(model, source, "googlenet")
+    assert {k.rsplit(".", 1)[0] for k in replaced} == {"fc", "aux1.fc2", "aux2.fc2"}
+    saved = torch.load(source, weights_only=True)["state_dict"]
+    own = model.state_dict()
+    assert own["net.fc.weight"].shape[0] == 3 and own["net.aux1.fc2.weight"].shape[0] == 3
+    kept = [k for k in saved if k[4:] not in replaced]
+    assert len(kept) > 300 and all(torch.equal(own[k], saved[k]) for k in kept)

@@ -93,9 +93,18 @@ def init_weights(model: TrainedModel, path: str | os.PathLike[str], model_name: 
             "(register_model(..., classifier=NAME))",
             setting="init",
         )
-    kept = {k: v for k, v in weights.items() if not k.startswith(head + ".")}
+    own = model.net.state_dict()
+    # The declared classifier, and any other per-class output (GoogLeNet's auxiliary
+    # classifiers): a tensor whose shape differs only because its rows are the classes.
+    replaced = {
+        k
+        for k, v in weights.items()
+        if k.startswith(head + ".")
+        or (k in own and own[k].shape != v.shape and v.shape[:1] == (len(ckpt.classes),))
+    }
+    kept = {k: v for k, v in weights.items() if k not in replaced}
     missing, unexpected = model.net.load_state_dict(kept, strict=False)
-    if unexpected or any(not k.startswith(head + ".") for k in missing):
+    if unexpected or any(not (k.startswith(head + ".") or k in replaced) for k in missing):
         raise SettingError(f"{where}: weights do not fit model {model_name!r}", setting="init")
     log.info(
         "weights from %s; classifier %r replaced (%d -> %d classes)",

@@ -32,7 +32,11 @@ def adapt_googlenet(net: GoogLeNet, in_chans: int) -> GoogLeNet:
     return net
 
 
-@register_model("googlenet", "torchvision GoogLeNet with a 3x3 stride-1 stem and aux classifiers")
+@register_model(
+    "googlenet",
+    "torchvision GoogLeNet with a 3x3 stride-1 stem and aux classifiers",
+    classifier="fc",
+)
 def googlenet_28(
     num_classes: int = 10, in_chans: int = 1, imagenet: bool = False, freeze: str = "none"
 ) -> nn.Module:

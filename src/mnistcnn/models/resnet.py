@@ -38,7 +38,7 @@ def resnet34_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     return adapt_resnet(resnet34, num_classes, in_chans)
 
 
-@register_model("resnet50", "torchvision ResNet-50 with a 3x3 stride-1 stem")
+@register_model("resnet50", "torchvision ResNet-50 with a 3x3 stride-1 stem", classifier="fc")
 def resnet50_28(
     num_classes: int = 10, in_chans: int = 1, imagenet: bool = False, freeze: str = "none"
 ) -> nn.Module:

@@ -35,7 +35,11 @@ def adapt_vgg(net: VGG, in_chans: int) -> VGG:
     return net
 
 
-@register_model("vgg19", "torchvision VGG-19 without its first max-pool (28x28 input)")
+@register_model(
+    "vgg19",
+    "torchvision VGG-19 without its first max-pool (28x28 input)",
+    classifier="classifier.6",
+)
 def vgg19_28(
     num_classes: int = 10, in_chans: int = 1, imagenet: bool = False, freeze: str = "none"
 ) -> nn.Module:
