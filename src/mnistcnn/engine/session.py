@@ -20,8 +20,9 @@ from torch import nn
 
 from mnistcnn import data as mdata
 from mnistcnn._text import plural
-from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
+from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
+from mnistcnn.data.preparation import preparation_record
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.resume import (
     check_resume_out,
@@ -345,7 +346,7 @@ def trained_model(
         model_kwargs=kwargs if name != "custom" else {},
         dataset=config.dataset,
         input_size=[1, 28, 28],
-        preparation=dict(MNIST_PREPARATION),
+        preparation=preparation_record(mdata.get_spec(config.dataset).preparation),
         precision=config.precision,
     )
 
