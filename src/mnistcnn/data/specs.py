@@ -286,7 +286,7 @@ _EXTRA_NAMES: tuple[str, ...] = (
 
 
 def preparation_method(name: str) -> str:
-    """The picture preparation of registered dataset ``name`` (see :mod:`mnistcnn.data.preparation`).
+    """The picture preparation of registered dataset ``name`` (:mod:`mnistcnn.data.preparation`).
 
     MNIST and QMNIST (which re-made MNIST's process): ``"mnist"``; Fashion-MNIST:
     ``"fashion-mnist"``; KMNIST: ``"kmnist"``; the EMNIST splits: ``"emnist"``.
