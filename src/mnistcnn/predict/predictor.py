@@ -47,15 +47,14 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
-from mnistcnn.predict.arrays import dataset_format
 from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
 from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
 from mnistcnn.predict.prediction import Prediction, short_label
+from mnistcnn.predict.preparation import in_dataset_format, preparation_method, prepare_picture
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
     PreprocessSettings,
-    preprocess_image,
     to_grayscale,
 )
 
@@ -65,6 +64,9 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 #: MNIST-style images go through the model in forward passes of exactly this many.
 FORWARD_BATCH = 64
+#: Picture files up to this size (bytes) are checked for the dataset's own 28x28 format
+#: first, so a folder of such images is predicted in batches (a 28x28 PNG is under 1 kB).
+SMALL_FILE = 16_384
 
 
 def _failed(name: str, error: str) -> Prediction:
@@ -84,10 +86,12 @@ class Predictor:
         invert: ``auto``, ``yes`` or ``no`` (see :func:`preprocess_image`).
         device: where the model runs.
         top_k: how many classes :class:`Prediction` lists.
-        settings: preprocessing geometry and thresholds.
+        settings: ink-finding thresholds of the preprocessing (the geometry: the
+            model's preparation record, :mod:`mnistcnn.predict.preparation`).
 
     Raises:
-        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``.
+        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``, or a
+            picture preparation the model records that this version does not know.
     """
 
     def __init__(
@@ -118,6 +122,9 @@ class Predictor:
         self.invert: InvertMode = invert
         self.top_k = top_k
         self.settings = settings or PreprocessSettings()
+        #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.preparation).
+        self.preparation = dict(model.preparation)
+        preparation_method(self.preparation)  # an unknown method is refused here
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
         self.checkpoint: Checkpoint | None = model.checkpoint
 
@@ -249,7 +256,7 @@ class Predictor:
                 pred = self.judge_prepared([prepared], [name])[0]
                 pred.preview, pred.size = preview, image.size
                 return pred
-            result = preprocess_image(image, self.invert, self.settings)
+            result = prepare_picture(image, self.preparation, self.invert, self.settings)
         except ImageInputError as exc:
             return _failed(name, str(exc))
         except Exception as exc:  # one odd file must not stop a batch
@@ -271,7 +278,28 @@ class Predictor:
         """
         if image.size != (28, 28) or self.invert == "yes":
             return None
-        return dataset_format(np.round(to_grayscale(image) * 255.0).astype(np.uint8))
+        gray = np.round(to_grayscale(image) * 255.0).astype(np.uint8)
+        return in_dataset_format(gray, self.preparation)
+
+    def _small_file_in_format(self, item: InputItem) -> InputItem:
+        """A picture file of at most :data:`SMALL_FILE` bytes that is 28x28 and already in the
+        dataset's format, as a prepared item (batched like IDX images, with the same
+        probabilities as alone); any other item unchanged (a file read here keeps its bytes).
+        """
+        if item.path is None or item.error is not None or self.invert == "yes":
+            return item
+        try:
+            path = Path(item.path)
+            if path.stat().st_size > SMALL_FILE:
+                return item
+            data = path.read_bytes()
+            with decode_image(data, item.page) as picture:
+                prepared = self._dataset_format(picture)
+        except Exception:  # predict_item reports it
+            return item
+        if prepared is None:
+            return InputItem(item.name, data=data, page=item.page)
+        return InputItem(item.name, prepared=prepared)
 
     def predict_item(self, item: InputItem, keep_preview: bool = False) -> Prediction:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
@@ -310,7 +338,8 @@ class Predictor:
     ) -> list[Prediction]:
         """:meth:`predict_item` for each item, in order; ``on_prediction`` sees each result.
 
-        Runs of MNIST-style items (IDX images) are predicted :data:`FORWARD_BATCH`
+        Runs of MNIST-style items (IDX images, and small picture files already in
+        the dataset's 28x28 format) are predicted :data:`FORWARD_BATCH`
         at a time (:meth:`judge_prepared`), with the same results as one by one.
         """
         out: list[Prediction] = []
@@ -328,6 +357,8 @@ class Predictor:
             run.clear()
 
         for item in items:
+            if not keep_previews:
+                item = self._small_file_in_format(item)
             if item.error is None and item.prepared is not None:
                 run.append(item)
                 if len(run) == FORWARD_BATCH:

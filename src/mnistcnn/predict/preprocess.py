@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -67,6 +68,8 @@ class PreprocessSettings:
         ink: thresholds of :func:`~mnistcnn.predict.ink.ink_map`.
         clutter: thresholds of :func:`~mnistcnn.predict.clutter.isolate`, which
             keeps the one character among borders, lines and marks; None keeps all ink.
+        centring: ``"mass"`` moves the centre of mass to ``center`` (MNIST);
+            ``"box"`` puts the fitted box in the middle of the field.
     """
 
     field: int = 28
@@ -78,6 +81,7 @@ class PreprocessSettings:
     upsample: int = 4
     ink: InkSettings = dataclasses.field(default_factory=InkSettings)
     clutter: ClutterSettings | None = dataclasses.field(default_factory=ClutterSettings)
+    centring: Literal["mass", "box"] = "mass"
 
 
 @dataclass(frozen=True)
@@ -198,8 +202,11 @@ def fit_and_center(crop: np.ndarray, s: PreprocessSettings) -> np.ndarray:
     ph, pw = patch.shape
     if com is None:
         return np.zeros((s.field, s.field), np.float32)
-    top = int(np.clip(round(s.center[0] - com[0]), 0, s.field - ph))
-    left = int(np.clip(round(s.center[1] - com[1]), 0, s.field - pw))
+    if s.centring == "box":  # the box in the middle (Fashion-MNIST, EMNIST)
+        top, left = (s.field - ph) // 2, (s.field - pw) // 2
+    else:
+        top = int(np.clip(round(s.center[0] - com[0]), 0, s.field - ph))
+        left = int(np.clip(round(s.center[1] - com[1]), 0, s.field - pw))
     out = np.zeros((s.field, s.field), np.float32)
     out[top : top + ph, left : left + pw] = patch
     return out
@@ -263,6 +270,21 @@ def _find_ink(
     return strength[t:b, left:r], full, ink.inverted
 
 
+def locate_ink(
+    image: Image.Image, invert: InvertMode, s: PreprocessSettings
+) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None, bool, tuple[int, int]]:
+    """Steps 1-4 of the module docstring: the character's ink, cropped.
+
+    Returns:
+        ``(crop, bbox, inverted, size)``: float32 (h, w) ink in [0, 1] (None
+        when blank), its box ``(left, top, right, bottom)`` in the upright
+        input, whether the input was dark-on-light, and the input's (width, height).
+    """
+    gray = to_grayscale(image)
+    crop, box, inverted = _find_ink(gray, invert, s)
+    return crop, box, inverted, (gray.shape[1], gray.shape[0])
+
+
 def preprocess_image(
     image: Image.Image, invert: InvertMode = "auto", settings: PreprocessSettings | None = None
 ) -> PreprocessResult:
@@ -283,9 +305,7 @@ def preprocess_image(
     if invert not in INVERT_MODES:
         raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}")
     s = settings or PreprocessSettings()
-    gray = to_grayscale(image)
-    size = (gray.shape[1], gray.shape[0])
-    crop, box, inverted = _find_ink(gray, invert, s)
+    crop, box, inverted, size = locate_ink(image, invert, s)
     if crop is None:
         blank = np.zeros((s.field, s.field), np.uint8)
         return PreprocessResult(blank, inverted, False, None, None, size)
