@@ -7,9 +7,9 @@ turns it into an "ink strength" map in [0, 1] whose background is exactly 0:
 
 1. **Background**: a smooth surface (a quadratic in x and y, which models a
    linear lighting gradient or a vignette) fitted robustly: first to the
-   border pixels that are near the picture's median brightness (the paper
-   covers most of a picture; a dark frame or table edge along the border is
-   left out), then re-fitted to every pixel within 2.5 robust standard
+   border pixels near the picture's median brightness (the paper covers most
+   of a picture: a dark frame or table edge along the border is left out; all
+   border pixels when few are near it), then re-fitted to every pixel within 2.5 robust standard
    deviations of the surface (the ink are the outliers).
 2. **Polarity**: the ink is whichever side (darker or lighter than the
    background) holds more mass beyond the noise; ``invert="yes"``/``"no"``
@@ -134,11 +134,13 @@ def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
     band = max(1, min(h, w) // 12)
     frame = np.zeros((h, w), bool)
     frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
+    inl = frame.ravel()
     median = float(np.median(z))
-    near = np.abs(z - median) <= max(2.5 * robust_sigma(z), 0.05)  # the paper: most pixels
-    inl = frame.ravel() & near
-    if inl.sum() < 6:
-        inl = near
+    near = np.abs(z - median) <= max(2.5 * robust_sigma(z), 0.05)  # most pixels: paper
+    if (inl & near).sum() >= max(6, inl.sum() // 4):
+        inl = inl & near  # the border less what is not paper (a table edge)
+    elif abs(float(np.median(z[inl])) - median) > 0.25:
+        inl = near  # the border is all something else (a dark frame)
     coef = np.zeros(6)
     for _ in range(6):
         if inl.sum() < 6:
