@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clutter_synth import KINDS, make_clutter  # noqa: E402
 from digits_synth import FONT_DIR  # noqa: E402
-
 from mnistcnn.predict import Predictor, preprocess_image  # noqa: E402
 from mnistcnn.predict.ink import InkSettings  # noqa: E402
 from mnistcnn.predict.preprocess import PreprocessSettings  # noqa: E402

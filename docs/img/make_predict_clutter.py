@@ -28,7 +28,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 from clutter_synth import KINDS, make_clutter  # noqa: E402
-
 from mnistcnn.data.preparation import preparation_record  # noqa: E402
 from mnistcnn.predict import preprocess_image  # noqa: E402
 from mnistcnn.predict.ink import InkSettings  # noqa: E402
@@ -63,7 +62,8 @@ def clutter_figure(out: Path) -> None:
 
 def datasets_figure(root: Path, out: Path, n: int = 8) -> None:
     raw = root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
-    images = np.frombuffer(gzip.open(raw).read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(raw) as fh:
+        images = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
     picks = images[:n]
     fig, axes = plt.subplots(4, n, figsize=(1.3 * n, 5.6))
     rows = ("picture", "MNIST's\npreparation", "Fashion-MNIST's\npreparation", "dataset image")
