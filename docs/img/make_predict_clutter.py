@@ -31,7 +31,7 @@ from clutter_synth import KINDS, make_clutter  # noqa: E402
 from mnistcnn.data.preparation import preparation_record  # noqa: E402
 from mnistcnn.predict import preprocess_image  # noqa: E402
 from mnistcnn.predict.ink import InkSettings  # noqa: E402
-from mnistcnn.predict.preparation import prepare_picture  # noqa: E402
+from mnistcnn.predict.methods import prepare_by_method  # noqa: E402
 from mnistcnn.predict.preprocess import PreprocessSettings  # noqa: E402
 
 
@@ -73,8 +73,8 @@ def datasets_figure(root: Path, out: Path, n: int = 8) -> None:
         page.paste(big, (20, 20))
         shown = [
             np.asarray(page),
-            prepare_picture(page, preparation_record("mnist")).image,
-            prepare_picture(page, preparation_record("fashion-mnist")).image,
+            prepare_by_method(page, preparation_record("mnist")).image,
+            prepare_by_method(page, preparation_record("fashion-mnist")).image,
             a,
         ]
         for i, img in enumerate(shown):

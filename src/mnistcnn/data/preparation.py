@@ -3,7 +3,7 @@
 A trained model must see a user's picture prepared the way its dataset's images
 were, so each :class:`~mnistcnn.data.DatasetSpec` names a preparation method and
 the checkpoint records it (``TrainedModel.preparation``). This module holds the
-records as data (method name -> settings); :mod:`mnistcnn.predict.preparation`
+records as data (method name -> settings); :mod:`mnistcnn.predict.methods`
 holds the functions that carry them out. Sources:
 
 * ``mnist`` (MNIST, QMNIST): LeCun, Bottou, Bengio, Haffner 1998, section III-A,

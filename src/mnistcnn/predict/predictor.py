@@ -50,8 +50,8 @@ from mnistcnn.models.fast_path import fast_path_enabled
 from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
 from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
+from mnistcnn.predict.methods import in_dataset_format, preparation_method, prepare_by_method
 from mnistcnn.predict.prediction import Prediction, short_label
-from mnistcnn.predict.preparation import in_dataset_format, preparation_method, prepare_picture
 from mnistcnn.predict.preprocess import (
     INVERT_MODES,
     PreprocessSettings,
@@ -87,7 +87,7 @@ class Predictor:
         device: where the model runs.
         top_k: how many classes :class:`Prediction` lists.
         settings: ink-finding thresholds of the preprocessing (the geometry: the
-            model's preparation record, :mod:`mnistcnn.predict.preparation`).
+            model's preparation record, :mod:`mnistcnn.predict.methods`).
 
     Raises:
         ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``, or a
@@ -122,7 +122,7 @@ class Predictor:
         self.invert: InvertMode = invert
         self.top_k = top_k
         self.settings = settings or PreprocessSettings()
-        #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.preparation).
+        #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.methods).
         self.preparation = dict(model.preparation)
         preparation_method(self.preparation)  # an unknown method is refused here
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
@@ -256,7 +256,7 @@ class Predictor:
                 pred = self.judge_prepared([prepared], [name])[0]
                 pred.preview, pred.size = preview, image.size
                 return pred
-            result = prepare_picture(image, self.preparation, self.invert, self.settings)
+            result = prepare_by_method(image, self.preparation, self.invert, self.settings)
         except ImageInputError as exc:
             return _failed(name, str(exc))
         except Exception as exc:  # one odd file must not stop a batch

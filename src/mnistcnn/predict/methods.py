@@ -128,7 +128,7 @@ def preparation_method(record: Mapping[str, Any]) -> PreparationMethod:
     return METHODS[name]
 
 
-def prepare_picture(
+def prepare_by_method(
     image: Image.Image,
     record: Mapping[str, Any],
     invert: InvertMode = "auto",
