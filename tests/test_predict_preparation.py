@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnistcnn.artifact import TrainedModel, load, save
+from mnistcnn.artifact import CheckpointError, TrainedModel, load, save
 from mnistcnn.data import get_spec, list_datasets
 from mnistcnn.data.preparation import PREPARATIONS, preparation_record
 from mnistcnn.models import create_model
@@ -58,10 +58,10 @@ def test_an_old_fashion_checkpoint_gets_the_fashion_preparation(tmp_path):
     assert Predictor(load(tmp_path / "fashion.pt")).preparation["method"] == "fashion-mnist"
 
 
-def test_an_unknown_preparation_is_refused_by_name():
-    model = _model("mnist", {"method": "from-the-future"})
-    with pytest.raises(ValueError, match="'from-the-future' is unknown.*known: emnist"):
-        Predictor(model)
+def test_an_unknown_preparation_is_refused_by_name(tmp_path):
+    save(_model("mnist", {"method": "from-the-future"}), tmp_path / "new.pt", epoch=1, step=1)
+    with pytest.raises(CheckpointError, match="new.pt: .*'from-the-future' is unknown.*known: emn"):
+        Predictor.from_checkpoint(tmp_path / "new.pt")
 
 
 def product(size=(240, 160), paper=250, shade=60) -> Image.Image:

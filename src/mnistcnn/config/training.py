@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "bf16")
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
 
 
 def _recipe_names() -> list[str]:
@@ -109,6 +110,18 @@ class TrainConfig:
             with oneDNN/cuDNN; same math).
         warmup_fraction: fraction of the steps spent warming up in ``onecycle``
             (its ``pct_start``), in (0, 1).
+        tensorboard: a TensorBoard log folder (``<run>/`` stands for the run
+            folder; mnistcnn.engine.tblog), or None for none.
+        keep_top: keep the checkpoints of the K best epochs in ``<run>/top/``
+            (mnistcnn.engine.top_k), or None.
+        pretrained: start ``model`` (vgg19, resnet50, googlenet) from torchvision's
+            ImageNet weights (:mod:`mnistcnn.models.imagenet`).
+        freeze: ``none`` or ``backbone`` (only the new classifier trains); needs ``pretrained``.
+        weights: the ImageNet weights file (None: the hub cache, else a
+            download; :mod:`mnistcnn.models.weights`); needs ``pretrained``.
+        init: a trained checkpoint (path) whose weights the run starts from
+            (fine-tuning): the same model; with other classes, its final
+            classifier layer is replaced by a new one (``mnistcnn.engine.init``).
     """
 
     recipe: str = setting(
@@ -120,7 +133,8 @@ class TrainConfig:
     dataset: str = setting(
         "mnist",
         help="Dataset name: mnist, fashion-mnist, kmnist, qmnist or emnist-<split> (digits, "
-        "letters, balanced, byclass, bymerge, mnist). [recipe: mnist]",
+        "letters, balanced, byclass, bymerge, mnist), or folder:PATH for your own labelled "
+        "pictures in PATH/<class>/* (needs --val-fraction). [recipe: mnist]",
         math=True,
     )
     model: str = setting(
@@ -235,6 +249,44 @@ class TrainConfig:
         cli=False,
         default_factory=dict,
     )
+    tensorboard: str | None = setting(
+        None,
+        help="Also log to TensorBoard (scalars, a sample grid, weight histograms) in DIR; "
+        "<run>/ is the run folder. Needs mnistcnn[tensorboard]. [--tensorboard alone: "
+        "<run>/tensorboard]",
+        math=False,
+        flag_value="<run>/tensorboard",  # mnistcnn.engine.tblog.DEFAULT_LOG_DIR
+    )
+    keep_top: int | None = setting(
+        None,
+        help="Keep the checkpoints of the K best epochs (best.pt's criterion) in <run>/top/.",
+        math=False,
+        min=1,
+    )
+    pretrained: bool = setting(
+        False,
+        help="Start from torchvision's ImageNet weights (vgg19, resnet50, googlenet): first "
+        "conv summed to one gray channel, a new classifier, input resized inside. [off]",
+        math=True,
+    )
+    freeze: str = setting(
+        "none",
+        help="With --pretrained: backbone trains only the new classifier. [none]",
+        math=True,
+        choices=FREEZE_CHOICES,
+    )
+    weights: str | None = setting(
+        None,
+        help="With --pretrained: the ImageNet weights file. [default: torch's hub cache, "
+        "else a download]",
+        math=True,
+    )
+    init: str | None = setting(
+        None,
+        help="Start from this trained checkpoint's weights (fine-tuning; the same model). "
+        "Other classes than the checkpoint's: its final classifier layer is replaced.",
+        math=True,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -267,6 +319,12 @@ class TrainConfig:
                 "early_stopping needs a validation split (val_fraction > 0): stopping on the "
                 "test loss would choose the model on the test split"
             )
+        if self.dataset.startswith("folder:") and self.val_fraction <= 0:
+            problems.append(
+                "val_fraction must be > 0 for a picture folder (dataset folder:PATH): it has "
+                "no test split, so best.pt and the report follow its validation split "
+                "(e.g. 0.2)"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if self.train_subset is not None and self.train_subset < 1:
@@ -274,6 +332,9 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
+        if self.keep_top is not None and self.keep_top < 1:
+            problems.append(f"keep_top must be >= 1, got {self.keep_top}")
+        problems += self._pretrained_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),
@@ -301,6 +362,18 @@ class TrainConfig:
             )
         if not 0.0 < self.warmup_fraction < 1.0:
             problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        return problems
+
+    def _pretrained_problems(self) -> list[str]:
+        """Problems with ``pretrained``, ``freeze`` and ``weights``."""
+        problems = []
+        if self.freeze not in FREEZE_CHOICES:
+            choices = ", ".join(FREEZE_CHOICES)
+            problems.append(f"freeze must be one of {choices}, got {self.freeze!r}")
+        elif self.freeze != "none" and not self.pretrained:
+            problems.append("freeze needs pretrained weights (a random backbone cannot be frozen)")
+        if self.weights is not None and not self.pretrained:
+            problems.append("weights is the ImageNet weights file of pretrained, which is off")
         return problems
 
     def to_dict(self) -> dict[str, Any]:

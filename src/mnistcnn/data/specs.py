@@ -329,6 +329,13 @@ def get_spec(name: str) -> DatasetSpec:
     Raises:
         ValueError: unknown name; the message lists the valid names.
     """
+    if name.startswith("folder:"):  # mnistcnn.data.folder: pictures, no spec, no test split
+        raise SettingError(
+            f"dataset {name!r} is a picture folder: it has no test split and no files to "
+            f"fetch; evaluate a model trained on it on pictures: `mnistcnn evaluate CKPT "
+            f"--images {name[len('folder:') :]}`",
+            setting="dataset",
+        )
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in _TABLE and key not in _EXTRA_NAMES:

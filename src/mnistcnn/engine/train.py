@@ -51,6 +51,7 @@ from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.rundir import RunDir
 from mnistcnn.engine.utils import precision_autocast
 from mnistcnn.models.fast_path import set_fast_path
+from mnistcnn.models.outputs import training_loss
 
 __all__ = [
     "EpochCallback",
@@ -100,8 +101,8 @@ def train_one_epoch(
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(config, images.device):
-            logits = net(images)  # (B, num_classes)
-            loss = loop.loss_fn(logits, labels)
+            # (B, num_classes), plus auxiliary classifiers' losses (GoogLeNet) if any
+            logits, loss = training_loss(loop.loss_fn, net(images), labels)
         loss, loss_sum = _checked_loss(loop, loss, labels.numel(), pos, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mnistcnn.data.preparation import preparation_record
 from mnistcnn.predict.arrays import dataset_format
 from mnistcnn.predict.datasets_prep import emnist_fit, prepare_fashion
 from mnistcnn.predict.ink import InvertMode
@@ -41,6 +42,9 @@ from mnistcnn.predict.preprocess import (
     locate_ink,
     preprocess_image,
 )
+
+#: MNIST's record: what pictures get when no model says otherwise.
+MNIST_RECORD: Mapping[str, Any] = preparation_record("mnist")
 
 Prepare = Callable[
     [Image.Image, InvertMode, Mapping[str, Any], PreprocessSettings | None], PreprocessResult

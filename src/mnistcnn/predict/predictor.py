@@ -47,16 +47,18 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
-from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
+from mnistcnn.predict.decoding import decode_image
 from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
-from mnistcnn.predict.methods import in_dataset_format, preparation_method, prepare_by_method
+from mnistcnn.predict.inputs import Input, InputItem, python_inputs
+from mnistcnn.predict.methods import preparation_method
 from mnistcnn.predict.prediction import Prediction, short_label
-from mnistcnn.predict.preprocess import (
-    INVERT_MODES,
-    PreprocessSettings,
-    to_grayscale,
+from mnistcnn.predict.preparation import (
+    PreparedPicture,
+    given_format,
+    prepare_item,
+    prepare_picture,
 )
+from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,7 @@ class Predictor:
             model's preparation record, :mod:`mnistcnn.predict.methods`).
 
     Raises:
-        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``, or a
-            picture preparation the model records that this version does not know.
+        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``.
     """
 
     def __init__(
@@ -124,7 +125,6 @@ class Predictor:
         self.settings = settings or PreprocessSettings()
         #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.methods).
         self.preparation = dict(model.preparation)
-        preparation_method(self.preparation)  # an unknown method is refused here
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
         self.checkpoint: Checkpoint | None = model.checkpoint
 
@@ -149,8 +149,9 @@ class Predictor:
 
         Raises:
             CheckpointError: unreadable checkpoint (a bare state_dict is named
-                as such, with what to do), or a model that does not take
-                1x28x28 inputs.
+                as such, with what to do), a model that does not take
+                1x28x28 inputs, or a picture preparation this version does not
+                know (the message lists the known methods).
             ValueError: a bad device, threshold, invert mode or top_k.
         """
         dev = select_device(device)
@@ -162,6 +163,10 @@ class Predictor:
                 f"{ckpt.path}: the model takes {ckpt.input_size} inputs; predict needs [1, 28, 28]"
             )
         temperature_of(ckpt)  # checks the stored calibration
+        try:
+            preparation_method(model.preparation)
+        except ValueError as exc:
+            raise CheckpointError(f"{ckpt.path}: {exc}") from None
         if not model.calibrated:
             log.info("%s is not calibrated: probabilities are raw softmax (T = 1)", ckpt.path)
         return cls(
@@ -246,40 +251,27 @@ class Predictor:
 
         A picture that cannot be preprocessed (a refused size, an unusual
         mode or damaged data Pillow only notices now) gives a Prediction with
-        ``error`` set; errors of the model itself are raised.
+        ``error`` set; errors of the model itself are raised. The preparation
+        is :func:`~mnistcnn.predict.preparation.prepare_picture`.
         """
-        try:
-            check_size(*image.size)
-            prepared = self._dataset_format(image)
-            preview = preview_copy(image) if keep_preview else None
-            if prepared is not None:  # already the model's input: no preparation
-                pred = self.judge_prepared([prepared], [name])[0]
-                pred.preview, pred.size = preview, image.size
-                return pred
-            result = prepare_by_method(image, self.preparation, self.invert, self.settings)
-        except ImageInputError as exc:
-            return _failed(name, str(exc))
-        except Exception as exc:  # one odd file must not stop a batch
-            log.debug("%s: preprocessing failed", name, exc_info=True)
-            return _failed(name, f"cannot preprocess the picture: {type(exc).__name__}: {exc}")
-        if not result.ink_found:
-            pred = Prediction(name, None, None, [], True, None, result.image, True, result.inverted)
+        prepared = prepare_picture(
+            image, name, self.invert, self.settings, keep_preview, self.preparation
+        )
+        return self._verdict(prepared)
+
+    def _verdict(self, prepared: PreparedPicture) -> Prediction:
+        """The Prediction of a prepared picture (its error, blank, or the model's answer)."""
+        name, image = prepared.name, prepared.image
+        if prepared.error is not None or image is None:
+            return _failed(name, prepared.error or "no picture")
+        if prepared.as_given:
+            pred = self.judge_prepared([image], [name])[0]
+        elif prepared.blank:
+            pred = Prediction(name, None, None, [], True, None, image, True, prepared.inverted)
         else:
-            pred = self._judge(name, result.image, result.inverted)
-        pred.preview, pred.size = preview, result.size
+            pred = self._judge(name, image, prepared.inverted)
+        pred.preview, pred.size = prepared.preview, prepared.size
         return pred
-
-    def _dataset_format(self, image: Image.Image) -> np.ndarray | None:
-        """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
-
-        A 28x28 picture with light ink on a dark frame (see
-        :func:`~mnistcnn.predict.arrays.dataset_format`), unless ``invert`` is
-        ``yes`` (the user says it is dark ink on light paper).
-        """
-        if image.size != (28, 28) or self.invert == "yes":
-            return None
-        gray = np.round(to_grayscale(image) * 255.0).astype(np.uint8)
-        return in_dataset_format(gray, self.preparation)
 
     def _small_file_in_format(self, item: InputItem) -> InputItem:
         """A picture file of at most :data:`SMALL_FILE` bytes that is 28x28 and already in the
@@ -294,7 +286,7 @@ class Predictor:
                 return item
             data = path.read_bytes()
             with decode_image(data, item.page) as picture:
-                prepared = self._dataset_format(picture)
+                prepared = given_format(picture, self.invert, self.preparation)
         except Exception:  # predict_item reports it
             return item
         if prepared is None:
@@ -305,30 +297,10 @@ class Predictor:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
 
         Never raises for a bad input: every failure is the Prediction's ``error``.
+        Reading and preparing: :func:`~mnistcnn.predict.preparation.prepare_item`.
         """
-        if item.error is not None:
-            return _failed(item.name, item.error)
-        if item.prepared is not None:
-            return self.judge_prepared([item.prepared], [item.name])[0]
-        try:
-            data = item.data if item.data is not None else Path(item.path or "").read_bytes()
-            picture = decode_image(data, item.page)
-        except ImageInputError as exc:
-            return _failed(item.name, str(exc))
-        except OSError as exc:
-            return _failed(item.name, f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a decoder bug on a hostile file: report, carry on
-            log.debug("%s: decoding failed", item.name, exc_info=True)
-            return _failed(item.name, f"cannot decode the picture: {type(exc).__name__}: {exc}")
-        if item.page is None and len(tiff_pages(picture)) > 1:
-            log.warning(
-                "%s: a %d-page TIFF; only page 1 is predicted (give it as a path "
-                "to predict every page)",
-                item.name,
-                len(tiff_pages(picture)),
-            )
-        with picture:
-            return self.predict_picture(picture, item.name, keep_preview)
+        prepared = prepare_item(item, self.invert, self.settings, keep_preview, self.preparation)
+        return self._verdict(prepared)
 
     def predict_items(
         self,
