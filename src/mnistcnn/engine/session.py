@@ -20,9 +20,10 @@ from torch import nn
 
 from mnistcnn import data as mdata
 from mnistcnn._text import plural
-from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
+from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
+from mnistcnn.data.preparation import preparation_record
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
 from mnistcnn.engine.folder_sources import check_folder_unchanged
@@ -355,6 +356,13 @@ def _config_record(
     }
 
 
+def _preparation(dataset: str) -> dict[str, Any]:
+    """The dataset's picture preparation record; a picture folder's pictures are digits
+    prepared as ``predict`` prepares them (MNIST's method)."""
+    method = "mnist" if is_folder_dataset(dataset) else mdata.get_spec(dataset).preparation
+    return preparation_record(method)
+
+
 def trained_model(
     config: TrainConfig, sources: DataSources, net: nn.Module | None = None
 ) -> TrainedModel:
@@ -390,7 +398,7 @@ def trained_model(
         model_kwargs=kwargs if name != "custom" else {},
         dataset=config.dataset,
         input_size=[1, 28, 28],
-        preparation=dict(MNIST_PREPARATION),
+        preparation=_preparation(config.dataset),
         precision=config.precision,
     )
 

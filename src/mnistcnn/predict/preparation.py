@@ -10,17 +10,19 @@ them exactly as ``mnistcnn predict`` will show it new ones.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from mnistcnn.predict.arrays import dataset_format
 from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
 from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.inputs import InputItem, preview_copy
-from mnistcnn.predict.preprocess import PreprocessSettings, preprocess_image, to_grayscale
+from mnistcnn.predict.methods import MNIST_RECORD, in_dataset_format, prepare_by_method
+from mnistcnn.predict.preprocess import PreprocessSettings, to_grayscale
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +54,21 @@ class PreparedPicture:
     preview: Image.Image | None = field(default=None, repr=False)
 
 
-def given_format(image: Image.Image, invert: InvertMode) -> np.ndarray | None:
+def given_format(
+    image: Image.Image, invert: InvertMode, preparation: Mapping[str, Any] | None = None
+) -> np.ndarray | None:
     """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
 
     A 28x28 picture with light ink on a dark frame (see
-    :func:`~mnistcnn.predict.arrays.dataset_format`), unless ``invert`` is
-    ``yes`` (the user says it is dark ink on light paper).
+    :func:`~mnistcnn.predict.arrays.dataset_format`; for Fashion-MNIST one dark
+    side: :func:`~mnistcnn.predict.methods.in_dataset_format`), unless ``invert``
+    is ``yes`` (the user says it is dark ink on light paper). ``preparation``:
+    the model's preparation record (MNIST's when None).
     """
     if image.size != (28, 28) or invert == "yes":
         return None
-    return dataset_format(np.round(to_grayscale(image) * 255.0).astype(np.uint8))
+    gray = np.round(to_grayscale(image) * 255.0).astype(np.uint8)
+    return in_dataset_format(gray, preparation or MNIST_RECORD)
 
 
 def prepare_picture(
@@ -70,20 +77,25 @@ def prepare_picture(
     invert: InvertMode = "auto",
     settings: PreprocessSettings | None = None,
     keep_preview: bool = False,
+    preparation: Mapping[str, Any] | None = None,
 ) -> PreparedPicture:
-    """Prepare one decoded picture (:func:`~mnistcnn.predict.preprocess.preprocess_image`).
+    """Prepare one decoded picture the way the model's dataset made its images.
+
+    ``preparation``: the model's preparation record (``TrainedModel.preparation``;
+    MNIST's when None), carried out by
+    :func:`~mnistcnn.predict.methods.prepare_by_method`.
 
     Never raises for a bad picture: a refused size, an unusual mode or damaged
     data Pillow only notices now give ``error``.
     """
     try:
         check_size(*image.size)
-        given = given_format(image, invert)
+        given = given_format(image, invert, preparation)
         preview = preview_copy(image) if keep_preview else None
         if given is not None:  # already the model's input: no preparation
             blank = not given.any()
             return PreparedPicture(name, given, None, blank, None, True, image.size, preview)
-        result = preprocess_image(image, invert, settings or PreprocessSettings())
+        result = prepare_by_method(image, preparation or MNIST_RECORD, invert, settings)
     except ImageInputError as exc:
         return PreparedPicture(name, error=str(exc))
     except Exception as exc:  # one odd file must not stop a batch
@@ -101,8 +113,10 @@ def prepare_item(
     invert: InvertMode = "auto",
     settings: PreprocessSettings | None = None,
     keep_preview: bool = False,
+    preparation: Mapping[str, Any] | None = None,
 ) -> PreparedPicture:
-    """Read, decode and prepare one :class:`~mnistcnn.predict.inputs.InputItem`.
+    """Read, decode and prepare one :class:`~mnistcnn.predict.inputs.InputItem`
+    (``preparation``: as :func:`prepare_picture`).
 
     Never raises for a bad input: a missing file, a file that is not a
     picture, a corrupt one: every failure is the result's ``error``.
@@ -131,4 +145,4 @@ def prepare_item(
             len(tiff_pages(picture)),
         )
     with picture:
-        return prepare_picture(picture, item.name, invert, settings, keep_preview)
+        return prepare_picture(picture, item.name, invert, settings, keep_preview, preparation)
