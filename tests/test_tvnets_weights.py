@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_a_file_of_another_architecture_is_refused(torch_home, standins, monkeyp
 
 def test_an_explicit_file_may_differ_in_hash_but_not_in_architecture(tmp_path, standins, caplog):
     path, _ = standins["googlenet"]
+    caplog.set_level(logging.WARNING, logger=mweights.__name__)  # whatever another test left set
     assert mweights.locate_weights("googlenet", path, download=False) == path  # warned only
     assert "not torchvision's googlenet-1378be20.pth" in caplog.text
     junk = tmp_path / "junk.pth"
