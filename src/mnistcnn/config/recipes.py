@@ -69,6 +69,16 @@ RECIPES["best-fashion"] = {
     "augment": "affine-flip-erase",
     "aug_degrees": 0.0,
 }
+RECIPES["robust"] = {
+    **RECIPES["best"],
+    "epochs": 12,
+    "augment": "robust",
+    "aug_degrees": 12.0,
+    "aug_scale": 0.15,
+    "outlier_exposure": 0.5,
+    "outliers": "fashion-mnist,drawings,letters,noise",
+    "outlier_batch_size": 64,
+}
 
 
 def recipe_config(name: str, **overrides: Any) -> TrainConfig:

@@ -20,7 +20,13 @@ PRECISIONS = ("fp32", "bf16")
 #: augmentation generators are seeded with ``seed * 1_000_003 + ...``, which must stay
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
-AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+AUGMENTATIONS = (
+    "none",
+    "affine",
+    "affine-flip-erase",
+    "robust",
+)  # mnistcnn.data.augment.build_augment
+OUTLIER_KINDS = ("fashion-mnist", "drawings", "letters", "noise")  # mnistcnn.data.outlier_pool
 
 
 def _recipe_names() -> list[str]:
@@ -109,6 +115,11 @@ class TrainConfig:
             with oneDNN/cuDNN; same math).
         warmup_fraction: fraction of the steps spent warming up in ``onecycle``
             (its ``pct_start``), in (0, 1).
+        outlier_exposure: weight of the outlier-exposure term (Hendrycks et al.
+            2019), >= 0; 0 turns it off (mnistcnn.engine.outlier_exposure).
+        outliers: comma-separated outlier kinds (:data:`OUTLIER_KINDS`).
+        outlier_batch_size: outliers added to every training batch (>= 1).
+        outlier_count: generated pictures per generated outlier kind (>= 1).
     """
 
     recipe: str = setting(
@@ -229,6 +240,37 @@ class TrainConfig:
     warmup_fraction: float = setting(
         0.3, help="Warm-up fraction of `onecycle`.", math=True, cli=False
     )
+    outlier_exposure: float = setting(
+        0.0,
+        help="Weight of outlier exposure (Hendrycks et al. 2019; 0.5 in the paper): every step "
+        "also trains on non-digit images (--outliers) towards a uniform softmax, so that "
+        "predict calls them unsure. 0: off. [recipe: 0]",
+        math=True,
+        min=0,
+    )
+    outliers: str = setting(
+        "fashion-mnist,drawings,letters,noise",
+        help="Outlier kinds of --outlier-exposure, comma-separated: fashion-mnist (its train "
+        "split), drawings, letters, noise (generated).",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+    )
+    outlier_batch_size: int = setting(
+        64,
+        help="Outlier images added to every step of --outlier-exposure.",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+        cli=False,
+        min=1,
+    )
+    outlier_count: int = setting(
+        3000,
+        help="Generated pictures per outlier kind (drawings, letters, noise).",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+        cli=False,
+        min=1,
+    )
     extra: dict[str, Any] = setting(
         help="Free-form settings recorded with the run.",
         math=True,
@@ -274,6 +316,7 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
+        problems += self._outlier_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),
@@ -301,6 +344,27 @@ class TrainConfig:
             )
         if not 0.0 < self.warmup_fraction < 1.0:
             problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        return problems
+
+    def _outlier_problems(self) -> list[str]:
+        """Problems with the outlier-exposure settings."""
+        problems = []
+        if not (math.isfinite(self.outlier_exposure) and self.outlier_exposure >= 0):
+            problems.append(
+                f"outlier_exposure must be a finite number >= 0, got {self.outlier_exposure}"
+            )
+        kinds = [k.strip() for k in self.outliers.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in OUTLIER_KINDS]
+        if unknown or (self.outlier_exposure > 0 and not kinds):
+            problems.append(
+                f"outliers must name kinds from {', '.join(OUTLIER_KINDS)}, got {self.outliers!r}"
+            )
+        if self.outlier_exposure > 0 and self.dataset in kinds:
+            problems.append(f"outliers include the training dataset {self.dataset}")
+        if self.outlier_batch_size < 1:
+            problems.append(f"outlier_batch_size must be >= 1, got {self.outlier_batch_size}")
+        if self.outlier_count < 1:
+            problems.append(f"outlier_count must be >= 1, got {self.outlier_count}")
         return problems
 
     def to_dict(self) -> dict[str, Any]:

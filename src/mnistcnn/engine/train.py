@@ -48,6 +48,7 @@ from mnistcnn.engine.loop_state import (
     run_writes,
 )
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
+from mnistcnn.engine.outlier_exposure import exposure_loss
 from mnistcnn.engine.rundir import RunDir
 from mnistcnn.engine.utils import precision_autocast
 from mnistcnn.models.fast_path import set_fast_path
@@ -101,7 +102,12 @@ def train_one_epoch(
             images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(config, images.device):
             logits = net(images)  # (B, num_classes)
-            loss = loop.loss_fn(logits, labels)
+            if config.outlier_exposure > 0:  # batches end with outliers (engine/outlier_exposure)
+                logits, labels, loss = exposure_loss(
+                    loop.loss_fn, logits, labels, config.outlier_exposure
+                )
+            else:
+                loss = loop.loss_fn(logits, labels)
         loss, loss_sum = _checked_loss(loop, loss, labels.numel(), pos, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
