@@ -274,3 +274,35 @@ def test_build_sources_mixes_fashion_mnist_train_images_into_real_batches(
     assert images.shape == (128 + 64, 1, 28, 28)
     assert int((labels == OUTLIER_LABEL).sum()) == 64
     assert not any(isinstance(s, OutlierMixSource) for s in sources.evals.values())
+
+
+# --- the held-out kind: symbols -------------------------------------------------------
+
+
+def test_symbols_are_seeded_varied_and_not_a_training_kind():
+    from mnistcnn.config.training import OUTLIER_KINDS
+    from mnistcnn.data.outlier_symbols import SYMBOLS, symbols
+
+    a, b = symbols(len(SYMBOLS), seed=0), symbols(3, seed=0)
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert not np.array_equal(np.asarray(symbols(1, seed=1)[0]), np.asarray(a[0]))
+    inked = [int((np.asarray(p.convert("L")) < 128).sum()) for p in a]
+    assert min(inked) > 20  # every symbol is drawn (no missing glyph)
+    assert "symbols" not in OUTLIER_KINDS
+    with pytest.raises(ValueError):
+        symbols(-1)
+
+
+def test_ood_scores_know_the_symbols_set(monkeypatch):
+    import mnistcnn.data
+    from mnistcnn.artifact import TrainedModel
+    from mnistcnn.predict.ood import OOD_SETS, ood_scores
+
+    monkeypatch.setattr(mnistcnn.data, "load_arrays",
+                        lambda *a, **kw: (torch.zeros(8, 28, 28, dtype=torch.uint8) + 9,
+                                          torch.zeros(8, dtype=torch.int64)))  # fmt: skip
+    torch.manual_seed(0)
+    model = TrainedModel(create_model("tutorial"), dataset="mnist").eval()
+    report = ood_scores(model, ["symbols"], threshold=0.5, limit=6)
+    assert "symbols" in OOD_SETS and report.results[0].name == "symbols"
+    assert report.results[0].count == 6 and 0 <= report.results[0].auroc_msp <= 1

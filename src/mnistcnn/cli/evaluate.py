@@ -82,7 +82,8 @@ def _check_evaluation_out(out: str | None) -> None:
     metavar="NAME[,NAME]",
     help="Also measure how well the model tells its classes from things that are not: AUROC "
     "(max softmax probability and energy scores) and the share predict calls unsure, against "
-    "fashion-mnist, mnist, kmnist, drawings, letters or noise (generated, seeded). One checkpoint.",
+    "fashion-mnist, mnist, kmnist, drawings, letters, noise or symbols (generated, seeded). "
+    "One checkpoint.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options

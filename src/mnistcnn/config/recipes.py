@@ -25,6 +25,12 @@ from mnistcnn.errors import SettingError
 #:   shifts, zooms and random erasing instead of rotations (``affine-flip-erase``; a
 #:   rotated shirt is rare, a mirrored one common), 20 epochs (about 20 minutes on one
 #:   core). The wider ``bncnn-wide`` for 15 epochs did no better (benchmarks/README.md).
+#: * ``robust``: the model to use for ``predict`` and ``serve``: ``best`` with the
+#:   ``robust`` augmentation (stroke width, elastic distortion, slant, scale, shift, blur,
+#:   contrast, noise: mnistcnn.data.augment_robust) and outlier exposure (weight 0.5, 64
+#:   non-digits per step from Fashion-MNIST's train split, drawings, letters and noise:
+#:   mnistcnn.data.outlier_pool), so that ``predict`` calls non-digits unsure. A step costs
+#:   about twice a ``best`` step, hence 6 epochs (docs/robustness.md has the figures).
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
     "fast": {
@@ -71,7 +77,7 @@ RECIPES["best-fashion"] = {
 }
 RECIPES["robust"] = {
     **RECIPES["best"],
-    "epochs": 12,
+    "epochs": 6,
     "augment": "robust",
     "aug_degrees": 12.0,
     "aug_scale": 0.15,

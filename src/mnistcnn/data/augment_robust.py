@@ -37,9 +37,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import functional as F
+
+from mnistcnn.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,7 @@ class HandwritingAugment:
     def _elastic(self, x: torch.Tensor, fields: torch.Tensor, pick: torch.Tensor,
                  strength: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """Simard et al.'s elastic distortion with alpha ~ U(0, elastic_alpha) px, per sample."""
-        from kornia.geometry.transform import elastic_transform2d
-
+        elastic_transform2d = _kornia().geometry.transform.elastic_transform2d
         chosen = torch.nonzero(pick < self.p_elastic).flatten()  # only these are computed
         if len(chosen) == 0:
             return x
@@ -173,8 +175,7 @@ class HandwritingAugment:
 
     def _blur(self, x: torch.Tensor, pick: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """Gaussian blur, sigma ~ U(0.3, blur_sigma) px, for the picked samples."""
-        from kornia.filters import gaussian_blur2d
-
+        gaussian_blur2d = _kornia().filters.gaussian_blur2d
         chosen = pick < self.p_blur
         if not bool(chosen.any()):
             return x
@@ -192,3 +193,16 @@ class HandwritingAugment:
         lo = (paper * self.max_paper)[:, None, None, None]
         lo = torch.minimum(lo, hi * 0.5)  # the ink stays at least twice the paper's level
         return torch.where(chosen, lo + x * (hi - lo), x)
+
+
+def _kornia() -> Any:
+    """The kornia package, or an error that says how to install it."""
+    try:
+        import kornia
+    except ImportError as exc:
+        raise SettingError(
+            "the robust augmentation needs kornia: pip install 'mnistcnn[robust]' "
+            "(or pip install kornia)",
+            setting="augment",
+        ) from exc
+    return kornia

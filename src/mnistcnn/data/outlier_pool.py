@@ -31,6 +31,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 
 from mnistcnn.config.training import OUTLIER_KINDS  # the kinds TrainConfig.outliers accepts
 from mnistcnn.data import outliers
@@ -57,8 +58,6 @@ def mnist_style(pictures: list[Image.Image], stroke: tuple[float, float] = (2.0,
     pasted so that its centre of mass is at pixel (14, 14) (LeCun et al. 1998).
     The stroke width is estimated as ``2 * area / perimeter`` of the ink.
     """
-    from scipy import ndimage
-
     rng = np.random.default_rng([seed, 0x57_0E])
     out = np.zeros((len(pictures), 28, 28), np.uint8)
     for i, picture in enumerate(pictures):
@@ -75,10 +74,18 @@ def mnist_style(pictures: list[Image.Image], stroke: tuple[float, float] = (2.0,
         target = 4 * rng.uniform(*stroke)
         radius = int(max(0.0, (target - _stroke_width(big)) / 2))
         if radius:
-            disk = np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
-            big = ndimage.grey_dilation(np.pad(big, radius), footprint=disk)
+            big = _dilate_disk(np.pad(big, radius), radius)
         out[i] = _fit_and_center(big)
     return out
+
+
+def _dilate_disk(ink: np.ndarray, radius: int) -> np.ndarray:
+    """Grey dilation of float32 (H, W) by a disk of ``radius`` px (outside counts as 0)."""
+    k = 2 * radius + 1
+    offsets = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    disk = torch.from_numpy(np.hypot(*offsets).reshape(-1) <= radius)  # (k * k,)
+    patches = F.unfold(torch.from_numpy(ink)[None, None], k, padding=radius)  # (1, k*k, H*W)
+    return patches[0, disk].amax(0).reshape(ink.shape).numpy()
 
 
 def _stroke_width(ink: np.ndarray) -> float:

@@ -34,7 +34,7 @@ def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def exposure_loss(
-    loss_fn: nn.CrossEntropyLoss, logits: torch.Tensor, labels: torch.Tensor, weight: float
+    loss_fn: nn.Module, logits: torch.Tensor, labels: torch.Tensor, weight: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split a mixed batch and compute the outlier-exposure loss.
 
@@ -56,5 +56,6 @@ def exposure_loss(
     outside = logits[~inside]
     if len(outside) and weight > 0:
         term = weight * uniform_cross_entropy(outside).mean()
-        loss = loss + (term * len(digit_labels) if loss_fn.reduction == "sum" else term)
+        summed = getattr(loss_fn, "reduction", "mean") == "sum"
+        loss = loss + (term * len(digit_labels) if summed else term)
     return digits, digit_labels, loss
