@@ -16,6 +16,7 @@ from mnistcnn.config import PRECISIONS
 
 if TYPE_CHECKING:
     from mnistcnn.evaluation import Evaluation
+    from mnistcnn.evaluation.robustness import RobustnessResult
     from mnistcnn.predict.ood import OodReport
 
 
@@ -85,6 +86,26 @@ def _check_evaluation_out(out: str | None) -> None:
     "fashion-mnist, mnist, kmnist, drawings, letters, noise or symbols (generated, seeded). "
     "One checkpoint.",
 )
+@click.option(
+    "--corruptions",
+    is_flag=False,
+    flag_value="all",
+    metavar="[NAME[,NAME]|all]",
+    help="Also measure accuracy under MNIST-C's corruptions (Mu & Gilmer 2019): all 15 when "
+    "given bare (put it after the checkpoints), or some of shot_noise, impulse_noise, glass_blur, "
+    "motion_blur, shear, scale, rotate, brightness, translate, stripe, fog, spatter, dotted_line, "
+    "zigzag, canny_edges. Corrupted copies are cached in <data root>/<dataset>-c/.",
+)
+@click.option(
+    "--corruption-limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --corruptions: only the first N test images (quicker). [default: all]",
+)
+@click.option(
+    "--corruption-seed", default=0, show_default=True, type=click.IntRange(min=0), metavar="S",
+    help="With --corruptions: the seed of the corruptions' randomness.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @data_options
 @user_errors
@@ -97,6 +118,9 @@ def evaluate(
     precision: str | None,
     images: str | None,
     ood: str | None,
+    corruptions: str | None,
+    corruption_limit: int | None,
+    corruption_seed: int,
     as_json: bool,
     data_root: str | None,
     mirror: str | None,
@@ -110,14 +134,19 @@ def evaluate(
     Example:
       mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
       mnistcnn evaluate runs/latest/best.pt --images my-digits/   # my-digits/7/*.jpg ...
+      mnistcnn evaluate runs/latest/best.pt --corruptions          # MNIST-C, all 15
     """
     from mnistcnn.evaluation import evaluate as evaluate_models
 
     _check_out(out)
     _check_evaluation_out(out)
+    if corruptions is None and (corruption_limit is not None or corruption_seed != 0):
+        flag = "--corruption-limit" if corruption_limit is not None else "--corruption-seed"
+        raise click.UsageError(f"{flag} goes with --corruptions; add --corruptions")
     if images is not None:
-        if ood:
-            raise click.UsageError("--ood measures a test split, not --images; give one of them")
+        if ood or corruptions:
+            flag = "--ood" if ood else "--corruptions"
+            raise click.UsageError(f"{flag} measures a test split, not --images; give one of them")
         _evaluate_images(checkpoints, images, out, device, as_json)
         return
     out_dir = Path(out) if out is not None else _evaluation_dir(checkpoints, dataset)
@@ -130,6 +159,9 @@ def evaluate(
         batch_size=batch_size,
         out=out_dir,
         precision=precision,
+        corruptions=corruptions,
+        corruption_limit=corruption_limit,
+        corruption_seed=corruption_seed,
     )
     ood_report = _ood(checkpoints, ood, out_dir, device, data_root, mirror) if ood else None
     if as_json:
@@ -149,6 +181,27 @@ def evaluate(
     click.echo(f"report written to {result.report}")
     if ood_report is not None:
         _print_ood(ood_report, out_dir)
+    if result.corruptions is not None:
+        _print_corruptions(result.corruptions, out_dir)
+
+
+def _print_corruptions(result: RobustnessResult, out_dir: Path) -> None:
+    """``evaluate --corruptions``: accuracy per corruption, the mean and the worst."""
+    from mnistcnn.evaluation.robustness import EXAMPLES_NAME
+
+    click.echo(
+        f"corruptions (MNIST-C; the first {result.num_samples:,} test images, "
+        f"seed {result.seed}; copies cached in {result.cache}):"
+    )
+    click.echo(f"{'corruption':>24} {'accuracy':>9} {'error':>8}")
+    click.echo(f"{'clean':>24} {pct(result.clean_accuracy):>9} {pct(1 - result.clean_accuracy):>8}")
+    for s in result.scores:
+        click.echo(f"{s.name:>24} {pct(s.accuracy):>9} {pct(s.error):>8}")
+    mean = result.mean_accuracy
+    click.echo(f"{'mean of the corruptions':>24} {pct(mean):>9} {pct(1 - mean):>8}")
+    worst = result.worst
+    click.echo(f"{'worst: ' + worst.name:>24} {pct(worst.accuracy):>9} {pct(worst.error):>8}")
+    click.echo(f"examples written to {out_dir / EXAMPLES_NAME}")
 
 
 def _ood(

@@ -158,6 +158,21 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
     help="Folder to save, per picture, the 28x28 the model saw and a side-by-side PNG.",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option(
+    "--ensemble",
+    "ensemble",
+    multiple=True,
+    type=click.Path(exists=True),
+    metavar="CKPT",
+    help="Another checkpoint to average with CHECKPOINT (repeatable): the mean of the "
+    "models' calibrated probabilities. They must have the same classes.",
+)
+@click.option(
+    "--tta",
+    is_flag=True,
+    help="Test-time augmentation: average the probabilities of 5 views of each prepared "
+    "28x28 (itself, and moved 1 px right, left, down, up); 5x the model work.",
+)
 @user_errors
 def predict(
     checkpoint: str,
@@ -169,6 +184,8 @@ def predict(
     threshold: float | None,
     show_input: str | None,
     device: str,
+    ensemble: tuple[str, ...],
+    tta: bool,
 ) -> None:
     """Predict the digit in each picture of INPUTS with CHECKPOINT.
 
@@ -181,6 +198,10 @@ def predict(
     A picture without ink, or whose calibrated top probability is below
     --threshold, is reported as unsure (label '-', JSON null).
 
+    --ensemble CKPT (repeatable) averages CHECKPOINT's calibrated probabilities
+    with other models'; --tta averages over one-pixel shifts of each
+    prepared picture. The JSON then says which ("members", "tta").
+
     Exit status: 0 when every input was predicted, 2 when some could not be
     read (each says why; the others are still predicted), 1 on other errors.
 
@@ -188,15 +209,33 @@ def predict(
     Example:
       mnistcnn predict runs/latest/best.pt photo.jpg drawings/ "scans/*.png"
       cat digit.png | mnistcnn predict runs/latest/best.pt - --json
+      mnistcnn predict a/best.pt --ensemble b/best.pt --tta photo.jpg
     """
     from mnistcnn.predict import Predictor, expand_inputs
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be combined")
     mode = cast("InvertMode", invert)
-    predictor = Predictor.from_checkpoint(
-        checkpoint, device=device, invert=mode, threshold=threshold, top_k=top_k
-    )
+    extra: dict[str, object] = {}  # what --json adds to each object
+    predictor: Predictor
+    if ensemble or tta:
+        from mnistcnn.predict.ensemble import EnsemblePredictor
+
+        predictor = EnsemblePredictor.from_checkpoints(
+            [checkpoint, *ensemble],
+            device=device,
+            invert=mode,
+            threshold=threshold,
+            top_k=top_k,
+            tta=tta,
+        )
+        extra = predictor.describe()
+        if not (as_json or as_csv):
+            click.echo(f"note: {predictor.summary()}", err=True)
+    else:
+        predictor = Predictor.from_checkpoint(
+            checkpoint, device=device, invert=mode, threshold=threshold, top_k=top_k
+        )
     if top_k > len(predictor.classes):
         click.echo(
             f"note: --top-k {top_k} is more than the model's {len(predictor.classes)} "
@@ -205,8 +244,15 @@ def predict(
         )
         top_k = len(predictor.classes)
     if not predictor.calibrated and not (as_json or as_csv):
+        members = getattr(predictor, "members", [predictor])
+        uncalibrated = sum(not m.calibrated for m in members)
+        what = (
+            f"{uncalibrated} of the {len(members)} checkpoints are"
+            if len(members) > 1
+            else "this checkpoint is"
+        )
         click.echo(
-            "note: this checkpoint is not calibrated; probabilities are raw softmax "
+            f"note: {what} not calibrated; probabilities are raw softmax "
             "(see `mnistcnn calibrate`)",
             err=True,
         )
@@ -226,7 +272,7 @@ def predict(
 
     preds = predictor.predict_items(items, keep_previews=folder is not None, on_prediction=shown)
     if as_json:
-        click.echo(json.dumps([p.to_dict() for p in preds], indent=2))
+        click.echo(json.dumps([{**p.to_dict(), **extra} for p in preds], indent=2))
     elif as_csv:
         _write_csv(preds, top_k)
     elif preds:

@@ -101,6 +101,20 @@ if TYPE_CHECKING:
     show_default=True,
     help="One line per request on stderr: method, path, status, milliseconds.",
 )
+@click.option(
+    "--ensemble",
+    "ensemble",
+    multiple=True,
+    type=click.Path(exists=True),
+    metavar="CKPT",
+    help="Another checkpoint to average with CHECKPOINT (repeatable); /v1/model lists the members.",
+)
+@click.option(
+    "--tta",
+    is_flag=True,
+    help="Test-time augmentation: average 5 views of each prepared picture (itself, "
+    "moved 1 px right, left, down, up); 5x the model work.",
+)
 @user_errors
 def serve(
     checkpoint: str,
@@ -117,6 +131,8 @@ def serve(
     threshold: float | None,
     cors_origins: tuple[str, ...],
     access_log: bool,
+    ensemble: tuple[str, ...],
+    tta: bool,
 ) -> None:
     """Serve CHECKPOINT (a .pt file or a run folder): open http://HOST:PORT/ to draw a digit.
 
@@ -141,9 +157,15 @@ def serve(
         cors_origins=tuple(cors_origins),
     )
     source = ModelSource(
-        checkpoint, device=device, invert=invert, threshold=threshold, torch_threads=torch_threads
+        checkpoint,
+        device=device,
+        invert=invert,
+        threshold=threshold,
+        torch_threads=torch_threads,
+        ensemble=ensemble,
+        tta=tta,
     )
-    click.echo(f"mnistcnn: loading {checkpoint}", err=True)
+    click.echo(f"mnistcnn: loading {', '.join([checkpoint, *ensemble])}", err=True)
 
     def listening(url: str) -> None:
         click.echo(

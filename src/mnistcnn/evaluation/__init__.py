@@ -37,6 +37,9 @@ def evaluate(
     batch_size: int = 1000,
     precision: str | None = None,
     out: PathLike | None = None,
+    corruptions: Sequence[str] | str | None = None,
+    corruption_limit: int | None = None,
+    corruption_seed: int = 0,
 ) -> Evaluation:
     """Evaluate one model, or an ensemble (averaged probabilities), on a test split.
 
@@ -53,6 +56,12 @@ def evaluate(
         out: also write the report here, built from the same pass: ``report.html``
             with its pictures (``confusion_matrix.png`` among them) and
             ``confusion_matrix.csv``; its path is then ``result.report``.
+        corruptions: also measure accuracy under these MNIST-C corruptions
+            (names, ``"all"`` or ``"fog,stripe"``); the result is then
+            ``result.corruptions`` and the report has a section and
+            ``corruption_examples.png`` (:mod:`mnistcnn.evaluation.robustness`).
+        corruption_limit: corrupt and evaluate only the first this many test images.
+        corruption_seed: the corruptions' seed.
 
     Returns:
         The :class:`Evaluation` (each model ran once over the split).
@@ -62,6 +71,7 @@ def evaluate(
         ValueError: no model, a bad ``precision`` or device, or a dataset whose
             classes are not the models' (an MNIST model on Fashion-MNIST).
         mnistcnn.data.DataError: the dataset cannot be obtained.
+        SettingError: an unknown corruption, ``corruption_limit`` < 1, a negative seed.
         OSError: ``out`` cannot be written.
     """
     from mnistcnn import data as mdata
@@ -75,6 +85,25 @@ def evaluate(
     result = evaluate_models(
         loaded, images, labels, batch_size=batch_size, precision=precision, dataset=name
     )
+    if corruptions is not None:
+        from mnistcnn.data.corruptions import parse_corruptions
+        from mnistcnn.evaluation.robustness import evaluate_corruptions
+
+        text = corruptions if isinstance(corruptions, str) else ",".join(corruptions)
+        names = parse_corruptions(text)
+        result.corruptions = evaluate_corruptions(
+            loaded,
+            images,
+            labels,
+            names=names,
+            dataset=name,
+            root=data_root,
+            seed=corruption_seed,
+            limit=corruption_limit,
+            batch_size=batch_size,
+            precision=precision,
+            clean=result,
+        )
     if out is not None:
         from mnistcnn.evaluation.plots import write_confusion_csv
         from mnistcnn.evaluation.report import write_report

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.models.fast_path import fast_path_enabled
+
+if TYPE_CHECKING:
+    from mnistcnn.evaluation.robustness import RobustnessResult
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Evaluation:
         precision: the arithmetic the models ran in (``fp32``, ``bf16``, or
             e.g. ``"bf16, fp32"`` for a mixed ensemble).
         report: the ``report.html`` written from this evaluation, if any.
+        corruptions: accuracy under MNIST-C's corruptions, if measured
+            (:mod:`mnistcnn.evaluation.robustness`).
     """
 
     probabilities: torch.Tensor
@@ -55,10 +60,11 @@ class Evaluation:
     dataset: str = ""
     precision: str = "fp32"
     report: Path | None = None
+    corruptions: RobustnessResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as JSON-ready values (without the per-image probabilities)."""
-        return {
+        record: dict[str, Any] = {
             "loss": self.loss,
             "accuracy": self.accuracy,
             "num_samples": self.num_samples,
@@ -69,6 +75,9 @@ class Evaluation:
             "dataset": self.dataset,
             "precision": self.precision,
         }
+        if self.corruptions is not None:
+            record["corruptions"] = self.corruptions.to_dict()
+        return record
 
     @property
     def predictions(self) -> torch.Tensor:

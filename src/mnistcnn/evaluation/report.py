@@ -11,7 +11,7 @@ the test images; :func:`save_report` writes its pictures and
 ``report.html`` (pictures linked relatively, so the folder can be moved whole)::
 
     report.html  curves.png  worst_errors.png  confused_pairs.png
-    per_class_accuracy.png  confusion_matrix.png
+    per_class_accuracy.png  confusion_matrix.png  [corruption_examples.png]
 
 The page's HTML and tables are written by :mod:`mnistcnn.evaluation.report_html`.
 """
@@ -207,6 +207,14 @@ def build_report(
     captions["per_class_accuracy.png"] = "Fraction of each class's test images classified right."
     figures["confusion_matrix.png"] = plot_confusion_matrix(evaluation.confusion, list(classes))
     captions["confusion_matrix.png"] = "Confusion matrix: rows true class, columns predicted."
+    if evaluation.corruptions is not None:
+        from mnistcnn.evaluation.robustness import EXAMPLES_NAME, plot_corruption_examples
+
+        figures[EXAMPLES_NAME] = plot_corruption_examples(evaluation.corruptions)
+        captions[EXAMPLES_NAME] = (
+            "The first test images clean and under each MNIST-C corruption (Mu & Gilmer 2019), "
+            "with the accuracy on each corrupted copy."
+        )
     return Report(
         title,
         evaluation,

@@ -13,6 +13,7 @@ from mnistcnn._text import plural
 if TYPE_CHECKING:
     from mnistcnn.evaluation import Evaluation
     from mnistcnn.evaluation.report import ConfusedPair, Report, WorstError
+    from mnistcnn.evaluation.robustness import RobustnessResult
 
 _HEADINGS = {
     "curves.png": "Training curves",
@@ -21,6 +22,7 @@ _HEADINGS = {
     "confused_pairs.png": "Most-confused pairs",
     "per_class_accuracy.png": "Accuracy per class",
     "confusion_matrix.png": "Confusion matrix",
+    "corruption_examples.png": "Corruptions (MNIST-C)",
 }
 _CSS = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -58,6 +60,8 @@ def report_page(report: Report) -> str:
             sections.append(_worst_table(report.worst, ev.classes))
         if file_name == "confused_pairs.png":
             sections.append(_pairs_table(report.confused, ev.classes))
+        if file_name == "corruption_examples.png" and ev.corruptions is not None:
+            sections.append(_corruptions_table(ev.corruptions))
     if report.history:
         sections += ["<h2>Training history</h2>", _history_table(report.history)]
     if report.member_configs:
@@ -114,6 +118,41 @@ def _worst_table(worst: Sequence[WorstError], classes: Sequence[str]) -> str:
 def _pairs_table(pairs: Sequence[ConfusedPair], classes: Sequence[str]) -> str:
     rows = [[classes[p.true], classes[p.predicted], p.count, _pct(p.rate)] for p in pairs]
     return _table(["true", "predicted as", "test images", "of the true class"], rows, "pairs")
+
+
+def _corruptions_table(result: RobustnessResult) -> str:
+    """Accuracy and error per corruption, then the mean and the worst; the clean row first."""
+    clean = result.clean_accuracy
+    rows: list[list[Any]] = [["clean (no corruption)", _pct(clean), _pct(1 - clean), "", ""]]
+    rows += [
+        [s.name, _pct(s.accuracy), _pct(s.error), f"{s.loss:.4f}", s.sha256[:12]]
+        for s in result.scores
+    ]
+    rows.append(
+        [
+            "mean of the corruptions",
+            _pct(result.mean_accuracy),
+            _pct(1 - result.mean_accuracy),
+            "",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            f"worst: {result.worst.name}",
+            _pct(result.worst.accuracy),
+            _pct(result.worst.error),
+            "",
+            "",
+        ]
+    )
+    note = (
+        f"<p>The first {result.num_samples:,} test images of {_e(result.dataset)}, "
+        f"corrupted with seed {result.seed}; copies cached in {_e(result.cache)} "
+        "(SHA-256 of each copy's .npy file, first 12 digits). See docs/robustness.md.</p>"
+    )
+    header = ["corruption", "accuracy", "error", "loss (nats)", "SHA-256"]
+    return note + _table(header, rows, "corruptions")
 
 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from mnistcnn.artifact import Checkpoint, load_model
+from mnistcnn.predict.ensemble import EnsemblePredictor
 
 
 def model_info(ckpt: Checkpoint, parameters: int | None = None) -> dict[str, Any]:
@@ -45,3 +46,21 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     model, ckpt = load_model(path)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model_info(ckpt, params)
+
+
+def ensemble_info(predictor: EnsemblePredictor) -> dict[str, Any]:
+    """What ``GET /v1/model`` adds for an ensemble or test-time augmentation (JSON-ready).
+
+    ``{"members": [...], "tta": [view names]}``: each member is its
+    :func:`model_info` (file name only) plus its own ``calibrated`` and
+    ``temperature``; ``tta`` is ``[]`` without augmentation (see
+    :meth:`~mnistcnn.predict.ensemble.EnsemblePredictor.describe`). The
+    top-level fields stay the first member's.
+    """
+    members = []
+    for m in predictor.members:
+        params = sum(p.numel() for p in m.model.parameters() if p.requires_grad)
+        entry = model_info(m.checkpoint, params) if m.checkpoint is not None else {}
+        entry.update(calibrated=m.calibrated, temperature=m.temperature)
+        members.append(entry)
+    return {"members": members, "tta": predictor.describe()["tta"]}

@@ -43,6 +43,9 @@ class ModelSource:
             torch's setting). One is fastest for single-image forward passes of
             these small models, and avoids threads spinning against each other
             on a busy machine.
+        ensemble: more checkpoints averaged with ``checkpoint``
+            (:class:`~mnistcnn.predict.ensemble.EnsemblePredictor`); empty: one model.
+        tta: test-time augmentation (:data:`~mnistcnn.predict.tta.DEFAULT_VIEWS`).
     """
 
     checkpoint: str
@@ -50,6 +53,13 @@ class ModelSource:
     invert: InvertMode = "auto"
     threshold: float | None = None
     torch_threads: int | None = None
+    ensemble: tuple[str, ...] = ()
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ensemble, str):
+            raise ValueError("ensemble must be a list of checkpoints, not one string")
+        object.__setattr__(self, "ensemble", tuple(str(p) for p in self.ensemble))
 
 
 class AddressError(MnistcnnError, OSError):
@@ -126,19 +136,34 @@ def build_app(source: ModelSource, settings: ServeSettings | None = None) -> Fas
     import torch
 
     from mnistcnn.predict import Predictor
-    from mnistcnn.serve.info import describe_checkpoint
+    from mnistcnn.predict.ensemble import EnsemblePredictor
+    from mnistcnn.serve.info import describe_checkpoint, ensemble_info
 
     if source.torch_threads:
         torch.set_num_threads(source.torch_threads)
-    predictor = Predictor.from_checkpoint(
-        source.checkpoint, device=source.device, invert=source.invert, threshold=source.threshold
-    )
+    if source.ensemble or source.tta:
+        predictor: Predictor = EnsemblePredictor.from_checkpoints(
+            [source.checkpoint, *source.ensemble],
+            device=source.device,
+            invert=source.invert,
+            threshold=source.threshold,
+            tta=source.tta,
+        )
+    else:
+        predictor = Predictor.from_checkpoint(
+            source.checkpoint,
+            device=source.device,
+            invert=source.invert,
+            threshold=source.threshold,
+        )
     info = describe_checkpoint(source.checkpoint)
     info.update(
         calibrated=predictor.calibrated,
         temperature=predictor.temperature,
         unsure_below=predictor.threshold,
     )
+    if isinstance(predictor, EnsemblePredictor):
+        info.update(ensemble_info(predictor))
     log.info("loaded %s (%s) from %s", info["name"], info["dataset"], source.checkpoint)
     return create_app(predictor, settings, info)
 
@@ -200,7 +225,13 @@ def run_server(
         from mnistcnn.artifact import load_checkpoint
 
         load_checkpoint(source.checkpoint)  # fail here, not in every worker
-        src = dataclasses.replace(source, checkpoint=str(Path(source.checkpoint).resolve()))
+        for path in source.ensemble:
+            load_checkpoint(path)
+        src = dataclasses.replace(
+            source,
+            checkpoint=str(Path(source.checkpoint).resolve()),
+            ensemble=tuple(str(Path(p).resolve()) for p in source.ensemble),
+        )
         cfg: dict[str, Any] = {
             "source": dataclasses.asdict(src),
             "settings": dataclasses.asdict(settings),
