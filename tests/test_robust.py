@@ -306,3 +306,31 @@ def test_ood_scores_know_the_symbols_set(monkeypatch):
     report = ood_scores(model, ["symbols"], threshold=0.5, limit=6)
     assert "symbols" in OOD_SETS and report.results[0].name == "symbols"
     assert report.results[0].count == 6 and 0 <= report.results[0].auroc_msp <= 1
+
+
+# --- resume -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # three short runs with their reports: about a minute
+def test_a_stopped_outlier_exposure_run_resumes_to_bitwise_the_same_weights(mnist_root, tmp_path):
+    from mnistcnn.engine import load_checkpoint, train
+    from mnistcnn.engine.train import TrainingInterrupted
+
+    config = recipe_config("tutorial", train_subset=640, epochs=2, batch_size=64, seed=3,
+                           augment="robust", outlier_exposure=0.5, outliers="drawings,noise",
+                           outlier_count=24, outlier_batch_size=16, device="cpu")  # fmt: skip
+    ref = train(config, out=tmp_path / "ref", data_root=mnist_root, handle_signals=False)
+    polls = {"n": 0}
+
+    def stop_mid_epoch_2() -> bool:
+        polls["n"] += 1
+        return polls["n"] >= 15  # 10 steps and an evaluation, then 4 steps of epoch 2
+
+    with pytest.raises(TrainingInterrupted):
+        train(config, out=tmp_path / "run", data_root=mnist_root, stop=stop_mid_epoch_2,
+              handle_signals=False)  # fmt: skip
+    assert load_checkpoint(tmp_path / "run" / "last.pt").position["batch"] == 4
+    train(config, resume=tmp_path / "run", data_root=mnist_root, handle_signals=False)
+    a = load_checkpoint(tmp_path / "run" / "last.pt").state_dict
+    b = load_checkpoint(ref.run_dir / "last.pt").state_dict
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
