@@ -334,3 +334,23 @@ def test_a_stopped_outlier_exposure_run_resumes_to_bitwise_the_same_weights(mnis
     a = load_checkpoint(tmp_path / "run" / "last.pt").state_dict
     b = load_checkpoint(ref.run_dir / "last.pt").state_dict
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- predict's unsure rule ----------------------------------------------------------------
+
+
+def test_predict_defaults_to_threshold_0_4_for_an_outlier_exposure_checkpoint(tmp_path):
+    from ckpt_files import write_checkpoint
+
+    from mnistcnn.predict import DEFAULT_THRESHOLD, Predictor
+    from mnistcnn.predict.unsure import OUTLIER_EXPOSURE_THRESHOLD, unsure_threshold
+
+    torch.manual_seed(0)
+    plain = write_checkpoint(tmp_path / "a.pt", create_model("tutorial"),
+                             config=TrainConfig().to_dict())  # fmt: skip
+    exposed = write_checkpoint(tmp_path / "b.pt", create_model("tutorial"),
+                               config=recipe_config("robust").to_dict())  # fmt: skip
+    assert Predictor.from_checkpoint(plain).threshold == DEFAULT_THRESHOLD == 0.5
+    assert Predictor.from_checkpoint(exposed).threshold == OUTLIER_EXPOSURE_THRESHOLD == 0.4
+    assert Predictor.from_checkpoint(exposed, threshold=0.7).threshold == 0.7  # a flag wins
+    assert unsure_threshold(None, 0.5) == 0.5

@@ -58,6 +58,7 @@ from mnistcnn.predict.preprocess import (
     preprocess_image,
     to_grayscale,
 )
+from mnistcnn.predict.unsure import unsure_threshold
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,9 @@ class Predictor:
             path: checkpoint written by training.
             device: ``cpu``, ``cuda``, ``mps``, ``auto``, ...
             invert: polarity handling (see :func:`preprocess_image`).
-            threshold: unsure below this calibrated top probability;
-                :data:`DEFAULT_THRESHOLD` when None.
+            threshold: unsure below this calibrated top probability; when None,
+                :data:`DEFAULT_THRESHOLD`, or 0.4 for a model trained with outlier
+                exposure (:func:`mnistcnn.predict.unsure.unsure_threshold`).
             top_k: classes listed per prediction.
 
         Raises:
@@ -159,7 +161,7 @@ class Predictor:
             log.info("%s is not calibrated: probabilities are raw softmax (T = 1)", ckpt.path)
         return cls(
             model,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            threshold=unsure_threshold(ckpt, DEFAULT_THRESHOLD) if threshold is None else threshold,
             invert=invert,
             device=dev,
             top_k=top_k,
