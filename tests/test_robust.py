@@ -341,7 +341,6 @@ def test_a_stopped_outlier_exposure_run_resumes_to_bitwise_the_same_weights(mnis
 
 def test_predict_defaults_to_threshold_0_4_for_an_outlier_exposure_checkpoint(tmp_path):
     from ckpt_files import write_checkpoint
-
     from mnistcnn.predict import DEFAULT_THRESHOLD, Predictor
     from mnistcnn.predict.unsure import OUTLIER_EXPOSURE_THRESHOLD, unsure_threshold
 
