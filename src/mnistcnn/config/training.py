@@ -101,8 +101,9 @@ class TrainConfig:
         deterministic: call ``torch.use_deterministic_algorithms(True)``.
         augment: training-batch augmentation: ``none``, ``affine`` (random
             rotation/translation/scale per sample, on the device; never at
-            evaluation) or ``affine-flip-erase`` (the same plus horizontal
-            mirrors and random erasing, for clothing; mnistcnn.data.augment).
+            evaluation), ``affine-flip-erase`` (the same plus horizontal
+            mirrors and random erasing, for clothing; mnistcnn.data.augment) or
+            ``robust`` (mnistcnn.data.augment_robust).
         aug_degrees: largest rotation of ``affine``, degrees.
         aug_translate: largest shift of ``affine``, fraction of the image size.
         aug_scale: largest relative zoom of ``affine`` (scale in [1 - s, 1 + s]).
@@ -216,8 +217,9 @@ class TrainConfig:
     augment: str = setting(
         "none",
         help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
-        "handwriting) or affine-flip-erase (shift, zoom, mirrors, random erasing: clothing). "
-        "[recipe: none]",
+        "handwriting), affine-flip-erase (shift, zoom, mirrors, random erasing: clothing) or "
+        "robust (stroke width, elastic distortion, slant, zoom, shift, blur, contrast, noise: "
+        "handwriting as people write and photograph it). [recipe: none]",
         math=True,
         choices=AUGMENTATIONS,
     )
@@ -355,7 +357,7 @@ class TrainConfig:
             )
         kinds = [k.strip() for k in self.outliers.split(",") if k.strip()]
         unknown = [k for k in kinds if k not in OUTLIER_KINDS]
-        if unknown or (self.outlier_exposure > 0 and not kinds):
+        if self.outlier_exposure > 0 and (unknown or not kinds):
             problems.append(
                 f"outliers must name kinds from {', '.join(OUTLIER_KINDS)}, got {self.outliers!r}"
             )
