@@ -26,6 +26,9 @@ TRAIN_OPTIONS_BEFORE = {
     "--checkpoint-every", "--train-subset", "--nproc", "--data-root", "--mirror", "-h", "--help",
     "--deterministic", "--no-deterministic",  # added since (issue 14: the setting had no flag)
     "--early-stopping",
+    "--tensorboard", "--keep-top", "--config", "--print-config",  # issue 14 items 3, 4
+    "--pretrained", "--no-pretrained", "--freeze", "--weights",  # issue 12: ImageNet weights
+    "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
     "--outlier-exposure", "--outliers",  # added since (issue 11: outlier exposure)
 }  # fmt: skip
 
@@ -92,10 +95,11 @@ def _another_value(f: dataclasses.Field, value):
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
 def test_resume_check_reads_the_metadata(name):
     f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    # with a validation split, so that every field may take another value (early_stopping needs it)
+    # with a validation split, so that every field may take another value (early_stopping needs
+    # it), and pretrained (freeze and weights need it)
     for base in (
-        TrainConfig(val_fraction=0.1),
-        TrainConfig(scheduler="onecycle", val_fraction=0.1),
+        TrainConfig(val_fraction=0.1, pretrained=True),
+        TrainConfig(scheduler="onecycle", val_fraction=0.1, pretrained=True),
     ):
         changed = base.replace(**{name: _another_value(f, getattr(base, name))})
         condition = f.metadata["math_if"]  # e.g. epochs: only under a whole-run schedule

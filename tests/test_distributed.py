@@ -29,8 +29,12 @@ CONFIG = {
     "momentum": 0.9,
     "device": "cpu",
     "seed": 5,
+    "tensorboard": "<run>/tensorboard",  # rank 0 alone logs (and keeps the top checkpoint)
+    "keep_top": 1,
 }
 RUN_FILES = {
+    "tensorboard",
+    "top",
     "config.json",
     "metrics.csv",
     "last.pt",
@@ -253,6 +257,13 @@ def test_two_gloo_processes_match_one_process_and_only_rank0_writes(
         assert torch.equal(resumed.state_dict[k], w), f"resume not exact: {k}"
     for run in ("A", "B"):
         assert {p.name for p in (tmp_path / run).iterdir()} == RUN_FILES
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = EventAccumulator(str(tmp_path / "B" / "tensorboard"))  # stopped, then resumed
+    logged.Reload()
+    test_accuracy = [(e.step, e.value) for e in logged.Scalars("accuracy/test")]
+    expected = [(r["epoch"], r["test_accuracy"]) for r in two.history]
+    assert test_accuracy == [(s, pytest.approx(v, rel=1e-6)) for s, v in expected]
     assert json.loads((tmp_path / "writes1.json").read_text()) == [], "rank 1 wrote files"
     assert list((tmp_path / "cwd1").iterdir()) == []
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mnistcnn.models import create_model, list_models
+from mnistcnn.models.outputs import split_logits
 
 TUTORIAL_LAYERS = [
     ("conv1", "Conv2d"), ("relu1", "ReLU"), ("pool1", "AvgPool2d"),
@@ -44,10 +45,10 @@ def test_every_model_returns_logits_and_gets_gradients(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=7)
     x = torch.rand(3, 1, 28, 28)
-    out = model(x)
-    assert out.shape == (3, 7)
+    out, aux = split_logits(model(x))  # GoogLeNet adds auxiliary logits in training mode
+    assert out.shape == (3, 7) and all(a.shape == (3, 7) for a in aux)
     assert torch.isfinite(out).all()
-    out.logsumexp(1).sum().backward()
+    sum(o.logsumexp(1).sum() for o in (out, *aux)).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
 

@@ -35,7 +35,9 @@ _API = {
     "fetch_dataset": "mnistcnn.data",
     "load_model": "mnistcnn.artifact",
     "load_checkpoint": "mnistcnn.artifact",
+    "export_model": "mnistcnn.artifact.export",
     "MnistcnnError": "mnistcnn.errors",
+    "prepare_folder": "mnistcnn.predict.folder_dataset",
 }
 
 __all__ = ["__version__", *_API]

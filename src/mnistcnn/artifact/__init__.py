@@ -13,6 +13,7 @@ import warnings
 import torch
 from torch import nn
 
+from mnistcnn.artifact.onnx_model import OnnxModel, is_onnx_file, load_onnx
 from mnistcnn.artifact.schema import (
     FORMAT,
     FORMAT_VERSION,
@@ -33,6 +34,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Normalize",
+    "OnnxModel",
     "TrainedModel",
     "build_model",
     "describe_non_checkpoint",
@@ -40,6 +42,7 @@ __all__ = [
     "load",
     "load_checkpoint",
     "load_model",
+    "load_onnx",
     "migrate",
     "save",
     "save_checkpoint",
@@ -145,14 +148,22 @@ def load(
     (N, 1, 28, 28) pixels in [0, 1] and returns logits (N, len(model.classes)).
     ``model.checkpoint`` is the :class:`Checkpoint` it came from.
 
+    An ``.onnx`` file written by ``mnistcnn export`` gives an
+    :class:`~mnistcnn.artifact.onnx_model.OnnxModel`: a TrainedModel run by
+    ONNX Runtime (:func:`~mnistcnn.artifact.onnx_model.load_onnx`).
+
     Args:
-        path: a ``.pt`` written by training (format version 1 or 2), or a run folder.
+        path: a ``.pt`` written by training (format version 1 or 2), a run
+            folder, or an exported ``.onnx``.
         map_location: device for the weights (``"cpu"``, ``"cuda"``...).
         net: your own architecture, for a checkpoint of ``train(model=module)``.
 
     Raises:
-        CheckpointError: see :func:`load_checkpoint` and :func:`build_model`.
+        CheckpointError: see :func:`load_checkpoint`, :func:`build_model` and
+            :func:`~mnistcnn.artifact.onnx_model.load_onnx`.
     """
+    if net is None and is_onnx_file(path):
+        return load_onnx(path, map_location)
     ckpt = load_checkpoint(path, map_location=map_location)
     return build_model(ckpt, net).to(map_location)
 

@@ -52,7 +52,12 @@ import torch
 from mnistcnn._io import atomic_write
 from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint_kind
 from mnistcnn.artifact.sniff import describe_non_checkpoint
-from mnistcnn.artifact.trained import MNIST_PREPARATION, PRECISIONS, TrainedModel
+from mnistcnn.artifact.trained import (
+    MNIST_PREPARATION,
+    PRECISIONS,
+    TrainedModel,
+    stored_preparation,
+)
 from mnistcnn.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -378,7 +383,9 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
         classes=list(classes),
         normalization={"mean": list(mean), "std": list(std)},
         input_size=list(size),
-        preparation=dict(_field(raw, "preparation", dict, MNIST_PREPARATION)),
+        preparation=stored_preparation(
+            _field(raw, "preparation", dict, MNIST_PREPARATION), raw.get("dataset")
+        ),
         precision=precision,
         epoch=_field(raw, "epoch", int, 0),
         step=_field(raw, "step", int, 0),

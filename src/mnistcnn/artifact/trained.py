@@ -18,14 +18,37 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.data.preparation import preparation_record
+
 if TYPE_CHECKING:
     from mnistcnn.artifact.schema import Checkpoint
 
 #: The picture preparation of MNIST-style digits (LeCun et al. 1998, the MNIST
-#: page: the digit's box scaled into 20x20, centred by its centre of mass in 28x28).
-MNIST_PREPARATION: dict[str, Any] = {"method": "mnist", "box": 20, "canvas": 28}
+#: page: the digit's box scaled into 20x20, centred by its centre of mass in 28x28);
+#: the other datasets' records: :data:`mnistcnn.data.preparation.PREPARATIONS`.
+MNIST_PREPARATION: dict[str, Any] = preparation_record("mnist")
 
 PRECISIONS = ("fp32", "bf16")
+
+
+def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """A checkpoint's picture preparation record (``{"method": ..., settings}``), as used.
+
+    Checkpoints written before each dataset had its own preparation recorded
+    MNIST's for every dataset: that record on a dataset whose own method is
+    another (a Fashion-MNIST model) is read as the dataset's record
+    (:func:`mnistcnn.data.specs.preparation_method`), so ``load`` of an old
+    Fashion-MNIST checkpoint prepares pictures the way Fashion-MNIST's were made.
+    Any other record is returned as stored (a copy).
+    """
+    from mnistcnn.data.specs import preparation_method
+
+    prep = dict(record)
+    if prep == MNIST_PREPARATION and isinstance(dataset, str) and dataset:
+        method = preparation_method(dataset.strip().lower().replace("_", "-"))
+        if method != prep["method"]:
+            return preparation_record(method)
+    return prep
 
 
 def precision_autocast(precision: str, device: torch.device) -> torch.autocast:

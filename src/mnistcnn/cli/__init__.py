@@ -74,11 +74,13 @@ def _register() -> None:
     from mnistcnn.cli import data as data_cmd
     from mnistcnn.cli import evaluate as evaluate_cmd
     from mnistcnn.cli import explain as explain_cmd
+    from mnistcnn.cli import export as export_cmd
     from mnistcnn.cli import lr_find as lr_find_cmd
     from mnistcnn.cli import predict as predict_cmd
     from mnistcnn.cli import runs as runs_cmd
     from mnistcnn.cli import serve as serve_cmd
     from mnistcnn.cli import train as train_cmd
+    from mnistcnn.cli import weights as weights_cmd
 
     main.add_command(train_cmd.train)
     main.add_command(evaluate_cmd.evaluate)
@@ -90,6 +92,8 @@ def _register() -> None:
     main.add_command(serve_cmd.serve)
     main.add_command(lr_find_cmd.lr_find)
     main.add_command(runs_cmd.runs)
+    main.add_command(weights_cmd.weights)
+    main.add_command(export_cmd.export)
 
 
 _register()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from mnistcnn.errors import SettingError
 
 
 @click.command("lr-find")
-@config_options
+@functools.partial(config_options, without=("tensorboard", "keep_top"))  # no run is written
 @click.option(
     "--start-lr",
     type=click.FloatRange(min=0, min_open=True),
@@ -87,6 +88,10 @@ def lr_find(
     if not no_plot:
         _check_plot(plot)
     config = recipe_config(recipe or "tutorial", **flags)
+    if config.dataset.startswith("folder:"):  # your own pictures: prepared first, as train does
+        from mnistcnn.cli.folder import prepare_folder_dataset
+
+        prepare_folder_dataset(config.dataset, data_root)
     result = lr_find_for_config(
         config, data_root=data_root, mirror=mirror, start_lr=start_lr, end_lr=end_lr, steps=steps
     )

@@ -15,6 +15,7 @@ import click
 
 from mnistcnn._text import display_width, pad_display, plural, printable, tail_display
 from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.torchvision_nets import CHECKPOINT, is_torchvision, predict_torchvision
 
 if TYPE_CHECKING:
     from mnistcnn.predict import Prediction, Predictor
@@ -129,7 +130,7 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "--top-k",
@@ -176,7 +177,7 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
 )
 @user_errors
 def predict(
-    checkpoint: str,
+    checkpoint: str | Path,
     inputs: tuple[str, ...],
     top_k: int,
     as_json: bool,
@@ -211,11 +212,18 @@ def predict(
       mnistcnn predict runs/latest/best.pt photo.jpg drawings/ "scans/*.png"
       cat digit.png | mnistcnn predict runs/latest/best.pt - --json
       mnistcnn predict a/best.pt --ensemble b/best.pt --tta photo.jpg
+
+    CHECKPOINT may also be torchvision:vgg19|resnet50|googlenet: torchvision's
+    ImageNet network itself, its top-k of the 1,000 ImageNet categories for
+    photos (ImageNet preprocessing: resize, centre crop 224); weights from
+    torch's hub cache (see `mnistcnn weights list`).
     """
     from mnistcnn.predict import Predictor, expand_inputs
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be combined")
+    if is_torchvision(checkpoint):
+        return predict_torchvision(checkpoint, inputs, top_k, as_json, device)
     mode = cast("InvertMode", invert)
     extra: dict[str, object] = {}  # what --json adds to each object
     predictor: Predictor

@@ -134,7 +134,7 @@ def serve(
     ensemble: tuple[str, ...],
     tta: bool,
 ) -> None:
-    """Serve CHECKPOINT (a .pt file or a run folder): open http://HOST:PORT/ to draw a digit.
+    """Serve CHECKPOINT (a .pt, a run folder or an .onnx): draw a digit at http://HOST:PORT/.
 
     API: POST /v1/predict, GET /v1/model, GET /healthz; OpenAPI docs at /docs.
     A port that is taken is one error line (try another --port, or --port 0).

@@ -21,6 +21,9 @@ from mnistcnn.cli.common import (
     user_errors,
 )
 from mnistcnn.cli.config_options import config_options
+from mnistcnn.cli.folder import prepare_pictures
+from mnistcnn.cli.train_options import check_hooks, config_file_options, read_config_option
+from mnistcnn.cli.train_options import print_config as show_config
 from mnistcnn.errors import SettingError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,9 +37,9 @@ def _epoch_line(row: dict[str, Any]) -> str:
     ]
     if "val_accuracy" in row:
         parts.append(f"val_acc {pct(row['val_accuracy'])}")
+    if "test_accuracy" in row:  # a picture folder (folder:PATH) has no test split
+        parts += [f"test_loss {row['test_loss']:.4f}", f"test_acc {pct(row['test_accuracy'])}"]
     parts += [
-        f"test_loss {row['test_loss']:.4f}",
-        f"test_acc {pct(row['test_accuracy'])}",
         f"lr {row['lr']:.3g}",
         f"{row['train_seconds'] + row['eval_seconds']:.1f}s",
     ]
@@ -81,10 +84,13 @@ def _epoch_line(row: dict[str, Any]) -> str:
     help="Train with N processes on this machine (DistributedDataParallel through torchrun: "
     "gloo on CPU, nccl with one GPU each); --batch-size stays the global batch. [1]",
 )
+@config_file_options
 @data_options
 @user_errors
 def train(
     recipe: str | None,
+    config_file: str | None,
+    print_config: bool,
     dry_run: bool,
     nproc: int | None,
     out: str | None,
@@ -103,6 +109,7 @@ def train(
       mnistcnn train                       # the tutorial: 10 epochs on MNIST
       mnistcnn train --epochs 3 --seed 1 --out runs/quick
       mnistcnn train --resume runs/quick   # after Ctrl-C, a crash or a kill
+      mnistcnn train --config runs/quick/config.json --seed 2 --print-config
 
     \b
     Ctrl-C (or SIGTERM) stops at the next step and writes a resumable last.pt;
@@ -115,11 +122,17 @@ def train(
     """
     _check_flag_combinations(resume, out, force)
     _check_out(out)
+    file = read_config_option(config_file, resume)  # the recipe < the file < flags
+    if file is not None:
+        data_root, mirror = data_root or file.data_root, mirror or file.mirror
     if dry_run:
         flags.update(epochs=1, max_steps=flags.get("max_steps") or 10)
-    settings = dict(recipe=recipe, dry_run=dry_run, nproc=nproc, out=out, resume=resume)
+    if print_config:  # and exit
+        return show_config(_config_from_flags(recipe, resume, flags, file))
+    settings: dict[str, Any] = dict(recipe=recipe, dry_run=dry_run, nproc=nproc, out=out)
+    settings.update(resume=resume)
     settings.update(no_progress=no_progress, force=force, checkpoint_every=checkpoint_every)
-    settings.update(data_root=data_root, mirror=mirror)
+    settings.update(data_root=data_root, mirror=mirror, file=file)
     if not (dry_run and out is None and resume is None):
         _train(settings, flags)
         return
@@ -151,7 +164,9 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
         if "WORLD_SIZE" in os.environ:
             raise click.UsageError("--nproc launches torchrun itself; leave it out under torchrun")
         # everything that can be checked before the workers start is checked once, here
-        config = _config_from_flags(recipe, resume, flags)
+        config = _config_from_flags(recipe, resume, flags, settings["file"])
+        check_hooks(config)  # e.g. tensorboard missing: said once, not by each worker
+        prepare_pictures(config, data_root, resume)
         if resume and _resume_is_complete(resume, config, force, data_root, mirror):
             return
         _check_run_dir_free(resume, out)
@@ -160,7 +175,9 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
     if not main:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
         logging.getLogger("mnistcnn.data.source").setLevel(logging.ERROR)
-    config = _config_from_flags(recipe, resume, flags)
+    config = _config_from_flags(recipe, resume, flags, settings["file"])
+    if main:
+        prepare_pictures(config, data_root, resume)
     progress = not no_progress and sys.stderr.isatty()
     from mnistcnn.engine.run import ReportInterrupted
 
@@ -198,8 +215,10 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
             f" (stopped early: the validation loss did not improve for "
             f"{plural(config.early_stopping, 'epoch')})"
         )
+    split = "test" if "test_accuracy" in last else "val"  # folder:PATH: no test split
     click.echo(
-        f"final test accuracy {pct(last['test_accuracy'])} ({config.precision}) after "
+        f"final {split.replace('val', 'validation')} accuracy "
+        f"{pct(last[split + '_accuracy'])} ({config.precision}) after "
         f"{plural(last['epoch'], 'epoch')}{cap} on {result.device}"
     )
     click.echo(_best_line(result.history))
@@ -254,13 +273,16 @@ def _check_flag_combinations(resume: str | None, out: str | None, force: bool) -
             raise click.UsageError(cli_message(exc)) from None
 
 
-def _config_from_flags(recipe: str | None, resume: str | None, flags: dict[str, Any]) -> Any:
-    """The run's TrainConfig: the resumed run's with ``flags`` applied, or the recipe's.
+def _config_from_flags(
+    recipe: str | None, resume: str | None, flags: dict[str, Any], file: Any = None
+) -> Any:
+    """The run's TrainConfig: the resumed run's with ``flags`` applied, or the recipe's
+    with the ``--config`` file's settings, then ``flags``, applied.
 
     Raises:
         SettingError: an invalid setting, or an unknown model (listing the valid ones).
     """
-    from mnistcnn.config import recipe_config
+    from mnistcnn.cli.train_options import config_for
     from mnistcnn.engine.resume import resume_config
     from mnistcnn.models import list_models
 
@@ -269,7 +291,7 @@ def _config_from_flags(recipe: str | None, resume: str | None, flags: dict[str, 
             flags["recipe"] = recipe
         config = resume_config(resume, **flags)
     else:
-        config = recipe_config(recipe or "tutorial", **flags)
+        config = config_for(recipe, file, flags)
     if config.model not in list_models():
         raise SettingError(
             f"model {config.model!r} is unknown; valid models: {', '.join(list_models())}",
@@ -303,6 +325,11 @@ def _best_line(history: Any) -> str:
     rows = history.rows
     by_val = any("val_accuracy" in r for r in rows)
     best = next((r for r in rows if r["epoch"] == history.best_epoch), rows[-1])
+    if by_val and "test_accuracy" not in best:
+        return (
+            f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])} "
+            "(chosen on the validation split; a picture folder has no test split)"
+        )
     if by_val:
         return (
             f"best.pt: epoch {best['epoch']}, validation accuracy {pct(best['val_accuracy'])}, "

@@ -10,7 +10,7 @@ from dataclasses import field
 from typing import Any
 
 #: Metadata keys of a setting (see :func:`setting`).
-SETTING_KEYS = ("help", "math", "math_if", "flag", "cli", "choices", "range")
+SETTING_KEYS = ("help", "math", "math_if", "flag", "cli", "choices", "range", "flag_value")
 
 
 def setting(
@@ -27,6 +27,7 @@ def setting(
     min_open: bool = False,
     max_open: bool = False,
     default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+    flag_value: str | None = None,
 ) -> Any:
     """A :class:`TrainConfig` field with its declaration: help text, math, command-line flag.
 
@@ -50,6 +51,8 @@ def setting(
             values defined in a module that imports this one).
         min, max, min_open, max_open: the numeric range the option accepts.
         default_factory: instead of ``default``, for mutable defaults.
+        flag_value: the value of the flag given without one (an option whose
+            value is optional: ``--tensorboard`` alone, or ``--tensorboard DIR``).
     """
     bounds = None if min is None and max is None else (min, max, min_open, max_open)
     metadata = {
@@ -60,6 +63,7 @@ def setting(
         "cli": cli,
         "choices": choices,
         "range": bounds,
+        "flag_value": flag_value,
     }
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=metadata)

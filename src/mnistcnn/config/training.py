@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mnistcnn.config.outlier_settings import OutlierSettings
 from mnistcnn.config.settings import check_settings, setting
 from mnistcnn.errors import SettingError
 
@@ -20,13 +21,8 @@ PRECISIONS = ("fp32", "bf16")
 #: augmentation generators are seeded with ``seed * 1_000_003 + ...``, which must stay
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
-AUGMENTATIONS = (
-    "none",
-    "affine",
-    "affine-flip-erase",
-    "robust",
-)  # mnistcnn.data.augment.build_augment
-OUTLIER_KINDS = ("fashion-mnist", "drawings", "letters", "noise")  # mnistcnn.data.outlier_pool
+AUGMENTATIONS = ("none", "affine", "affine-flip-erase", "robust")  # data.augment.build_augment
+FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
 
 
 def _recipe_names() -> list[str]:
@@ -61,8 +57,8 @@ def changes_math(name: str, config: TrainConfig) -> bool:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run.
+class TrainConfig(OutlierSettings):
+    """Every setting of a training run (the outlier-exposure ones: :class:`OutlierSettings`).
 
     The defaults are the ``tutorial`` recipe: the classic MNIST CNN tutorial's
     setup exactly (``ToTensor`` only, no normalization; batch 64; shuffled;
@@ -101,9 +97,8 @@ class TrainConfig:
         deterministic: call ``torch.use_deterministic_algorithms(True)``.
         augment: training-batch augmentation: ``none``, ``affine`` (random
             rotation/translation/scale per sample, on the device; never at
-            evaluation), ``affine-flip-erase`` (the same plus horizontal
-            mirrors and random erasing, for clothing; mnistcnn.data.augment) or
-            ``robust`` (mnistcnn.data.augment_robust).
+            evaluation), ``affine-flip-erase`` (plus mirrors and random erasing,
+            for clothing) or ``robust`` (mnistcnn.data.augment, augment_robust).
         aug_degrees: largest rotation of ``affine``, degrees.
         aug_translate: largest shift of ``affine``, fraction of the image size.
         aug_scale: largest relative zoom of ``affine`` (scale in [1 - s, 1 + s]).
@@ -116,11 +111,18 @@ class TrainConfig:
             with oneDNN/cuDNN; same math).
         warmup_fraction: fraction of the steps spent warming up in ``onecycle``
             (its ``pct_start``), in (0, 1).
-        outlier_exposure: weight of the outlier-exposure term (Hendrycks et al.
-            2019), >= 0; 0 turns it off (mnistcnn.engine.outlier_exposure).
-        outliers: comma-separated outlier kinds (:data:`OUTLIER_KINDS`).
-        outlier_batch_size: outliers added to every training batch (>= 1).
-        outlier_count: generated pictures per generated outlier kind (>= 1).
+        tensorboard: a TensorBoard log folder (``<run>/`` stands for the run
+            folder; mnistcnn.engine.tblog), or None for none.
+        keep_top: keep the checkpoints of the K best epochs in ``<run>/top/``
+            (mnistcnn.engine.top_k), or None.
+        pretrained: start ``model`` (vgg19, resnet50, googlenet) from torchvision's
+            ImageNet weights (:mod:`mnistcnn.models.imagenet`).
+        freeze: ``none`` or ``backbone`` (only the new classifier trains); needs ``pretrained``.
+        weights: the ImageNet weights file (None: the hub cache, else a
+            download; :mod:`mnistcnn.models.weights`); needs ``pretrained``.
+        init: a trained checkpoint (path) whose weights the run starts from
+            (fine-tuning): the same model; with other classes, its final
+            classifier layer is replaced by a new one (``mnistcnn.engine.init``).
     """
 
     recipe: str = setting(
@@ -132,7 +134,8 @@ class TrainConfig:
     dataset: str = setting(
         "mnist",
         help="Dataset name: mnist, fashion-mnist, kmnist, qmnist or emnist-<split> (digits, "
-        "letters, balanced, byclass, bymerge, mnist). [recipe: mnist]",
+        "letters, balanced, byclass, bymerge, mnist), or folder:PATH for your own labelled "
+        "pictures in PATH/<class>/* (needs --val-fraction). [recipe: mnist]",
         math=True,
     )
     model: str = setting(
@@ -218,8 +221,7 @@ class TrainConfig:
         "none",
         help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
         "handwriting), affine-flip-erase (shift, zoom, mirrors, random erasing: clothing) or "
-        "robust (stroke width, elastic distortion, slant, zoom, shift, blur, contrast, noise: "
-        "handwriting as people write and photograph it). [recipe: none]",
+        "robust (stroke width, elastic, slant, zoom, shift, blur, contrast, noise). [recipe: none]",
         math=True,
         choices=AUGMENTATIONS,
     )
@@ -242,42 +244,49 @@ class TrainConfig:
     warmup_fraction: float = setting(
         0.3, help="Warm-up fraction of `onecycle`.", math=True, cli=False
     )
-    outlier_exposure: float = setting(
-        0.0,
-        help="Weight of outlier exposure (Hendrycks et al. 2019; 0.5 in the paper): every step "
-        "also trains on non-digit images (--outliers) towards a uniform softmax, so that "
-        "predict calls them unsure. 0: off. [recipe: 0]",
-        math=True,
-        min=0,
-    )
-    outliers: str = setting(
-        "fashion-mnist,drawings,letters,noise",
-        help="Outlier kinds of --outlier-exposure, comma-separated: fashion-mnist (its train "
-        "split), drawings, letters, noise (generated).",
-        math=True,
-        math_if=lambda c: c.outlier_exposure > 0,
-    )
-    outlier_batch_size: int = setting(
-        64,
-        help="Outlier images added to every step of --outlier-exposure.",
-        math=True,
-        math_if=lambda c: c.outlier_exposure > 0,
-        cli=False,
-        min=1,
-    )
-    outlier_count: int = setting(
-        3000,
-        help="Generated pictures per outlier kind (drawings, letters, noise).",
-        math=True,
-        math_if=lambda c: c.outlier_exposure > 0,
-        cli=False,
-        min=1,
-    )
     extra: dict[str, Any] = setting(
         help="Free-form settings recorded with the run.",
         math=True,
         cli=False,
         default_factory=dict,
+    )
+    tensorboard: str | None = setting(
+        None,
+        help="Also log to TensorBoard (scalars, a sample grid, weight histograms) in DIR; "
+        "<run>/ is the run folder. Needs mnistcnn[tensorboard]. [--tensorboard alone: "
+        "<run>/tensorboard]",
+        math=False,
+        flag_value="<run>/tensorboard",  # mnistcnn.engine.tblog.DEFAULT_LOG_DIR
+    )
+    keep_top: int | None = setting(
+        None,
+        help="Keep the checkpoints of the K best epochs (best.pt's criterion) in <run>/top/.",
+        math=False,
+        min=1,
+    )
+    pretrained: bool = setting(
+        False,
+        help="Start from torchvision's ImageNet weights (vgg19, resnet50, googlenet): first "
+        "conv summed to one gray channel, a new classifier, input resized inside. [off]",
+        math=True,
+    )
+    freeze: str = setting(
+        "none",
+        help="With --pretrained: backbone trains only the new classifier. [none]",
+        math=True,
+        choices=FREEZE_CHOICES,
+    )
+    weights: str | None = setting(
+        None,
+        help="With --pretrained: the ImageNet weights file. [default: torch's hub cache, "
+        "else a download]",
+        math=True,
+    )
+    init: str | None = setting(
+        None,
+        help="Start from this trained checkpoint's weights (fine-tuning; the same model). "
+        "Other classes than the checkpoint's: its final classifier layer is replaced.",
+        math=True,
     )
 
     def __post_init__(self) -> None:
@@ -311,6 +320,12 @@ class TrainConfig:
                 "early_stopping needs a validation split (val_fraction > 0): stopping on the "
                 "test loss would choose the model on the test split"
             )
+        if self.dataset.startswith("folder:") and self.val_fraction <= 0:
+            problems.append(
+                "val_fraction must be > 0 for a picture folder (dataset folder:PATH): it has "
+                "no test split, so best.pt and the report follow its validation split "
+                "(e.g. 0.2)"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if self.train_subset is not None and self.train_subset < 1:
@@ -318,6 +333,9 @@ class TrainConfig:
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         problems += self._speed_problems()
+        if self.keep_top is not None and self.keep_top < 1:
+            problems.append(f"keep_top must be >= 1, got {self.keep_top}")
+        problems += self._pretrained_problems()
         problems += self._outlier_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
@@ -348,25 +366,16 @@ class TrainConfig:
             problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
         return problems
 
-    def _outlier_problems(self) -> list[str]:
-        """Problems with the outlier-exposure settings."""
+    def _pretrained_problems(self) -> list[str]:
+        """Problems with ``pretrained``, ``freeze`` and ``weights``."""
         problems = []
-        if not (math.isfinite(self.outlier_exposure) and self.outlier_exposure >= 0):
-            problems.append(
-                f"outlier_exposure must be a finite number >= 0, got {self.outlier_exposure}"
-            )
-        kinds = [k.strip() for k in self.outliers.split(",") if k.strip()]
-        unknown = [k for k in kinds if k not in OUTLIER_KINDS]
-        if self.outlier_exposure > 0 and (unknown or not kinds):
-            problems.append(
-                f"outliers must name kinds from {', '.join(OUTLIER_KINDS)}, got {self.outliers!r}"
-            )
-        if self.outlier_exposure > 0 and self.dataset in kinds:
-            problems.append(f"outliers include the training dataset {self.dataset}")
-        if self.outlier_batch_size < 1:
-            problems.append(f"outlier_batch_size must be >= 1, got {self.outlier_batch_size}")
-        if self.outlier_count < 1:
-            problems.append(f"outlier_count must be >= 1, got {self.outlier_count}")
+        if self.freeze not in FREEZE_CHOICES:
+            choices = ", ".join(FREEZE_CHOICES)
+            problems.append(f"freeze must be one of {choices}, got {self.freeze!r}")
+        elif self.freeze != "none" and not self.pretrained:
+            problems.append("freeze needs pretrained weights (a random backbone cannot be frozen)")
+        if self.weights is not None and not self.pretrained:
+            problems.append("weights is the ImageNet weights file of pretrained, which is off")
         return problems
 
     def to_dict(self) -> dict[str, Any]:

@@ -118,6 +118,10 @@ class DatasetSpec:
             ``a`` is stored as 1); readers subtract it, so labels are 0-based.
         archive: an official archive holding the ``.gz`` files (EMNIST), tried
             after the per-file sources.
+        preparation: how the dataset's pictures were made into 28x28 images, a
+            method of :data:`mnistcnn.data.preparation.PREPARATIONS` (``"mnist"``,
+            ``"fashion-mnist"``, ``"kmnist"``, ``"emnist"``); training records it in
+            the checkpoint so that ``predict`` prepares pictures the same way.
     """
 
     name: str
@@ -135,6 +139,7 @@ class DatasetSpec:
     transposed: bool = False
     label_offset: int = 0
     archive: ArchiveSpec | None = None
+    preparation: str = "mnist"
 
     def __post_init__(self) -> None:
         if set(self.files) != set(SPLITS):
@@ -280,20 +285,34 @@ _EXTRA_NAMES: tuple[str, ...] = (
 )
 
 
+def preparation_method(name: str) -> str:
+    """The picture preparation of registered dataset ``name`` (:mod:`mnistcnn.data.preparation`).
+
+    MNIST and QMNIST (which re-made MNIST's process): ``"mnist"``; Fashion-MNIST:
+    ``"fashion-mnist"``; KMNIST: ``"kmnist"``; the EMNIST splits: ``"emnist"``.
+    """
+    if name.startswith("emnist-"):
+        return "emnist"
+    return name if name in ("fashion-mnist", "kmnist") else "mnist"
+
+
 @functools.cache
 def _build(name: str) -> DatasetSpec:
     """The spec of registered ``name`` (built on first use: importing torchvision takes ~2 s)."""
+    from dataclasses import replace
+
     from torchvision import datasets as tvd
 
     if name in _EXTRA_NAMES:
         from mnistcnn.data.extra_specs import build_extra
 
-        return build_extra(name)
+        return replace(build_extra(name), preparation=preparation_method(name))
     row = _TABLE[name]
-    return _from_torchvision(
+    spec = _from_torchvision(
         name, getattr(tvd, row.folder), row.md5s, row.mean, row.std, row.system_dirs,
         row.pypi_fallback,
     )  # fmt: skip
+    return replace(spec, preparation=preparation_method(name))
 
 
 def list_datasets() -> list[str]:
@@ -310,6 +329,13 @@ def get_spec(name: str) -> DatasetSpec:
     Raises:
         ValueError: unknown name; the message lists the valid names.
     """
+    if name.startswith("folder:"):  # mnistcnn.data.folder: pictures, no spec, no test split
+        raise SettingError(
+            f"dataset {name!r} is a picture folder: it has no test split and no files to "
+            f"fetch; evaluate a model trained on it on pictures: `mnistcnn evaluate CKPT "
+            f"--images {name[len('folder:') :]}`",
+            setting="dataset",
+        )
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in _TABLE and key not in _EXTRA_NAMES:

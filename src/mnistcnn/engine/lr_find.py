@@ -52,6 +52,7 @@ from mnistcnn.artifact.trained import precision_autocast
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import Batch, BatchSource
 from mnistcnn.engine.optim import build_optimizer
+from mnistcnn.models.outputs import training_loss
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -224,7 +225,7 @@ def lr_find(
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with precision_autocast(config.precision, images.device):
-            loss = loss_fn(net(images), labels)
+            _, loss = training_loss(loss_fn, net(images), labels)  # aux logits (GoogLeNet) too
         value = float(loss.item())
         if not math.isfinite(value):  # diverged: the step is not taken nor recorded
             stopped = True
@@ -288,6 +289,10 @@ def lr_find_for_config(
     sources = session.build_sources(config, device, data_root=data_root, mirror=mirror)
     seed_everything(config.seed)
     model = session.trained_model(config, sources).to(device)
+    if config.init is not None:  # the sweep starts where fine-tuning would
+        from mnistcnn.engine.init import init_weights
+
+        init_weights(model, config.init, config.model)
     result = lr_find(model, sources.train, config, **sweep)
     result.extra = {
         "recipe": config.recipe,

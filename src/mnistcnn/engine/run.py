@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistcnn.artifact import Checkpoint
+from mnistcnn.data.folder import is_folder_dataset
 from mnistcnn.engine.train import TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,25 @@ def write_run_report(
     with _stop_means_report_pending(run_dir, handle_signals):
         model = load(run_checkpoint(run_dir), map_location=device)
         name = model.dataset or "mnist"
-        images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
-        evaluation = evaluate_models([model], images, labels, dataset=name)
+        if is_folder_dataset(name):  # no test split: the validation split held out
+            from mnistcnn.engine.folder_sources import folder_validation_arrays
+
+            config = model.checkpoint.config if model.checkpoint else {}
+            images, labels = folder_validation_arrays(name, config, data_root)
+            shown = f"pictures in {name[len('folder:') :]} (the run's validation split)"
+        else:
+            images, labels = mdata.load_arrays(name, train=False, root=data_root, mirror=mirror)
+            shown = name
+        evaluation = evaluate_models([model], images, labels, dataset=shown)
         report = models_report(evaluation, [model], images, history=list(history))
         assert model.checkpoint is not None
-        report.notes.append(checkpoint_note(model.checkpoint, list(history)))
+        note = checkpoint_note(model.checkpoint, list(history))
+        if is_folder_dataset(name) and model.checkpoint.path.name == "best.pt":
+            note = (
+                "This report shows best.pt, chosen on the validation split it is evaluated "
+                "on (a picture folder has no test split), so its figures are optimistic."
+            )
+        report.notes.append(note)
         lr = float(model.checkpoint.config.get("lr", 0.0))
         diverged = divergence(list(history), len(model.classes), lr)
         if diverged:

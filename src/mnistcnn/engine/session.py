@@ -20,9 +20,14 @@ from torch import nn
 
 from mnistcnn import data as mdata
 from mnistcnn._text import plural
-from mnistcnn.artifact import MNIST_PREPARATION, Checkpoint, TrainedModel
+from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
+from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
+from mnistcnn.data.preparation import preparation_record
 from mnistcnn.engine.distributed import DistContext, distributed_session
+from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
+from mnistcnn.engine.folder_sources import check_folder_unchanged
+from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -145,7 +150,9 @@ def train(
     resumed complete run gets its report only if it was missing. ``net``: your
     own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
     (N, classes) logits) instead of the registered ``config.model``; its
-    checkpoints load with ``load(path, net=...)``.
+    checkpoints load with ``load(path, net=...)``. ``config.tensorboard`` and
+    ``config.keep_top``: a TensorBoard log and the K best epochs' checkpoints,
+    written by rank 0 after each epoch (:mod:`mnistcnn.engine.epoch_hooks`).
 
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable, another
@@ -157,19 +164,25 @@ def train(
             :class:`~mnistcnn.engine.run.ReportInterrupted` if it came while the
             report was written (training is complete; resuming writes the report).
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
-            that would change the math without ``force``.
+            that would change the math without ``force``; tensorboard asked for
+            but not installed (a ``SettingError`` naming ``mnistcnn[tensorboard]``).
         PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
             directory; it reports why.
     """
     if net is None:
         check_model_name(config.model)
-    mdata.get_spec(config.dataset)  # ValueError listing the valid names
+    check_epoch_hooks(config)  # tensorboard asked but not installed: before anything is made
+    if is_folder_dataset(config.dataset):
+        folder_path(config.dataset)  # SettingError: not a folder
+    else:
+        mdata.get_spec(config.dataset)  # ValueError listing the valid names
     if resume is not None and out is not None:
         check_resume_out(resume, out)
     with distributed_session(config.device) as dist:
         ckpt = checked_resume(resume, config, force) if resume is not None else None
         if ckpt is not None:
             data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
+            check_folder_unchanged(ckpt.path.parent, config, data_root, force)
             if run_is_complete(ckpt, config):
                 log.info("%s: the run is already complete", ckpt.path.parent)
                 result = _finished(ckpt, config, dist, data_root, mirror)
@@ -181,7 +194,8 @@ def train(
         if ckpt is not None:
             run_path = ckpt.path.parent
         else:
-            run_path = Path(out) if out else default_run_dir(config.model, config.dataset, runs_dir)
+            slug = dataset_slug(config.dataset)  # folder:PATH -> folder-<name>
+            run_path = Path(out) if out else default_run_dir(config.model, slug, runs_dir)
         with contextlib.ExitStack() as held:
             _on_main(dist, lambda: held.enter_context(RunLock(run_path, new=ckpt is None)))
             seed_everything(config.seed)
@@ -198,6 +212,8 @@ def train(
             _check_batch_size(config, sources)
             seed_everything(config.seed)  # the same initial weights whatever the data path did
             model = trained_model(config, sources, net).to(dist.device)
+            if config.init is not None and ckpt is None:  # fine-tuning; a resume has its weights
+                init_weights(model, config.init, config.model if net is None else "custom")
             latest = link_latest and not out and ckpt is None
             source = (data_root, mirror)
             run = _on_main(dist, lambda: _open_run(run_path, config, ckpt, source, dist, latest))
@@ -205,6 +221,9 @@ def train(
             log.info("training %s on %s (%s) into %s", *what)
             if on_start is not None and dist.is_main:
                 on_start(_start_info(run_path, ckpt, len(sources.train)))
+            opened = (config, run_path, model, sources, ckpt)  # TensorBoard, top-K (rank 0)
+            hooks = _on_main(dist, lambda: held.enter_context(_epoch_hooks(*opened)))
+            epoch_end = chain_hooks(hooks, on_epoch_end) if dist.is_main else None
             with graceful_stop(handle_signals) as flag:
                 history = fit(
                     model,
@@ -212,7 +231,7 @@ def train(
                     sources.evals,
                     config,
                     run=run,
-                    on_epoch_end=on_epoch_end if dist.is_main else None,
+                    on_epoch_end=epoch_end,
                     progress=progress and dist.is_main,
                     resume=ckpt,
                     checkpoint_every=checkpoint_every,
@@ -297,6 +316,19 @@ def _open_run(
     return run
 
 
+def _epoch_hooks(
+    config: TrainConfig,
+    run_dir: Path,
+    model: nn.Module,
+    sources: DataSources,
+    ckpt: Checkpoint | None,
+) -> contextlib.AbstractContextManager[EpochCallback | None]:
+    """The TensorBoard log and top-K checkpoints ``config`` asks for (rank 0)."""
+    monitor = "val_accuracy" if "val" in sources.evals else "test_accuracy"  # as fit's best.pt
+    resume_epoch = _start_info(run_dir, ckpt, 0).epoch if ckpt is not None else None
+    return epoch_hooks(config, run_dir, model, sources.train, monitor, resume_epoch)
+
+
 def _check_batch_size(config: TrainConfig, sources: DataSources) -> None:
     if config.batch_size > sources.train.num_samples:
         raise SettingError(
@@ -320,7 +352,15 @@ def _config_record(
         "world_size": dist.world_size,
         "backend": dist.backend,
         "versions": versions(),
+        **sources_record(config, data_root),  # folder:PATH's checksum, --init's file
     }
+
+
+def _preparation(dataset: str) -> dict[str, Any]:
+    """The dataset's picture preparation record; a picture folder's pictures are digits
+    prepared as ``predict`` prepares them (MNIST's method)."""
+    method = "mnist" if is_folder_dataset(dataset) else mdata.get_spec(dataset).preparation
+    return preparation_record(method)
 
 
 def trained_model(
@@ -329,23 +369,36 @@ def trained_model(
     """The model to train: ``net`` (or ``config.model`` built from the registry) in a
     :class:`TrainedModel` with the dataset's normalization, classes and preparation.
 
+    With ``config.pretrained``: the ImageNet-pretrained network
+    (:func:`~mnistcnn.models.imagenet.pretrained_net`) with the ImageNet
+    normalization instead of the dataset's.
+
     Raises:
         ValueError: ``config.model`` is not a registered model (and no ``net``).
+        WeightsError: ``config.pretrained`` and no usable ImageNet weights file.
     """
-    kwargs = {"num_classes": len(sources.classes), "in_chans": 1}
+    kwargs: dict[str, Any] = {"num_classes": len(sources.classes), "in_chans": 1}
     name = "custom" if net is not None else config.model
+    mean, std = list(sources.mean), list(sources.std)
+    if net is None and config.pretrained:  # ImageNet weights, ImageNet normalization
+        from mnistcnn.models.imagenet import imagenet_normalization, pretrained_net
+
+        net, kwargs = pretrained_net(
+            config.model, len(sources.classes), weights=config.weights, freeze=config.freeze
+        )
+        mean, std = map(list, imagenet_normalization(config.model))
     if net is None:
         net = create_model(config.model, **kwargs)
     return TrainedModel(
         net,
-        sources.mean,
-        sources.std,
+        mean,
+        std,
         classes=sources.classes,
         model_name=name,
         model_kwargs=kwargs if name != "custom" else {},
         dataset=config.dataset,
         input_size=[1, 28, 28],
-        preparation=dict(MNIST_PREPARATION),
+        preparation=_preparation(config.dataset),
         precision=config.precision,
     )
 

@@ -13,6 +13,7 @@ from mnistcnn import data as mdata
 from mnistcnn._text import plural
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.augment import build_augment
+from mnistcnn.data.folder import is_folder_dataset
 from mnistcnn.data.loaders import BatchSource, DataLoaderSource, TensorSource, split_indices
 from mnistcnn.errors import SettingError
 
@@ -62,6 +63,10 @@ def build_sources(
         mnistcnn.data.DataError: the dataset cannot be obtained.
         ValueError: ``config.train_subset`` is larger than the training split.
     """
+    if is_folder_dataset(config.dataset):  # your own pictures: a prepared tensor cache
+        from mnistcnn.engine.folder_sources import folder_sources
+
+        return folder_sources(config, device, data_root=data_root, rank=rank, world_size=world_size)
     mean, std = normalization_for(config, data_root=data_root, mirror=mirror)
     spec = mdata.get_spec(config.dataset)
     bs, ebs = config.batch_size, config.eval_batch_size

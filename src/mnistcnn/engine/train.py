@@ -52,6 +52,7 @@ from mnistcnn.engine.outlier_exposure import exposure_loss
 from mnistcnn.engine.rundir import RunDir
 from mnistcnn.engine.utils import precision_autocast
 from mnistcnn.models.fast_path import set_fast_path
+from mnistcnn.models.outputs import training_loss
 
 __all__ = [
     "EpochCallback",
@@ -101,13 +102,13 @@ def train_one_epoch(
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(config, images.device):
-            logits = net(images)  # (B, num_classes)
+            # (B, num_classes), plus auxiliary classifiers' losses (GoogLeNet) if any
             if config.outlier_exposure > 0:  # batches end with outliers (engine/outlier_exposure)
                 logits, labels, loss = exposure_loss(
-                    loop.loss_fn, logits, labels, config.outlier_exposure
+                    loop.loss_fn, net(images), labels, config.outlier_exposure
                 )
             else:
-                loss = loop.loss_fn(logits, labels)
+                logits, loss = training_loss(loop.loss_fn, net(images), labels)
         loss, loss_sum = _checked_loss(loop, loss, labels.numel(), pos, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()

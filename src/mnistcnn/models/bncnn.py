@@ -61,13 +61,13 @@ class BNCNN(nn.Sequential):
         return super().forward(x)
 
 
-@register_model("bncnn", "VGG-style BatchNorm CNN (5 conv, GAP, linear)")
+@register_model("bncnn", "VGG-style BatchNorm CNN (5 conv, GAP, linear)", classifier="20")
 def bncnn(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """The ``best`` recipe's network (see :class:`BNCNN`)."""
     return BNCNN(num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model("bncnn-wide", "bncnn at 1.5x width (48/96/192 channels)")
+@register_model("bncnn-wide", "bncnn at 1.5x width (48/96/192 channels)", classifier="20")
 def bncnn_wide(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """:class:`BNCNN` with widths (48, 96, 192): 625,690 parameters for 10 classes.
 

@@ -55,7 +55,7 @@ class FastCNN(nn.Sequential):
         return super().forward(x)
 
 
-@register_model("fastcnn", "Small BatchNorm CNN (3 conv stages, global max pool)")
+@register_model("fastcnn", "Small BatchNorm CNN (3 conv stages, global max pool)", classifier="13")
 def fastcnn(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """The ``fast`` recipe's network (see :class:`FastCNN`)."""
     return FastCNN(num_classes=num_classes, in_chans=in_chans)

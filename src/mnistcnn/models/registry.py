@@ -11,16 +11,26 @@ ModelFactory = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, ModelFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_CLASSIFIERS: dict[str, str] = {}
 
 
-def register_model(name: str, description: str = "") -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator adding a factory ``fn(num_classes=10, in_chans=1, **kwargs) -> nn.Module``."""
+def register_model(
+    name: str, description: str = "", classifier: str = ""
+) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator adding a factory ``fn(num_classes=10, in_chans=1, **kwargs) -> nn.Module``.
+
+    ``classifier``: the name (in ``named_modules()``) of the final layer that
+    produces the logits, as timm's ``pretrained_cfg["classifier"]``: the layer
+    fine-tuning replaces when the classes change (:func:`classifier_name`).
+    """
 
     def decorator(fn: ModelFactory) -> ModelFactory:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
         _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        if classifier:
+            _CLASSIFIERS[name] = classifier
         return fn
 
     return decorator
@@ -54,3 +64,13 @@ def check_model_name(name: str) -> None:
     """Raise ``ValueError`` listing the valid names if ``name`` is not registered."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
+
+
+def classifier_name(name: str) -> str | None:
+    """The final (logits) layer of model ``name`` (``"fc3"``, ``"fc"``); None if undeclared.
+
+    Raises:
+        ValueError: unknown model name.
+    """
+    check_model_name(name)
+    return _CLASSIFIERS.get(name)

@@ -1,11 +1,11 @@
-"""torchvision ResNets adapted to 1x28x28 inputs: ``resnet18``, ``resnet34``."""
+"""torchvision ResNets adapted to 1x28x28 inputs: ``resnet18``, ``resnet34``, ``resnet50``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from torch import nn
-from torchvision.models import ResNet, resnet18, resnet34
+from torchvision.models import ResNet, resnet18, resnet34, resnet50
 
 from mnistcnn.models.registry import register_model
 
@@ -26,13 +26,29 @@ def adapt_resnet(builder: Callable[..., ResNet], num_classes: int, in_chans: int
     return model
 
 
-@register_model("resnet18", "torchvision ResNet-18 with a 3x3 stride-1 stem")
+@register_model("resnet18", "torchvision ResNet-18 with a 3x3 stride-1 stem", classifier="fc")
 def resnet18_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-18 for 28x28 inputs (see :func:`adapt_resnet`)."""
     return adapt_resnet(resnet18, num_classes, in_chans)
 
 
-@register_model("resnet34", "torchvision ResNet-34 with a 3x3 stride-1 stem")
+@register_model("resnet34", "torchvision ResNet-34 with a 3x3 stride-1 stem", classifier="fc")
 def resnet34_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-34 for 28x28 inputs (see :func:`adapt_resnet`)."""
     return adapt_resnet(resnet34, num_classes, in_chans)
+
+
+@register_model("resnet50", "torchvision ResNet-50 with a 3x3 stride-1 stem", classifier="fc")
+def resnet50_28(
+    num_classes: int = 10, in_chans: int = 1, imagenet: bool = False, freeze: str = "none"
+) -> nn.Module:
+    """ResNet-50 for 28x28 inputs (see :func:`adapt_resnet`; bottleneck stages at 28, 14, 7, 4).
+
+    ``imagenet=True``: torchvision's ImageNet architecture instead, input resized
+    inside (:func:`mnistcnn.models.imagenet.imagenet_net`; ``freeze`` applies there).
+    """
+    if imagenet:
+        from mnistcnn.models.imagenet import imagenet_net
+
+        return imagenet_net("resnet50", num_classes, in_chans, freeze)
+    return adapt_resnet(resnet50, num_classes, in_chans)

@@ -163,7 +163,9 @@ def _rename_legacy_keys(
                 state_dict[new] = state_dict.pop(key)
 
 
-@register_model("tutorial", "The classic tutorial CNN (2 conv + 3 linear, avg-pool)")
+@register_model(
+    "tutorial", "The classic tutorial CNN (2 conv + 3 linear, avg-pool)", classifier="fc3"
+)
 def tutorial(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """The classic tutorial CNN (see :class:`TutorialCNN`)."""
     return TutorialCNN(num_classes=num_classes, in_chans=in_chans)

@@ -7,7 +7,9 @@ turns it into an "ink strength" map in [0, 1] whose background is exactly 0:
 
 1. **Background**: a smooth surface (a quadratic in x and y, which models a
    linear lighting gradient or a vignette) fitted robustly: first to the
-   border pixels, then re-fitted to every pixel within 2.5 robust standard
+   border pixels near the picture's median brightness (the paper covers most
+   of a picture: a dark frame or table edge along the border is left out; all
+   border pixels when few are near it), then re-fitted to every pixel within 2.5 robust standard
    deviations of the surface (the ink are the outliers).
 2. **Polarity**: the ink is whichever side (darker or lighter than the
    background) holds more mass beyond the noise; ``invert="yes"``/``"no"``
@@ -58,6 +60,8 @@ class InkSettings:
         min_ink_pixels: fewer candidate pixels than this (at working resolution)
             means the picture is blank.
         fit_size: longest side (px) of the coarse copy the background is fitted on.
+        local_background: side of the square of :func:`local_background`, as a
+            fraction of the picture's longest side (0: the quadratic fit alone).
         blur, blur_reference: noise is smoothed with a Gaussian of ``blur`` px
             on a picture whose longest side is ``blur_reference`` px, in
             proportion on smaller ones (so a 28x28 MNIST-sized picture is not
@@ -72,6 +76,7 @@ class InkSettings:
     ink_level_percentile: float = 90.0
     min_ink_pixels: int = 4
     fit_size: int = 48
+    local_background: float = 0.25
     blur: float = 0.7
     blur_reference: int = 256
 
@@ -130,6 +135,12 @@ def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
     frame = np.zeros((h, w), bool)
     frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
     inl = frame.ravel()
+    median = float(np.median(z))
+    near = np.abs(z - median) <= max(2.5 * robust_sigma(z), 0.05)  # most pixels: paper
+    if (inl & near).sum() >= max(6, inl.sum() // 4):
+        inl = inl & near  # the border less what is not paper (a table edge)
+    elif abs(float(np.median(z[inl])) - median) > 0.25:
+        inl = near  # the border is all something else (a dark frame)
     coef = np.zeros(6)
     for _ in range(6):
         if inl.sum() < 6:
@@ -143,6 +154,39 @@ def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
         inl = new
     full = _design(*gray.shape) @ coef
     return np.clip(full, 0.0, 1.0).reshape(gray.shape).astype(np.float32)
+
+
+def local_background(
+    gray: np.ndarray, fitted: np.ndarray, inverted: bool, fraction: float
+) -> np.ndarray:
+    """The background where it is darker (lighter) than the fit over wide areas.
+
+    A grey-level closing (dark ink) or opening (light ink) with a flat square
+    ``fraction`` of the longest side wide (``scipy.ndimage.grey_closing``) removes
+    every feature narrower than the square, strokes included, and keeps what is
+    wider: a shadow, a table beyond the page's edge, the page's dark corner. The
+    background is the fit where the paper is, and those areas where they are
+    (the minimum of the two for dark ink, the maximum for light ink), so they are
+    not taken for ink (a morphological background estimate: Gonzalez & Woods,
+    "Digital Image Processing", 4th ed., 9.6, the top-hat transformation).
+
+    Args:
+        gray: float32 (H, W) in [0, 1].
+        fitted: float32 (H, W), :func:`fit_background`'s surface.
+        inverted: the ink is dark (closing) rather than light (opening).
+        fraction: the square's side over the picture's longest side, in (0, 1].
+
+    Returns:
+        float32 (H, W) in [0, 1].
+    """
+    from scipy import ndimage
+
+    size = max(3, round(fraction * max(gray.shape)))
+    if inverted:
+        wide = ndimage.grey_closing(gray, size=(size, size), mode="nearest")
+        return np.minimum(fitted, wide).astype(np.float32)
+    wide = ndimage.grey_opening(gray, size=(size, size), mode="nearest")
+    return np.maximum(fitted, wide).astype(np.float32)
 
 
 def border_band(shape: tuple[int, int], fraction: float = 0.08) -> np.ndarray:
@@ -233,8 +277,13 @@ def ink_map(gray: np.ndarray, invert: InvertMode = "auto", s: InkSettings | None
     sigma = sigma if sigma >= 0.25 else 0.0
     bg = fit_background(gray, s.fit_size)
     residual = gaussian_blur(gray - bg, sigma)
-    noise = robust_sigma(residual[border_band(gray.shape)])
+    # the noise of the paper: along the border, or over the whole picture when
+    # the border is mostly something else (a dark frame, a table edge)
+    noise = min(robust_sigma(residual[border_band(gray.shape)]), robust_sigma(residual))
     inverted = choose_polarity(residual, max(s.noise_k * noise, s.min_contrast / 2), invert)
+    if s.local_background > 0:
+        bg = local_background(gray, bg, inverted, s.local_background)
+        residual = gaussian_blur(gray - bg, sigma)
     paper = np.maximum(bg if inverted else 1.0 - bg, 0.05)  # room the ink has to differ
     strength = (bg - gray if inverted else gray - bg) / paper
     strength = gaussian_blur(np.clip(strength, 0, 1).astype(np.float32), sigma)

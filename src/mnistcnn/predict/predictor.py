@@ -47,17 +47,18 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
-from mnistcnn.predict.arrays import dataset_format
-from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image, tiff_pages
+from mnistcnn.predict.decoding import decode_image
 from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
+from mnistcnn.predict.inputs import Input, InputItem, python_inputs
+from mnistcnn.predict.methods import preparation_method
 from mnistcnn.predict.prediction import Prediction, short_label
-from mnistcnn.predict.preprocess import (
-    INVERT_MODES,
-    PreprocessSettings,
-    preprocess_image,
-    to_grayscale,
+from mnistcnn.predict.preparation import (
+    PreparedPicture,
+    given_format,
+    prepare_item,
+    prepare_picture,
 )
+from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
 from mnistcnn.predict.unsure import unsure_threshold
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 #: MNIST-style images go through the model in forward passes of exactly this many.
 FORWARD_BATCH = 64
+#: Picture files up to this size (bytes) are checked for the dataset's own 28x28 format
+#: first, so a folder of such images is predicted in batches (a 28x28 PNG is under 1 kB).
+SMALL_FILE = 16_384
 
 
 def _failed(name: str, error: str) -> Prediction:
@@ -85,7 +89,8 @@ class Predictor:
         invert: ``auto``, ``yes`` or ``no`` (see :func:`preprocess_image`).
         device: where the model runs.
         top_k: how many classes :class:`Prediction` lists.
-        settings: preprocessing geometry and thresholds.
+        settings: ink-finding thresholds of the preprocessing (the geometry: the
+            model's preparation record, :mod:`mnistcnn.predict.methods`).
 
     Raises:
         ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``.
@@ -119,6 +124,8 @@ class Predictor:
         self.invert: InvertMode = invert
         self.top_k = top_k
         self.settings = settings or PreprocessSettings()
+        #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.methods).
+        self.preparation = dict(model.preparation)
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
         self.checkpoint: Checkpoint | None = model.checkpoint
 
@@ -144,8 +151,9 @@ class Predictor:
 
         Raises:
             CheckpointError: unreadable checkpoint (a bare state_dict is named
-                as such, with what to do), or a model that does not take
-                1x28x28 inputs.
+                as such, with what to do), a model that does not take
+                1x28x28 inputs, or a picture preparation this version does not
+                know (the message lists the known methods).
             ValueError: a bad device, threshold, invert mode or top_k.
         """
         dev = select_device(device)
@@ -157,6 +165,10 @@ class Predictor:
                 f"{ckpt.path}: the model takes {ckpt.input_size} inputs; predict needs [1, 28, 28]"
             )
         temperature_of(ckpt)  # checks the stored calibration
+        try:
+            preparation_method(model.preparation)
+        except ValueError as exc:
+            raise CheckpointError(f"{ckpt.path}: {exc}") from None
         if not model.calibrated:
             log.info("%s is not calibrated: probabilities are raw softmax (T = 1)", ckpt.path)
         return cls(
@@ -241,68 +253,56 @@ class Predictor:
 
         A picture that cannot be preprocessed (a refused size, an unusual
         mode or damaged data Pillow only notices now) gives a Prediction with
-        ``error`` set; errors of the model itself are raised.
+        ``error`` set; errors of the model itself are raised. The preparation
+        is :func:`~mnistcnn.predict.preparation.prepare_picture`.
         """
-        try:
-            check_size(*image.size)
-            prepared = self._dataset_format(image)
-            preview = preview_copy(image) if keep_preview else None
-            if prepared is not None:  # already the model's input: no preparation
-                pred = self.judge_prepared([prepared], [name])[0]
-                pred.preview, pred.size = preview, image.size
-                return pred
-            result = preprocess_image(image, self.invert, self.settings)
-        except ImageInputError as exc:
-            return _failed(name, str(exc))
-        except Exception as exc:  # one odd file must not stop a batch
-            log.debug("%s: preprocessing failed", name, exc_info=True)
-            return _failed(name, f"cannot preprocess the picture: {type(exc).__name__}: {exc}")
-        if not result.ink_found:
-            pred = Prediction(name, None, None, [], True, None, result.image, True, result.inverted)
+        prepared = prepare_picture(
+            image, name, self.invert, self.settings, keep_preview, self.preparation
+        )
+        return self._verdict(prepared)
+
+    def _verdict(self, prepared: PreparedPicture) -> Prediction:
+        """The Prediction of a prepared picture (its error, blank, or the model's answer)."""
+        name, image = prepared.name, prepared.image
+        if prepared.error is not None or image is None:
+            return _failed(name, prepared.error or "no picture")
+        if prepared.as_given:
+            pred = self.judge_prepared([image], [name])[0]
+        elif prepared.blank:
+            pred = Prediction(name, None, None, [], True, None, image, True, prepared.inverted)
         else:
-            pred = self._judge(name, result.image, result.inverted)
-        pred.preview, pred.size = preview, result.size
+            pred = self._judge(name, image, prepared.inverted)
+        pred.preview, pred.size = prepared.preview, prepared.size
         return pred
 
-    def _dataset_format(self, image: Image.Image) -> np.ndarray | None:
-        """uint8 (28, 28) if ``image`` is a picture in the dataset's own format, else None.
-
-        A 28x28 picture with light ink on a dark frame (see
-        :func:`~mnistcnn.predict.arrays.dataset_format`), unless ``invert`` is
-        ``yes`` (the user says it is dark ink on light paper).
+    def _small_file_in_format(self, item: InputItem) -> InputItem:
+        """A picture file of at most :data:`SMALL_FILE` bytes that is 28x28 and already in the
+        dataset's format, as a prepared item (batched like IDX images, with the same
+        probabilities as alone); any other item unchanged (a file read here keeps its bytes).
         """
-        if image.size != (28, 28) or self.invert == "yes":
-            return None
-        return dataset_format(np.round(to_grayscale(image) * 255.0).astype(np.uint8))
+        if item.path is None or item.error is not None or self.invert == "yes":
+            return item
+        try:
+            path = Path(item.path)
+            if path.stat().st_size > SMALL_FILE:
+                return item
+            data = path.read_bytes()
+            with decode_image(data, item.page) as picture:
+                prepared = given_format(picture, self.invert, self.preparation)
+        except Exception:  # predict_item reports it
+            return item
+        if prepared is None:
+            return InputItem(item.name, data=data, page=item.page)
+        return InputItem(item.name, prepared=prepared)
 
     def predict_item(self, item: InputItem, keep_preview: bool = False) -> Prediction:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
 
         Never raises for a bad input: every failure is the Prediction's ``error``.
+        Reading and preparing: :func:`~mnistcnn.predict.preparation.prepare_item`.
         """
-        if item.error is not None:
-            return _failed(item.name, item.error)
-        if item.prepared is not None:
-            return self.judge_prepared([item.prepared], [item.name])[0]
-        try:
-            data = item.data if item.data is not None else Path(item.path or "").read_bytes()
-            picture = decode_image(data, item.page)
-        except ImageInputError as exc:
-            return _failed(item.name, str(exc))
-        except OSError as exc:
-            return _failed(item.name, f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a decoder bug on a hostile file: report, carry on
-            log.debug("%s: decoding failed", item.name, exc_info=True)
-            return _failed(item.name, f"cannot decode the picture: {type(exc).__name__}: {exc}")
-        if item.page is None and len(tiff_pages(picture)) > 1:
-            log.warning(
-                "%s: a %d-page TIFF; only page 1 is predicted (give it as a path "
-                "to predict every page)",
-                item.name,
-                len(tiff_pages(picture)),
-            )
-        with picture:
-            return self.predict_picture(picture, item.name, keep_preview)
+        prepared = prepare_item(item, self.invert, self.settings, keep_preview, self.preparation)
+        return self._verdict(prepared)
 
     def predict_items(
         self,
@@ -312,7 +312,8 @@ class Predictor:
     ) -> list[Prediction]:
         """:meth:`predict_item` for each item, in order; ``on_prediction`` sees each result.
 
-        Runs of MNIST-style items (IDX images) are predicted :data:`FORWARD_BATCH`
+        Runs of MNIST-style items (IDX images, and small picture files already in
+        the dataset's 28x28 format) are predicted :data:`FORWARD_BATCH`
         at a time (:meth:`judge_prepared`), with the same results as one by one.
         """
         out: list[Prediction] = []
@@ -330,6 +331,8 @@ class Predictor:
             run.clear()
 
         for item in items:
+            if not keep_previews:
+                item = self._small_file_in_format(item)
             if item.error is None and item.prepared is not None:
                 run.append(item)
                 if len(run) == FORWARD_BATCH:

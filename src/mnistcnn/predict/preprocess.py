@@ -32,12 +32,15 @@ to position this point at the center of the 28x28 field".
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from mnistcnn._io import upright
+from mnistcnn.predict.clutter import ClutterSettings, isolate
 from mnistcnn.predict.ink import InkSettings, InvertMode, ink_map
 from mnistcnn.predict.stroke import normalize_stroke
 
@@ -63,6 +66,10 @@ class PreprocessSettings:
         upsample: step 5 works at ``upsample`` times the box size, so that
             erosion moves in quarter-pixel steps of the final image.
         ink: thresholds of :func:`~mnistcnn.predict.ink.ink_map`.
+        clutter: thresholds of :func:`~mnistcnn.predict.clutter.isolate`, which
+            keeps the one character among borders, lines and marks; None keeps all ink.
+        centring: ``"mass"`` moves the centre of mass to ``center`` (MNIST);
+            ``"box"`` puts the fitted box in the middle of the field.
     """
 
     field: int = 28
@@ -73,6 +80,8 @@ class PreprocessSettings:
     stroke: tuple[float, float] | None = (2.0, 3.0)
     upsample: int = 4
     ink: InkSettings = dataclasses.field(default_factory=InkSettings)
+    clutter: ClutterSettings | None = dataclasses.field(default_factory=ClutterSettings)
+    centring: Literal["mass", "box"] = "mass"
 
 
 @dataclass(frozen=True)
@@ -193,11 +202,38 @@ def fit_and_center(crop: np.ndarray, s: PreprocessSettings) -> np.ndarray:
     ph, pw = patch.shape
     if com is None:
         return np.zeros((s.field, s.field), np.float32)
-    top = int(np.clip(round(s.center[0] - com[0]), 0, s.field - ph))
-    left = int(np.clip(round(s.center[1] - com[1]), 0, s.field - pw))
+    if s.centring == "box":  # the box in the middle (Fashion-MNIST, EMNIST)
+        top, left = (s.field - ph) // 2, (s.field - pw) // 2
+    else:
+        top = int(np.clip(round(s.center[0] - com[0]), 0, s.field - ph))
+        left = int(np.clip(round(s.center[1] - com[1]), 0, s.field - pw))
     out = np.zeros((s.field, s.field), np.float32)
     out[top : top + ph, left : left + pw] = patch
     return out
+
+
+def _within(
+    crop: np.ndarray, box: tuple[int, int, int, int], near: tuple[int, int, int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The part of ``crop`` (the ink inside ``box``) that lies inside box ``near``, trimmed.
+
+    Boxes are (left, top, right, bottom) in the same pixel coordinates; ``crop``
+    may have another resolution than ``box``. Unchanged if nothing would be left.
+    """
+    sl, st, sr, sb = box
+    nl, nt = max(sl, near[0]), max(st, near[1])
+    nr, nb = min(sr, near[2]), min(sb, near[3])
+    fy, fx = crop.shape[0] / max(sb - st, 1), crop.shape[1] / max(sr - sl, 1)
+    y0, y1 = round((nt - st) * fy), round((nb - st) * fy)
+    x0, x1 = round((nl - sl) * fx), round((nr - sl) * fx)
+    part = crop[y0:y1, x0:x1] if nl < nr and nt < nb else crop[:0]
+    inner = _bbox(part > 0)
+    if inner is None:
+        return crop, box
+    il, it, ir, ib = inner
+    out = (nl + math.floor(il / fx), nt + math.floor(it / fy))
+    out_box = (*out, nl + math.ceil(ir / fx), nt + math.ceil(ib / fy))
+    return part[it:ib, il:ir], out_box
 
 
 def _find_ink(
@@ -206,7 +242,8 @@ def _find_ink(
     """Ink crop (float32, input resolution or the working one), its bbox in ``gray``, inverted."""
     work, scale = _working_copy(gray, s.work_size)
     ink = ink_map(work, invert, s.ink)
-    box = _bbox(ink.strength > 0)
+    strength = ink.strength if s.clutter is None else isolate(ink.strength, s.clutter)
+    box = _bbox(strength > 0)
     if box is None:
         return None, None, ink.inverted
     left, t, r, b = box
@@ -224,9 +261,28 @@ def _find_ink(
         sub = gray[oy : min(gray.shape[0], fb + m), ox : min(gray.shape[1], fr + m)]
         crop, sub_box, _ = _find_ink(sub, mode, s)
         if crop is not None and sub_box is not None:
+            if s.clutter is not None:  # no further than the character found at first
+                pad = math.ceil(2 * scale)
+                near = (fl - pad - ox, ft - pad - oy, fr + pad - ox, fb + pad - oy)
+                crop, sub_box = _within(crop, sub_box, near)
             sl, st, sr, sb = sub_box
             return crop, (sl + ox, st + oy, sr + ox, sb + oy), ink.inverted
-    return ink.strength[t:b, left:r], full, ink.inverted
+    return strength[t:b, left:r], full, ink.inverted
+
+
+def locate_ink(
+    image: Image.Image, invert: InvertMode, s: PreprocessSettings
+) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None, bool, tuple[int, int]]:
+    """Steps 1-4 of the module docstring: the character's ink, cropped.
+
+    Returns:
+        ``(crop, bbox, inverted, size)``: float32 (h, w) ink in [0, 1] (None
+        when blank), its box ``(left, top, right, bottom)`` in the upright
+        input, whether the input was dark-on-light, and the input's (width, height).
+    """
+    gray = to_grayscale(image)
+    crop, box, inverted = _find_ink(gray, invert, s)
+    return crop, box, inverted, (gray.shape[1], gray.shape[0])
 
 
 def preprocess_image(
@@ -249,9 +305,7 @@ def preprocess_image(
     if invert not in INVERT_MODES:
         raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}")
     s = settings or PreprocessSettings()
-    gray = to_grayscale(image)
-    size = (gray.shape[1], gray.shape[0])
-    crop, box, inverted = _find_ink(gray, invert, s)
+    crop, box, inverted, size = locate_ink(image, invert, s)
     if crop is None:
         blank = np.zeros((s.field, s.field), np.uint8)
         return PreprocessResult(blank, inverted, False, None, None, size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mnistcnn.artifact import Checkpoint, load_model
+from mnistcnn.artifact import Checkpoint, OnnxModel, load_model
 from mnistcnn.predict.ensemble import EnsemblePredictor
 
 
@@ -38,13 +38,16 @@ def model_info(ckpt: Checkpoint, parameters: int | None = None) -> dict[str, Any
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """:func:`model_info` of the checkpoint at ``path`` (a file or a run directory).
+    """:func:`model_info` of the checkpoint at ``path`` (a file, a run directory or an ``.onnx``).
 
     Raises:
         CheckpointError: the file is missing or not a usable checkpoint.
     """
     model, ckpt = load_model(path)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if isinstance(model, OnnxModel):  # the weights are in the graph; the export counted them
+        params = model.metadata.get("parameters")
+    else:
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model_info(ckpt, params)
 
 

@@ -34,7 +34,8 @@ class ModelSource:
     """Where the served model comes from and how the Predictor treats inputs.
 
     Attributes:
-        checkpoint: a checkpoint file or a run directory (its best.pt).
+        checkpoint: a checkpoint file, a run directory (its best.pt) or an
+            ``.onnx`` written by ``mnistcnn export`` (run by ONNX Runtime).
         device: torch device string, e.g. ``cpu`` or ``cuda``.
         invert: polarity handling of pictures: ``auto``, ``yes`` or ``no``.
         threshold: probability below which a prediction is ``unsure`` (None:
@@ -222,11 +223,10 @@ def run_server(
     if workers == 1:
         config = uvicorn.Config(build_app(source, settings), **options)
     else:
-        from mnistcnn.artifact import load_checkpoint
+        from mnistcnn.artifact import is_onnx_file, load_checkpoint, load_onnx
 
-        load_checkpoint(source.checkpoint)  # fail here, not in every worker
-        for path in source.ensemble:
-            load_checkpoint(path)
+        for path in (source.checkpoint, *source.ensemble):  # fail here, not in every worker
+            (load_onnx if is_onnx_file(path) else load_checkpoint)(path)
         src = dataclasses.replace(
             source,
             checkpoint=str(Path(source.checkpoint).resolve()),

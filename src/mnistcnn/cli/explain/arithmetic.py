@@ -271,14 +271,21 @@ def model(
     Examples:
       mnistcnn explain model --model tutorial
       mnistcnn explain model runs/latest/best.pt --json
+      mnistcnn explain model --model torchvision:googlenet   (ImageNet, 3x224x224)
     """
     from mnistcnn.explain.model_summary import load_model_for_summary, summarize_model
 
     if (checkpoint is None) == (model_name is None):
         raise click.UsageError("give a CHECKPOINT or --model NAME (exactly one)")
     shape = _parse_shape(input_shape) if input_shape else None
+    tv = next((str(s) for s in (checkpoint, model_name) if str(s).startswith("torchvision:")), None)
     try:
-        net, label, default_shape = load_model_for_summary(checkpoint, model_name)
+        if tv is not None:  # torchvision's ImageNet network (cli/torchvision_nets.py)
+            from mnistcnn.cli.torchvision_nets import summary_model_torchvision
+
+            net, label, default_shape = summary_model_torchvision(tv)
+        else:
+            net, label, default_shape = load_model_for_summary(checkpoint, model_name)
         summary = summarize_model(
             net, shape or default_shape, label=label, expected_shape=default_shape
         )

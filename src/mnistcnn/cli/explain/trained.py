@@ -10,10 +10,11 @@ from typing import Any
 import click
 
 from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.torchvision_nets import CHECKPOINT, activations_torchvision, is_torchvision
 
 
 @click.command("activations")
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.argument("image")
 @click.option(
     "--out",
@@ -32,7 +33,7 @@ from mnistcnn.cli.common import data_options, pct, user_errors
 @data_options
 @user_errors
 def activations(
-    checkpoint: Path,
+    checkpoint: Path | str,
     image: str,
     out: Path | None,
     saliency: str,
@@ -53,11 +54,19 @@ def activations(
     (index from 0; the true label is shown; the dataset's classes must be the
     model's).
 
+    CHECKPOINT may also be torchvision:vgg19|resnet50|googlenet (ImageNet
+    weights from torch's hub cache) and IMAGE a photo: its top-5 ImageNet
+    categories and feature maps at five depths (for GoogLeNet also the four
+    branches of inception4a), into --out [default: activations/NAME-IMAGE].
+
     \b
     Examples:
       mnistcnn explain activations runs/latest/best.pt mnist:test:0
       mnistcnn explain activations runs/latest/best.pt digit.png --saliency occlusion
+      mnistcnn explain activations torchvision:googlenet cat.jpg
     """
+    if is_torchvision(checkpoint):
+        return activations_torchvision(checkpoint, image, out, as_json, device)
     from mnistcnn.evaluation.plots import save_figure
     from mnistcnn.explain.activations import activation_figures, explain_for_predictor
     from mnistcnn.predict import Predictor
