@@ -83,7 +83,8 @@ def _check_evaluation_out(out: str | None) -> None:
     metavar="NAME[,NAME]",
     help="Also measure how well the model tells its classes from things that are not: AUROC "
     "(max softmax probability and energy scores) and the share predict calls unsure, against "
-    "fashion-mnist, mnist, kmnist, drawings, letters or noise (generated, seeded). One checkpoint.",
+    "fashion-mnist, mnist, kmnist, drawings, letters, noise or symbols (generated, seeded). "
+    "One checkpoint.",
 )
 @click.option(
     "--corruptions",
@@ -217,6 +218,7 @@ def _ood(
     from mnistcnn.engine.utils import select_device
     from mnistcnn.predict import DEFAULT_THRESHOLD
     from mnistcnn.predict.ood import ood_scores, parse_ood_sets
+    from mnistcnn.predict.unsure import unsure_threshold
 
     if len(checkpoints) != 1:
         raise click.UsageError("--ood measures one checkpoint; give exactly one")
@@ -226,7 +228,7 @@ def _ood(
     report = ood_scores(
         model,
         sets,
-        threshold=DEFAULT_THRESHOLD,
+        threshold=unsure_threshold(model.checkpoint, DEFAULT_THRESHOLD),  # predict's rule
         data_root=data_root,
         mirror=mirror,
         device=str(dev),

@@ -8,6 +8,8 @@ only reads it.
   :func:`check_settings`.
 * :mod:`.training`: :class:`TrainConfig`, the allowed values
   (:data:`OPTIMIZERS`...), :func:`setting_flag` and :func:`changes_math`.
+* :mod:`.outlier_settings`: :class:`OutlierSettings`, the outlier-exposure settings
+  (a base of :class:`TrainConfig`).
 * :mod:`.recipes`: :data:`RECIPES` and :func:`recipe_config`.
 """
 

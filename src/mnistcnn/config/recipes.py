@@ -25,6 +25,12 @@ from mnistcnn.errors import SettingError
 #:   shifts, zooms and random erasing instead of rotations (``affine-flip-erase``; a
 #:   rotated shirt is rare, a mirrored one common), 20 epochs (about 20 minutes on one
 #:   core). The wider ``bncnn-wide`` for 15 epochs did no better (benchmarks/README.md).
+#: * ``robust``: the model to use for ``predict`` and ``serve``: ``best`` with the
+#:   ``robust`` augmentation (stroke width, elastic distortion, slant, scale, shift, blur,
+#:   contrast, noise: mnistcnn.data.augment_robust) and outlier exposure (weight 0.5, 64
+#:   non-digits per step from Fashion-MNIST's train split, drawings, letters and noise:
+#:   mnistcnn.data.outlier_pool), so that ``predict`` calls non-digits unsure. A step costs
+#:   about twice a ``best`` step, hence 6 epochs (docs/robustness.md has the figures).
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
     "fast": {
@@ -68,6 +74,16 @@ RECIPES["best-fashion"] = {
     "epochs": 20,
     "augment": "affine-flip-erase",
     "aug_degrees": 0.0,
+}
+RECIPES["robust"] = {
+    **RECIPES["best"],
+    "epochs": 6,
+    "augment": "robust",
+    "aug_degrees": 12.0,
+    "aug_scale": 0.15,
+    "outlier_exposure": 0.5,
+    "outliers": "fashion-mnist,drawings,letters,noise",
+    "outlier_batch_size": 64,
 }
 
 

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mnistcnn.config.outlier_settings import OutlierSettings
 from mnistcnn.config.settings import check_settings, setting
 from mnistcnn.errors import SettingError
 
@@ -20,7 +21,7 @@ PRECISIONS = ("fp32", "bf16")
 #: augmentation generators are seeded with ``seed * 1_000_003 + ...``, which must stay
 #: below torch's limit of 2**64 (it does, with room, for every seed up to this one).
 MAX_SEED = 2**32 - 1
-AUGMENTATIONS = ("none", "affine", "affine-flip-erase")  # mnistcnn.data.augment.build_augment
+AUGMENTATIONS = ("none", "affine", "affine-flip-erase", "robust")  # data.augment.build_augment
 FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
 
 
@@ -56,8 +57,8 @@ def changes_math(name: str, config: TrainConfig) -> bool:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run.
+class TrainConfig(OutlierSettings):
+    """Every setting of a training run (the outlier-exposure ones: :class:`OutlierSettings`).
 
     The defaults are the ``tutorial`` recipe: the classic MNIST CNN tutorial's
     setup exactly (``ToTensor`` only, no normalization; batch 64; shuffled;
@@ -96,8 +97,8 @@ class TrainConfig:
         deterministic: call ``torch.use_deterministic_algorithms(True)``.
         augment: training-batch augmentation: ``none``, ``affine`` (random
             rotation/translation/scale per sample, on the device; never at
-            evaluation) or ``affine-flip-erase`` (the same plus horizontal
-            mirrors and random erasing, for clothing; mnistcnn.data.augment).
+            evaluation), ``affine-flip-erase`` (plus mirrors and random erasing,
+            for clothing) or ``robust`` (mnistcnn.data.augment, augment_robust).
         aug_degrees: largest rotation of ``affine``, degrees.
         aug_translate: largest shift of ``affine``, fraction of the image size.
         aug_scale: largest relative zoom of ``affine`` (scale in [1 - s, 1 + s]).
@@ -219,8 +220,8 @@ class TrainConfig:
     augment: str = setting(
         "none",
         help="Training-batch augmentation, on the device: affine (rotation, shift, zoom: "
-        "handwriting) or affine-flip-erase (shift, zoom, mirrors, random erasing: clothing). "
-        "[recipe: none]",
+        "handwriting), affine-flip-erase (shift, zoom, mirrors, random erasing: clothing) or "
+        "robust (stroke width, elastic, slant, zoom, shift, blur, contrast, noise). [recipe: none]",
         math=True,
         choices=AUGMENTATIONS,
     )
@@ -335,6 +336,7 @@ class TrainConfig:
         if self.keep_top is not None and self.keep_top < 1:
             problems.append(f"keep_top must be >= 1, got {self.keep_top}")
         problems += self._pretrained_problems()
+        problems += self._outlier_problems()
         if problems:  # each problem starts with its setting's name
             raise SettingError(
                 "invalid training config: " + "; ".join(problems),

@@ -7,10 +7,12 @@ isotropic scale and (optionally) horizontal mirror per sample.
 by broadcasting. No per-sample Python or PIL work, so both run where the batch
 lives (CPU or GPU).
 
-Two policies (``TrainConfig.augment``): ``affine`` for handwriting (small
+Three policies (``TrainConfig.augment``): ``affine`` for handwriting (small
 rotations, shifts and zooms; never mirrors: a mirrored 2 or 7 is not a digit),
 and ``affine-flip-erase`` for clothing and other photographed objects
-(Fashion-MNIST): mirrors, shifts and zooms plus random erasing.
+(Fashion-MNIST): mirrors, shifts and zooms plus random erasing; ``robust``
+(:mod:`mnistcnn.data.augment_robust`) for digits as people write and photograph
+them: stroke width, elastic distortion, slant, scale, shift, blur, contrast, noise.
 
 The random parameters come from a CPU :class:`torch.Generator` that the batch
 source seeds from ``(seed, epoch)`` (see :func:`augment_generator`), so a run
@@ -26,8 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from mnistcnn.data.augment_robust import HandwritingAugment
+
 #: Augmentation names accepted by ``TrainConfig.augment``.
-AUGMENTATIONS = ("none", "affine", "affine-flip-erase")
+AUGMENTATIONS = ("none", "affine", "affine-flip-erase", "robust")
 
 
 def augment_generator(seed: int, epoch: int) -> torch.Generator:
@@ -178,7 +182,7 @@ class Compose:
 
 def build_augment(
     name: str, *, degrees: float = 10.0, translate: float = 0.1, scale: float = 0.1
-) -> RandomAffine | Compose | None:
+) -> RandomAffine | Compose | HandwritingAugment | None:
     """The augmentation called ``name`` (``none`` gives ``None``).
 
     * ``affine``: :class:`RandomAffine` with ``degrees``, ``translate``, ``scale``
@@ -186,6 +190,10 @@ def build_augment(
     * ``affine-flip-erase``: the same warp plus a horizontal mirror with
       probability 0.5, then :class:`RandomErasing` with its defaults (p 0.5):
       for clothing and other objects whose mirror image is the same class.
+    * ``robust``: :class:`~mnistcnn.data.augment_robust.HandwritingAugment` with
+      ``degrees``, ``translate``, ``scale`` and its other defaults: stroke width,
+      elastic distortion, slant, aspect, blur, contrast and noise (handwriting
+      as people write and photograph it).
 
     Raises:
         ValueError: unknown name (the message lists the valid ones).
@@ -197,4 +205,6 @@ def build_augment(
     if name == "affine-flip-erase":
         warp = RandomAffine(degrees=degrees, translate=translate, scale=scale, hflip=0.5)
         return Compose((warp, RandomErasing()))
+    if name == "robust":
+        return HandwritingAugment(degrees=degrees, translate=translate, scale=scale)
     raise ValueError(f"unknown augmentation {name!r}; valid: {', '.join(AUGMENTATIONS)}")

@@ -106,7 +106,29 @@ def build_sources(
         evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
         if len(val_idx):
             evals["val"] = DataLoaderSource(ds_tr, ebs, indices=val_idx, **dl)
+    if config.outlier_exposure > 0:
+        train = _with_outliers(train, config, device, aug, data_root, mirror, shard)
     return DataSources(train, evals, list(spec.classes), mean, std)
+
+
+def _with_outliers(
+    train: BatchSource,
+    config: TrainConfig,
+    device: torch.device,
+    aug: Any,
+    data_root: PathLike | None,
+    mirror: PathLike | None,
+    shard: dict[str, int],
+) -> BatchSource:
+    """``train`` with ``config.outlier_batch_size`` outliers appended to every batch."""
+    from mnistcnn.data.outlier_pool import OutlierMixSource, outlier_pool
+
+    kinds = [k.strip() for k in config.outliers.split(",") if k.strip()]
+    pools = outlier_pool(kinds, config.outlier_count, config.seed, root=data_root, mirror=mirror)
+    return OutlierMixSource(
+        train, pools, config.outlier_batch_size, seed=config.seed, device=device, augment=aug,
+        **shard,
+    )  # fmt: skip
 
 
 def _subset(train_idx: torch.Tensor, config: TrainConfig) -> torch.Tensor:

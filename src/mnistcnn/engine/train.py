@@ -48,6 +48,7 @@ from mnistcnn.engine.loop_state import (
     run_writes,
 )
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
+from mnistcnn.engine.outlier_exposure import exposure_loss
 from mnistcnn.engine.rundir import RunDir
 from mnistcnn.engine.utils import precision_autocast
 from mnistcnn.models.fast_path import set_fast_path
@@ -102,7 +103,12 @@ def train_one_epoch(
             images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(config, images.device):
             # (B, num_classes), plus auxiliary classifiers' losses (GoogLeNet) if any
-            logits, loss = training_loss(loop.loss_fn, net(images), labels)
+            if config.outlier_exposure > 0:  # batches end with outliers (engine/outlier_exposure)
+                logits, labels, loss = exposure_loss(
+                    loop.loss_fn, net(images), labels, config.outlier_exposure
+                )
+            else:
+                logits, loss = training_loss(loop.loss_fn, net(images), labels)
         loss, loss_sum = _checked_loss(loop, loss, labels.numel(), pos, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()

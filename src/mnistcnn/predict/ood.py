@@ -13,7 +13,8 @@ dataset are the positives and the OOD images the negatives, scored two ways:
 AUROC (torchmetrics) is the probability that a random in-distribution image
 scores higher than a random OOD one: 0.5 is chance, 1.0 perfect. The unsure
 shares use ``predict``'s own rule: no ink, or a top probability under the
-threshold. Pictures (drawings, letters) go through ``predict``'s preparation;
+threshold. Pictures (drawings, letters, symbols: :mod:`mnistcnn.data.outlier_symbols`,
+a kind that outlier exposure never trains on) go through ``predict``'s preparation;
 dataset images (Fashion-MNIST, noise) are used as they are.
 """
 
@@ -34,7 +35,7 @@ PathLike = str | os.PathLike[str]
 log = logging.getLogger(__name__)
 
 #: The OOD sets :func:`ood_scores` knows (datasets must be obtainable; the rest are generated).
-OOD_SETS = ("fashion-mnist", "mnist", "kmnist", "drawings", "letters", "noise")
+OOD_SETS = ("fashion-mnist", "mnist", "kmnist", "drawings", "letters", "noise", "symbols")
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,11 @@ def _ood_inputs(
     from mnistcnn import data as mdata
     from mnistcnn.data import outliers
 
-    if name in ("drawings", "letters"):
-        pictures = (
-            outliers.drawings(limit, seed) if name == "drawings" else outliers.letters(limit, seed)
-        )
+    if name in ("drawings", "letters", "symbols"):
+        from mnistcnn.data.outlier_symbols import symbols
+
+        make = {"drawings": outliers.drawings, "letters": outliers.letters, "symbols": symbols}
+        pictures = make[name](limit, seed)
         preds = predictor.predict(list(pictures))
         inputs = np.stack(
             [p.input if p.input is not None else np.zeros((28, 28), np.uint8) for p in preds]

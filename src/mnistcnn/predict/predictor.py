@@ -59,6 +59,7 @@ from mnistcnn.predict.preparation import (
     prepare_picture,
 )
 from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
+from mnistcnn.predict.unsure import unsure_threshold
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,9 @@ class Predictor:
             path: checkpoint written by training.
             device: ``cpu``, ``cuda``, ``mps``, ``auto``, ...
             invert: polarity handling (see :func:`preprocess_image`).
-            threshold: unsure below this calibrated top probability;
-                :data:`DEFAULT_THRESHOLD` when None.
+            threshold: unsure below this calibrated top probability; when None,
+                :data:`DEFAULT_THRESHOLD`, or 0.4 for a model trained with outlier
+                exposure (:func:`mnistcnn.predict.unsure.unsure_threshold`).
             top_k: classes listed per prediction.
 
         Raises:
@@ -171,7 +173,7 @@ class Predictor:
             log.info("%s is not calibrated: probabilities are raw softmax (T = 1)", ckpt.path)
         return cls(
             model,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            threshold=unsure_threshold(ckpt, DEFAULT_THRESHOLD) if threshold is None else threshold,
             invert=invert,
             device=dev,
             top_k=top_k,
