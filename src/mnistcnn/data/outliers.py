@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-#: The kinds of drawing :func:`drawings` makes, in turn.
-SHAPES = ("house", "circle", "square", "triangle", "star", "smiley", "cross", "arrow",
+#: The kinds of drawing :func:`drawings` makes, in turn. No circle: a circle is a fair 0
+#: (a model trained with outlier exposure on circles called round zeros "unsure").
+SHAPES = ("house", "square", "triangle", "star", "smiley", "cross", "arrow",
           "spiral", "grid", "heart", "cloud")  # fmt: skip
 #: Capital letters that no digit resembles.
 LETTERS = "ACEFHJKLMNPRTUVWXY"
@@ -86,8 +87,6 @@ def _strokes(shape: str, rng: np.random.Generator) -> list[tuple[list[tuple[floa
     if shape == "house":
         return [([(-0.8, 1), (-0.8, -0.1), (0, -0.9), (0.8, -0.1), (0.8, 1)], True),
                 ([(-0.2, 1), (-0.2, 0.4), (0.2, 0.4), (0.2, 1)], False)]  # fmt: skip
-    if shape == "circle":
-        return [(_arc(0, 0, 0.9, 0, 2 * math.pi, 48)[:-1], True)]
     if shape == "square":
         return [([(-0.9, -0.9), (0.9, -0.9), (0.9, 0.9), (-0.9, 0.9)], True)]
     if shape == "triangle":
