@@ -49,8 +49,11 @@ def build_scheduler(
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
     if config.scheduler == "onecycle":
+        warmup = config.warmup_fraction
+        if warmup * total == 1:  # OneCycleLR's warm-up phase would end at step 0 and divide
+            warmup = 0.5 / total  # by zero (e.g. 4 steps at 0.25): no warm-up for such a run
         cycle = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=config.warmup_fraction
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=warmup
         )
         return cycle, True
     raise ValueError(f"unknown scheduler {config.scheduler!r}")
