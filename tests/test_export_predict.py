@@ -172,3 +172,21 @@ def test_load_gives_the_onnx_its_checkpoints_metadata(trained):
     with torch.inference_mode():
         assert (b(x) - a(x)).abs().max() <= 1e-4
     assert torch.allclose(b.probabilities(x), a.probabilities(x), atol=TOLERANCE)
+
+
+def test_explain_refuses_an_onnx_graph_naming_the_pt(trained, tmp_path):
+    """An ONNX graph has no layers to show: a clear error, not a traceback."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from mnistcnn.cli import main
+
+    _, onnx_path = trained
+    picture = tmp_path / "seven.png"
+    Image.new("L", (40, 40), 255).save(picture)
+    for args in (["explain", "activations", str(onnx_path), str(picture)],
+                 ["explain", "model", str(onnx_path)]):  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert "exported ONNX graph has no PyTorch layers" in result.output
+        assert "Traceback" not in result.output

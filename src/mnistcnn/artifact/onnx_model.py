@@ -197,3 +197,20 @@ def _check_signature(path: Path, session: Any, model: OnnxModel) -> None:
             f"{path}: the graph maps {shape_in} to {shape_out}, but its metadata says "
             f"{['batch', *model.input_size]} to {['batch', len(model.classes)]}"
         )
+
+
+def require_layers(model: TrainedModel, what: str) -> TrainedModel:
+    """``model`` itself, unless it is an :class:`OnnxModel`, whose graph has no layers to look into.
+
+    Raises:
+        CheckpointError: ``model`` runs an exported ONNX graph; ``what`` (e.g.
+            "explain activations") needs the PyTorch checkpoint it was exported from.
+    """
+    if isinstance(model, OnnxModel):
+        where = model.checkpoint.path if model.checkpoint is not None else "this model"
+        raise CheckpointError(
+            f"{where}: an exported ONNX graph has no PyTorch layers for {what}; "
+            "give the .pt checkpoint it was exported from",
+            path=getattr(model.checkpoint, "path", None),
+        )
+    return model

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mnistcnn.artifact import TrainedModel
+from mnistcnn.artifact.onnx_model import require_layers
 from mnistcnn.errors import SettingError
 from mnistcnn.evaluation.plots import short_class
 from mnistcnn.explain.samples import (
@@ -296,7 +297,7 @@ def explain_activations(
         raise ValueError(
             f"unknown saliency method {saliency!r}; use {' or '.join(SALIENCY_METHODS)}"
         )
-    model.eval()
+    require_layers(model, "explain activations").eval()
     device = next(model.parameters()).device
     pixels = image.pixels.to(device)
     with torch.inference_mode():

@@ -197,7 +197,10 @@ def load_model_for_summary(
     except ImportError as exc:
         raise RuntimeError(f"checkpoint loading is not available: {exc}") from exc
     assert checkpoint is not None
+    from mnistcnn.artifact.onnx_model import require_layers
+
     model, ckpt = load_model(checkpoint, map_location="cpu")
+    require_layers(model, "explain model")
     kwargs = getattr(ckpt, "model_kwargs", None) or {}
     in_chans = int(kwargs.get("in_chans", 1))
     shape = _checkpoint_input_shape(getattr(ckpt, "input_size", None), in_chans)
