@@ -318,3 +318,14 @@ def test_init_replaces_googlenets_auxiliary_classifiers_too(pictures, prepared, 
     assert own["net.fc.weight"].shape[0] == 3 and own["net.aux1.fc2.weight"].shape[0] == 3
     kept = [k for k in saved if k[4:] not in replaced]
     assert len(kept) > 300 and all(torch.equal(own[k], saved[k]) for k in kept)
+
+
+def test_an_empty_class_folder_is_refused_naming_it(pictures, tmp_path):
+    """As torchvision's ImageFolder: a class with no readable picture is an error, not a class."""
+    folder = tmp_path / "shapes"
+    shutil.copytree(pictures, folder)
+    (folder / "empty").mkdir()
+    (folder / "junk").mkdir()
+    (folder / "junk" / "notes.txt").write_text("not a picture")
+    with pytest.raises(SettingError, match=r"no readable picture in class folder\(s\) empty, junk"):
+        prepare_folder(folder, root=tmp_path / "data")

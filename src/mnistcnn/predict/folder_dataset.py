@@ -163,6 +163,14 @@ def _prepare(
             setting="dataset",
             path=listing.root,
         )
+    empty = [c for i, c in enumerate(listing.classes) if i not in set(labels)]
+    if empty:  # as torchvision's ImageFolder refuses them: a class nothing teaches
+        raise SettingError(
+            f"{listing.root}: no readable picture in class folder(s) {', '.join(empty)}; "
+            "add pictures or remove the folder(s)",
+            setting="dataset",
+            path=listing.root / empty[0],
+        )
     return FolderCache(
         folder=str(listing.root),
         classes=list(listing.classes),
