@@ -12,7 +12,7 @@ from mnistcnn.engine.optim import build_optimizer, build_scheduler
 @pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 8, 40])
 @pytest.mark.parametrize("warmup", [0.2, 0.25, 0.5])
 def test_onecycle_runs_every_step_of_a_short_run(steps, warmup):
-    """4 steps at warm-up 0.25 once divided by zero inside OneCycleLR (its warm-up ended at step 0)."""
+    """4 steps at warm-up 0.25 once divided by zero in OneCycleLR (its warm-up ended at step 0)."""
     net = torch.nn.Linear(2, 2)
     config = recipe_config("fast", epochs=1, warmup_fraction=warmup)
     optimizer = build_optimizer(net, config)
