@@ -261,3 +261,17 @@ def test_foreign_and_broken_onnx_files_are_named(tmp_path):
         load(tmp_path / "cut.onnx")
     with pytest.raises(CheckpointError, match=r"a zip archive without mnistcnn export metadata"):
         read_export_metadata(ckpt)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "named"),
+    [
+        ("torchscript", "a TorchScript archive"),
+        ("exported-program", r"an ExportedProgram \(torch.export\)"),
+    ],
+)
+def test_an_exported_file_given_as_a_checkpoint_is_named(fmt, named, tmp_path):
+    """predict/calibrate/--init read .pt checkpoints: an export is named, not 'corrupted'."""
+    report = export_model(_checkpoint(tmp_path, "fastcnn"), fmt, parity_images=8)
+    with pytest.raises(CheckpointError, match=f"{named} written by `mnistcnn export`"):
+        load(report.path)

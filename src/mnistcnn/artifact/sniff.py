@@ -33,8 +33,31 @@ def describe_non_checkpoint(path: str | os.PathLike[str]) -> str | None:
         kind, head = sniff_file(path)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if kind in ("zip", "pickle"):
+    if kind == "zip":
+        return _exported_archive(path)
+    if kind == "pickle":
         return None
     if kind == "binary":
         return f"binary data that is not a torch file (starts {head[:8].hex(' ')})"
     return describe_kind(kind) + _HINTS.get(kind, "")
+
+
+def _exported_archive(path: str | os.PathLike[str]) -> str | None:
+    """A zip that ``mnistcnn export`` (or ``torch.jit``/``torch.export``) wrote, named; else None.
+
+    TorchScript archives hold ``<name>/constants.pkl`` and ExportedPrograms
+    ``<name>/models/model.json``; ``mnistcnn export`` adds ``<name>/extra/mnistcnn.json``.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n.split("/", 1)[-1] for n in archive.namelist()]
+    except (OSError, zipfile.BadZipFile):
+        return None  # left to torch.load, which says what is wrong
+    ours = " written by `mnistcnn export`" if "extra/mnistcnn.json" in names else ""
+    if "models/model.json" in names:
+        return f"an ExportedProgram (torch.export){ours}: load it with torch.export.load"
+    if "constants.pkl" in names and "data.pkl" not in names or "code/" in {n[:5] for n in names}:
+        return f"a TorchScript archive{ours}: load it with torch.jit.load"
+    return None
