@@ -275,3 +275,13 @@ def test_an_exported_file_given_as_a_checkpoint_is_named(fmt, named, tmp_path):
     report = export_model(_checkpoint(tmp_path, "fastcnn"), fmt, parity_images=8)
     with pytest.raises(CheckpointError, match=f"{named} written by `mnistcnn export`"):
         load(report.path)
+
+
+def test_an_out_name_of_another_format_is_refused(tmp_path):
+    """--out x.torchscript with the ONNX format would write a file every reader misreads."""
+    ckpt = _checkpoint(tmp_path, "fastcnn")
+    with pytest.raises(ExportError, match=r"named like a torchscript file but the format is onnx"):
+        export_model(ckpt, "onnx", out=tmp_path / "m.torchscript", parity_images=8)
+    assert not (tmp_path / "m.torchscript").exists()
+    report = export_model(ckpt, "onnx", out=tmp_path / "m.model", parity_images=8)  # free names ok
+    assert report.path.is_file()

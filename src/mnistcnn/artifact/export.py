@@ -167,6 +167,14 @@ def export_model(
     if out is None and not source:
         raise ExportError("out: give the file to write a model object to", setting="out")
     path = Path(out) if out is not None else default_out(source, fmt)
+    other = {v: k for k, v in SUFFIXES.items()}.get(path.suffix.lower())
+    if other is not None and other != fmt:  # model.torchscript holding ONNX: read as the wrong kind
+        raise ExportError(
+            f"out: {path} is named like a{'n' if other[0] in 'aeiou' else ''} {other} file but "
+            f"the format is {fmt}; name it {path.with_suffix(SUFFIXES[fmt]).name} or give "
+            f"--format {other}",
+            setting="out",
+        )
     _check_destination(path, source, overwrite)
     exporter = _EXPORTERS[fmt]
     meta = export_metadata(
