@@ -134,6 +134,6 @@ def check_folder_unchanged(
         raise SettingError(
             f"{run_dir}: the pictures of {config.dataset} changed since the run started "
             f"(content SHA-256 {then[:12]}... then, {now[:12]}... now); resuming would train "
-            "on other data: start a new run, or resume with force to accept it",
+            "on other data: start a new run, or resume with force=True (--force) to accept it",
             setting="resume",
         )
