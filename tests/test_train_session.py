@@ -644,6 +644,9 @@ def test_divergence_rule():
     )
     assert divergence([{**row, "train_loss": 2.31, "test_accuracy": 0.5}], 10, 5.0) is None
     assert divergence([], 10, 0.01) is None
+    at_chance = {**row, "train_loss": 2.31, "test_accuracy": 0.098}  # after 3 steps: expected
+    assert divergence([at_chance], 10, 0.015, cut_short=True) is None
+    assert "1.9e+19" in divergence([{**row, "train_loss": 1.9e19}], 10, 1000, cut_short=True)
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])

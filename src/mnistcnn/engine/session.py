@@ -242,7 +242,9 @@ def train(
                 _save_curves(run.path, history, config.label_smoothing)
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
-            result.diverged = divergence(history.rows, len(sources.classes), config.lr)
+            result.diverged = divergence(
+                history.rows, len(sources.classes), config.lr, config.max_steps is not None
+            )
             if result.diverged and dist.is_main:
                 log.warning("%s: %s", run_path, result.diverged)
             if report and run is not None and history.rows:
