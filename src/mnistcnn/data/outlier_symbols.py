@@ -12,10 +12,10 @@ DejaVu font (bundled with matplotlib), size and place, from a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+
+from mnistcnn.data.outliers import glyphs
 
 #: Symbols that no digit resembles and no training outlier kind contains.
 SYMBOLS = "#@%+=*€ΩΣπ♦♣♠✓☀♪"
@@ -28,22 +28,4 @@ def symbols(n: int, seed: int = 0) -> list[Image.Image]:
     Raises:
         ValueError: ``n`` < 0.
     """
-    import matplotlib
-
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng([seed, i, 0x5F])
-        size = int(rng.integers(96, 257))
-        img = Image.new("L", (size, size), int(rng.integers(215, 256)))
-        font = ImageFont.truetype(str(fonts / _FONTS[int(rng.integers(len(_FONTS)))]),
-                                  int(size * rng.uniform(0.45, 0.75)))  # fmt: skip
-        char = SYMBOLS[i % len(SYMBOLS)]
-        left, top, right, bottom = font.getbbox(char)
-        x = rng.uniform(0, max(1, size - (right - left))) - left
-        y = rng.uniform(0, max(1, size - (bottom - top))) - top
-        ImageDraw.Draw(img).text((x, y), char, fill=int(rng.integers(0, 70)), font=font)
-        out.append(img.convert("RGB"))
-    return out
+    return glyphs(SYMBOLS, _FONTS, n, lambda i: np.random.default_rng([seed, i, 0x5F]))

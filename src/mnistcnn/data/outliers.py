@@ -18,6 +18,7 @@ matplotlib (no system font needed).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -125,19 +126,37 @@ def letters(n: int, seed: int = 0) -> list[Image.Image]:
     Raises:
         ValueError: ``n`` < 0.
     """
+    return glyphs(LETTERS, _FONTS, n, lambda i: _rng(seed, i))
+
+
+def glyphs(
+    chars: str,
+    fonts: Sequence[str],
+    n: int,
+    rng_of: Callable[[int], np.random.Generator],
+) -> list[Image.Image]:
+    """``n`` RGB pictures of one character each (``chars`` in turn), dark on light.
+
+    Picture ``i`` draws everything from ``rng_of(i)``: a square canvas of 96-256
+    px, paper grey 215-255, one of ``fonts`` (matplotlib's bundled TrueType files)
+    at 45-75 % of the side, the character anywhere it fits, ink grey 0-69.
+
+    Raises:
+        ValueError: ``n`` < 0.
+    """
     import matplotlib
 
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     out = []
     for i in range(n):
-        rng = _rng(seed, i)
+        rng = rng_of(i)
         size = int(rng.integers(96, 257))
         img = Image.new("L", (size, size), int(rng.integers(215, 256)))
-        font = ImageFont.truetype(str(fonts / _FONTS[int(rng.integers(len(_FONTS)))]),
+        font = ImageFont.truetype(str(folder / fonts[int(rng.integers(len(fonts)))]),
                                   int(size * rng.uniform(0.45, 0.75)))  # fmt: skip
-        char = LETTERS[i % len(LETTERS)]
+        char = chars[i % len(chars)]
         left, top, right, bottom = font.getbbox(char)
         x = rng.uniform(0, max(1, size - (right - left))) - left
         y = rng.uniform(0, max(1, size - (bottom - top))) - top
