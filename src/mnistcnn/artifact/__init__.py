@@ -24,7 +24,7 @@ from mnistcnn.artifact.schema import (
     save_checkpoint,
 )
 from mnistcnn.artifact.sniff import describe_non_checkpoint
-from mnistcnn.artifact.trained import MNIST_PREPARATION, Normalize, TrainedModel
+from mnistcnn.artifact.trained import MNIST_PREPARATION, Normalize, TrainedModel, model_fields
 from mnistcnn.errors import CheckpointError
 
 __all__ = [
@@ -50,19 +50,7 @@ __all__ = [
 
 
 def _wrap(ckpt: Checkpoint, net: nn.Module) -> TrainedModel:
-    return TrainedModel(
-        net,
-        ckpt.mean,
-        ckpt.std,
-        classes=ckpt.classes,
-        model_name=ckpt.model_name,
-        model_kwargs=ckpt.model_kwargs,
-        dataset=ckpt.dataset,
-        input_size=ckpt.input_size,
-        preparation=ckpt.preparation,
-        calibration=ckpt.calibration,
-        precision=ckpt.precision,
-    )
+    return TrainedModel(net, **model_fields(ckpt))
 
 
 def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:

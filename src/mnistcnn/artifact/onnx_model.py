@@ -26,7 +26,7 @@ from torch import nn
 
 from mnistcnn._io import sniff_file
 from mnistcnn.artifact.export_meta import METADATA_KEY, checkpoint_of, parse
-from mnistcnn.artifact.trained import TrainedModel
+from mnistcnn.artifact.trained import TrainedModel, model_fields
 from mnistcnn.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -127,18 +127,8 @@ class OnnxModel(TrainedModel):
 
     def __init__(self, session: Any, metadata: dict[str, Any], path: Path) -> None:
         ckpt = checkpoint_of(path, metadata)
-        super().__init__(
-            OnnxNet(session),
-            ckpt.mean,
-            ckpt.std,
-            classes=ckpt.classes,
-            model_name=ckpt.model_name,
-            model_kwargs=ckpt.model_kwargs,
-            dataset=ckpt.dataset,
-            input_size=ckpt.input_size,
-            preparation=ckpt.preparation,
-            calibration=ckpt.calibration,
-        )
+        # the graph runs in float32 whatever precision the model was trained in
+        super().__init__(OnnxNet(session), **{**model_fields(ckpt), "precision": "fp32"})
         self.checkpoint = ckpt
         self.metadata = metadata
         self.path = path

@@ -212,3 +212,24 @@ class TrainedModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"model={self.model_name!r}, dataset={self.dataset!r}, classes={len(self.classes)}"
+
+
+def model_fields(ckpt: Checkpoint) -> dict[str, Any]:
+    """The :class:`TrainedModel` arguments a checkpoint records, beside the network.
+
+    ``mean`` and ``std`` (the normalization), classes, model name and arguments,
+    dataset, input size, preparation, calibration and precision: what a loaded
+    model carries whether its network is PyTorch's or an exported graph's.
+    """
+    return {
+        "mean": ckpt.mean,
+        "std": ckpt.std,
+        "classes": ckpt.classes,
+        "model_name": ckpt.model_name,
+        "model_kwargs": ckpt.model_kwargs,
+        "dataset": ckpt.dataset,
+        "input_size": ckpt.input_size,
+        "preparation": ckpt.preparation,
+        "calibration": ckpt.calibration,
+        "precision": ckpt.precision,
+    }
