@@ -72,8 +72,13 @@ class ServeSettings:
         max_images: most images in one request (batch forms); more -> 413.
         timeout_s: seconds a request may take from its first byte to its answer
             (reading, decoding, waiting for and running the model); past it -> 503.
+            Request headers too must be complete within it (from the connection's
+            opening, or from its previous answer): past it -> 408 and the
+            connection is closed (:mod:`mnistcnn.serve.protocol`).
         batch_size: most images per model call when requests are batched.
         max_pending: requests that may wait for the model; one more -> 503.
+        max_header_waits: connections that may wait for their request headers at
+            once (slow or idle clients); one more is answered 503 and closed.
         cors_origins: origins whose pages may call the API from a browser
             (``"https://example.org"``; ``"*"`` for any), answered by
             Starlette's ``CORSMiddleware`` (preflight ``OPTIONS`` included).
@@ -87,6 +92,7 @@ class ServeSettings:
     timeout_s: float = 10.0
     batch_size: int = 64
     max_pending: int = 1024
+    max_header_waits: int = 1024
     cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -102,7 +108,13 @@ class ServeSettings:
                     f"cors_origins: {origin!r} is not an origin: give scheme://host[:port] "
                     "without a path or trailing slash (e.g. https://example.org), or *"
                 )
-        for name in ("max_body_bytes", "max_image_side", "max_image_pixels", "max_images"):
+        for name in (
+            "max_body_bytes",
+            "max_image_side",
+            "max_image_pixels",
+            "max_images",
+            "max_header_waits",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.timeout_s > 0:

@@ -216,12 +216,15 @@ def run_server(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from mnistcnn.serve.protocol import ServerConfig
+
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     settings = settings or ServeSettings()
     options: dict[str, Any] = {"host": host, "port": port, "log_config": None, "access_log": False}
+    options.update(header_timeout_s=settings.timeout_s, max_header_waits=settings.max_header_waits)
     if workers == 1:
-        config = uvicorn.Config(build_app(source, settings), **options)
+        config = ServerConfig(build_app(source, settings), **options)
     else:
         from mnistcnn.artifact import is_onnx_file, load_checkpoint, load_onnx
 
@@ -237,7 +240,7 @@ def run_server(
             "settings": dataclasses.asdict(settings),
         }
         os.environ[ENV_CONFIG] = json.dumps(cfg)
-        config = uvicorn.Config(
+        config = ServerConfig(
             "mnistcnn.serve.server:app_from_env", factory=True, workers=workers, **options
         )
     sock = bind_socket(host, port)  # port 0 becomes a real port here
