@@ -101,12 +101,20 @@ def _parse_multipart(body: bytes, boundary: bytes | None) -> ParsedRequest:
 
 
 def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str | None, str | None, bytes]]:
-    """(field name, file name, data) of each part of a multipart body."""
+    """(field name, file name, data) of each part of a multipart body.
+
+    Raises:
+        InputError: 400 when the body is malformed or ends before its closing
+            boundary ``--BOUNDARY--`` (a part cut off, or the last line missing).
+    """
     parts: list[tuple[str | None, str | None, bytes]] = []
-    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "data": []}
+    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "data": [], "end": False}
 
     def on_part_begin() -> None:
         state.update(headers={}, field=b"", value=b"", data=[])
+
+    def on_end() -> None:
+        state["end"] = True
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["field"] += data[start:end]
@@ -139,6 +147,7 @@ def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str | None, str
         "on_header_end": on_header_end,
         "on_part_data": on_part_data,
         "on_part_end": on_part_end,
+        "on_end": on_end,
     }
     parser = MultipartParser(boundary, callbacks)
     try:
@@ -146,4 +155,12 @@ def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str | None, str
         parser.finalize()
     except Exception as exc:  # python-multipart raises several error types
         raise InputError(400, f"malformed multipart body: {exc}") from None
+    if not state["end"]:  # cut off, or the client never wrote the last boundary
+        closing = "--" + boundary.decode("latin-1") + "--"
+        where = f" (after {len(parts)} complete part(s))" if parts else ""
+        raise InputError(
+            400,
+            f"multipart body ends before its closing boundary {closing!r}{where}: "
+            "the upload was cut off, or the client did not finish the body",
+        )
     return parts

@@ -1,9 +1,12 @@
-"""A real server on 127.0.0.1 against clients that send their request headers slowly
-(slowloris, uvicorn issue 157): the headers must be complete within ``--timeout``,
-and the number of connections waiting for their headers is bounded."""
+"""A real server on 127.0.0.1 against faults at the level of HTTP: clients that send
+their request headers slowly (slowloris, uvicorn issue 157: the headers must be
+complete within ``--timeout``, and the connections waiting for theirs are bounded),
+and multipart bodies that end before their closing boundary."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import subprocess
@@ -11,8 +14,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
 import mnistcnn
 
@@ -123,3 +128,52 @@ def test_connections_waiting_for_headers_are_bounded(checkpoint: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _post(port: int, content_type: str, body: bytes) -> tuple[int, Any]:
+    """POST /v1/predict with exactly ``body``; (status, the JSON answer)."""
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode() + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(out, "PNG")
+    return out.getvalue()
+
+
+PART = b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+PART += b"Content-Type: image/png\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (PART + _png() + b"\r\n", ""),  # the whole part, no closing --B--
+        (PART + _png()[:40], ""),  # cut inside the part
+        (PART + _png() + b"\r\n--B\r\nContent-Disposition: form-da", " (after 1 complete part(s))"),
+    ],
+    ids=["no closing boundary", "cut mid-part", "cut in the second part's headers"],
+)
+def test_multipart_cut_before_its_closing_boundary_is_400(
+    cli_server: int, body: bytes, where: str
+) -> None:
+    status, answer = _post(cli_server, "multipart/form-data; boundary=B", body)
+    assert (status, answer["detail"]) == (
+        400,
+        f"multipart body ends before its closing boundary '--B--'{where}: "
+        "the upload was cut off, or the client did not finish the body",
+    )
+    whole = PART + _png() + b"\r\n--B--\r\n"
+    status, answer = _post(cli_server, "multipart/form-data; boundary=B", whole)
+    assert status == 200, answer  # the same part, closed, is read
+    assert answer["predictions"][0]["path"] == "a.png"
