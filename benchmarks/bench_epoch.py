@@ -7,7 +7,7 @@ each is kept, so a noisy neighbour hurts every row alike):
   DataLoader (batch 64, shuffled), the tutorial model layer by layer (fast path off),
   ``torch.optim.Adam`` (default implementation) and ``loss.item()`` every step.
   This is the baseline.
-* ``mnistcnn dataloader``: ``mnistcnn.engine.train.fit`` with ``--loader dataloader``.
+* ``mnistcnn dataloader``: ``mnistcnn.engine.loop.fit`` with ``--loader dataloader``.
 * ``mnistcnn tensor``: ``fit`` with ``--loader tensor`` (the default): the
   whole split as a uint8 tensor, batches by indexing, the tutorial model's
   fast forward (``fit`` turns it on), fused Adam. Target: <= 2.5 s/epoch and >= 3x the seed code.
@@ -37,8 +37,8 @@ from torch.nn import functional as F
 
 from mnistcnn import data as mdata
 from mnistcnn.config import recipe_config
+from mnistcnn.engine.loop import fit
 from mnistcnn.engine.sources import build_sources
-from mnistcnn.engine.train import fit
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.models import create_model
 

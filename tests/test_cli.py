@@ -223,7 +223,7 @@ def test_train_regularization_flags_reach_the_config(mnist_root, tmp_path):
 
 def test_evaluate_gives_a_bf16_run_the_accuracy_its_training_recorded(mnist_root, tmp_path):
     """A bf16 recipe is evaluated under bf16 autocast by default, as training evaluated it."""
-    from mnistcnn.engine.rundir import read_metrics
+    from mnistcnn.engine.run_dir import read_metrics
 
     out = tmp_path / "run"
     args = ["--train-subset", "2000", "--epochs", "1", "--data-root", str(mnist_root)]

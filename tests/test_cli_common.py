@@ -62,7 +62,7 @@ def test_hints_name_the_command_the_user_can_run(monkeypatch, tmp_path):
     import sys
 
     from mnistcnn.cli.common import cli_command, interrupted_message, resume_args
-    from mnistcnn.engine.train import TrainingInterrupted
+    from mnistcnn.engine.loop import TrainingInterrupted
 
     run = tmp_path / "my run"
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/mnistcnn")

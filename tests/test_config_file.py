@@ -83,7 +83,7 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(session, "build_sources", build_sources)
     monkeypatch.setattr(session, "write_run_report", _stub_report)
-    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.finish.write_run_report", _stub_report)
     monkeypatch.delenv("MNISTCNN_DATA", raising=False)
     monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
     return roots

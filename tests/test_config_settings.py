@@ -135,8 +135,8 @@ def test_library_errors_share_a_base_and_keep_their_old_bases():
     from mnistcnn.artifact import CheckpointError as FromCheckpoint
     from mnistcnn.data import DataError
     from mnistcnn.engine.distributed import PeerFailure
-    from mnistcnn.engine.rundir import RunDirError
-    from mnistcnn.engine.train import NonFiniteLossError
+    from mnistcnn.engine.loop import NonFiniteLossError
+    from mnistcnn.engine.run_dir import RunDirError
     from mnistcnn.explain.conv_inputs import ConvInputError
     from mnistcnn.predict.decoding import ImageInputError
     from mnistcnn.serve.inputs import InputError

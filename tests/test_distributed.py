@@ -176,7 +176,7 @@ def _worker(rank: int, world: int, port: int, tmp: str, root: str) -> None:
 
     from mnistcnn.config import recipe_config
     from mnistcnn.engine import train
-    from mnistcnn.engine.train import TrainingInterrupted
+    from mnistcnn.engine.loop import TrainingInterrupted
 
     dist.init_process_group("gloo", rank=rank, world_size=world)  # train() reuses it
     config = recipe_config("tutorial", **CONFIG)

@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 from mnistcnn.artifact import CheckpointError, TrainedModel, load_checkpoint, load_model
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.loaders import DataLoaderSource, TensorSource, epoch_permutation, split_indices
-from mnistcnn.engine.rundir import RunDir, RunDirError, read_metrics
-from mnistcnn.engine.train import NonFiniteLossError, fit
+from mnistcnn.engine.loop import NonFiniteLossError, fit
+from mnistcnn.engine.run_dir import RunDir, RunDirError, read_metrics
 from mnistcnn.engine.utils import seed_everything
 from mnistcnn.models import create_model
 
@@ -256,7 +256,7 @@ def test_checkpoint_loads_from_run_directory(tmp_path):
 
 
 def test_latest_link_follows_the_newest_run(tmp_path):
-    from mnistcnn.engine.rundir import update_latest_link
+    from mnistcnn.engine.run_dir import update_latest_link
 
     for name in ("20260101-000000-tutorial-mnist", "20260102-000000-tutorial-mnist"):
         (tmp_path / name).mkdir()

@@ -30,8 +30,8 @@ from mnistcnn.cli import main
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data import list_datasets
 from mnistcnn.engine import load_checkpoint, train
-from mnistcnn.engine.rundir import RunDirError, read_metrics
-from mnistcnn.engine.train import NonFiniteLossError
+from mnistcnn.engine.loop import NonFiniteLossError
+from mnistcnn.engine.run_dir import RunDirError, read_metrics
 from mnistcnn.models import list_models
 
 FEW = max(1, settings.default.max_examples // 4)  # each example runs the CLI (parsing only)

@@ -13,7 +13,7 @@ import torch
 from mnistcnn.artifact import Checkpoint, save_checkpoint
 from mnistcnn.config import recipe_config
 from mnistcnn.engine import load_checkpoint, train
-from mnistcnn.engine.train import TrainingInterrupted
+from mnistcnn.engine.loop import TrainingInterrupted
 
 pytestmark = pytest.mark.slow
 

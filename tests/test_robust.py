@@ -22,9 +22,9 @@ from mnistcnn.data.outlier_pool import (
     mnist_style,
     outlier_pool,
 )
+from mnistcnn.engine.loop import fit
 from mnistcnn.engine.outlier_exposure import exposure_loss, uniform_cross_entropy
 from mnistcnn.engine.sources import build_sources
-from mnistcnn.engine.train import fit
 from mnistcnn.engine.utils import seed_everything
 from mnistcnn.errors import SettingError
 from mnistcnn.models import create_model
@@ -314,7 +314,7 @@ def test_ood_scores_know_the_symbols_set(monkeypatch):
 @pytest.mark.slow  # three short runs with their reports: about a minute
 def test_a_stopped_outlier_exposure_run_resumes_to_bitwise_the_same_weights(mnist_root, tmp_path):
     from mnistcnn.engine import load_checkpoint, train
-    from mnistcnn.engine.train import TrainingInterrupted
+    from mnistcnn.engine.loop import TrainingInterrupted
 
     config = recipe_config("tutorial", train_subset=640, epochs=2, batch_size=64, seed=3,
                            augment="robust", outlier_exposure=0.5, outliers="drawings,noise",

@@ -18,8 +18,9 @@ from mnistcnn.cli import main
 from mnistcnn.config import recipe_config
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import session
-from mnistcnn.engine.rundir import RunLock, read_metrics
-from mnistcnn.engine.runs import (
+from mnistcnn.engine.loop import TrainingInterrupted
+from mnistcnn.engine.run_dir import RunLock, read_metrics
+from mnistcnn.engine.run_list import (
     TABLE_COLUMNS,
     format_table,
     list_runs,
@@ -27,7 +28,6 @@ from mnistcnn.engine.runs import (
     summarize_run,
     table_rows,
 )
-from mnistcnn.engine.train import TrainingInterrupted
 from test_train_session import synthetic
 
 HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,train_seconds,eval_seconds"
@@ -52,7 +52,7 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(session, "build_sources", build_sources)
     monkeypatch.setattr(session, "write_run_report", _stub_report)
-    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.finish.write_run_report", _stub_report)
     monkeypatch.delenv("MNISTCNN_DATA", raising=False)
     monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
 
@@ -217,7 +217,7 @@ def test_plot_overlays_the_runs(runs_dir, tmp_path):
     result = runs_cli(str(runs_dir), "--plot", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from mnistcnn.engine.runs import plot_runs
+    from mnistcnn.engine.run_list import plot_runs
 
     fig = plot_runs(list_runs(runs_dir))
     acc_ax, loss_ax = fig.axes

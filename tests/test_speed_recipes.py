@@ -15,9 +15,9 @@ from mnistcnn.data.augment import (
     build_augment,
 )
 from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.loop import fit
 from mnistcnn.engine.session import train
 from mnistcnn.engine.sources import build_sources
-from mnistcnn.engine.train import fit
 from mnistcnn.engine.utils import seed_everything
 from mnistcnn.models import create_model, set_fast_path, supports_fast_path
 from mnistcnn.models.fused_ops import relu_avg_pool2x2, spread_matrix

@@ -16,10 +16,10 @@ from mnistcnn.cli import main
 from mnistcnn.config import TrainConfig, recipe_config
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import load_checkpoint, session
-from mnistcnn.engine.rundir import read_metrics
+from mnistcnn.engine.loop import TrainingInterrupted
+from mnistcnn.engine.run_dir import read_metrics
 from mnistcnn.engine.tblog import DEFAULT_LOG_DIR, log_dir, scalar_tag
 from mnistcnn.engine.top_k import top_file_name
-from mnistcnn.engine.train import TrainingInterrupted
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
@@ -58,7 +58,7 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(session, "build_sources", build_sources)
     monkeypatch.setattr(session, "write_run_report", _stub_report)
-    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.finish.write_run_report", _stub_report)
 
 
 def cli(*args: str):

@@ -25,9 +25,9 @@ from mnistcnn.cli import main
 from mnistcnn.config import MAX_SEED, TrainConfig, recipe_config
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import load_checkpoint, session
-from mnistcnn.engine.run import write_run_report as REAL_RUN_REPORT
-from mnistcnn.engine.rundir import LOCK_NAME, RunDirError, RunLock
-from mnistcnn.engine.train import NonFiniteLossError, TrainingInterrupted
+from mnistcnn.engine.finish import write_run_report as REAL_RUN_REPORT
+from mnistcnn.engine.loop import NonFiniteLossError, TrainingInterrupted
+from mnistcnn.engine.run_dir import LOCK_NAME, RunDirError, RunLock
 from mnistcnn.errors import SettingError
 
 SMALL = {"epochs": 1, "batch_size": 32, "device": "cpu", "seed": 0}
@@ -59,7 +59,7 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(session, "build_sources", build_sources)
     monkeypatch.setattr(session, "write_run_report", _stub_report)  # no real test split
-    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.finish.write_run_report", _stub_report)
     monkeypatch.delenv("MNISTCNN_DATA", raising=False)
     monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
     return roots
@@ -75,7 +75,7 @@ def _stub_report(run_dir, history, **kw):
 def no_report(monkeypatch):
     """The final report.html without evaluating on a real test split."""
     monkeypatch.setattr(session, "write_run_report", _stub_report)
-    monkeypatch.setattr("mnistcnn.engine.run.write_run_report", _stub_report)
+    monkeypatch.setattr("mnistcnn.engine.finish.write_run_report", _stub_report)
 
 
 def cli(*args: str) -> object:
@@ -116,7 +116,7 @@ def test_run_lock_names_the_holder_and_is_released(tmp_path):
 
 def _hold_lock(run: Path) -> subprocess.Popen:
     code = (
-        "import sys, time; from mnistcnn.engine.rundir import RunLock\n"
+        "import sys, time; from mnistcnn.engine.run_dir import RunLock\n"
         "lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(
@@ -344,14 +344,14 @@ def test_resume_of_a_complete_run_leaves_every_file_untouched(fake_data, no_repo
 
 @pytest.fixture
 def real_run_report(monkeypatch):
-    """The library's own end-of-run report (engine.run), on the synthetic test split."""
+    """The library's own end-of-run report (engine.finish), on the synthetic test split."""
     import mnistcnn.data
-    import mnistcnn.engine.run
+    import mnistcnn.engine.finish
 
     real = REAL_RUN_REPORT  # fake_data replaced the module's with a stub
     monkeypatch.setattr(mnistcnn.data, "load_arrays", lambda *a, **kw: synthetic(64, 1))
     monkeypatch.setattr(session, "write_run_report", real)
-    monkeypatch.setattr(mnistcnn.engine.run, "write_run_report", real)
+    monkeypatch.setattr(mnistcnn.engine.finish, "write_run_report", real)
 
 
 @pytest.fixture
@@ -449,7 +449,7 @@ def test_calibrate_is_refused_while_the_run_is_trained_and_names_split_test(fake
 def test_stop_during_the_final_evaluation_stops_with_a_true_message(
     fake_data, tmp_path, monkeypatch
 ):
-    train_mod = sys.modules["mnistcnn.engine.train"]
+    train_mod = sys.modules["mnistcnn.engine.loop"]
     run = tmp_path / "run"
     evaluate = train_mod.evaluate_batches
     asked = {"stop": False}
@@ -500,7 +500,7 @@ def test_ctrl_c_before_the_command_runs_is_interrupted_130(monkeypatch):
 
 def test_only_rank_0_reports_an_interrupt_and_the_hint_keeps_nproc(monkeypatch, tmp_path):
     from mnistcnn.engine import distributed
-    from mnistcnn.engine.train import resume_nproc
+    from mnistcnn.engine.loop import resume_nproc
 
     dist = distributed.DistContext(torch.device("cpu"), rank=1, world_size=2)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
@@ -533,7 +533,7 @@ def test_checkpoints_and_config_get_the_usual_file_mode(fake_data, tmp_path):
     try:
         run = tmp_path / "run"
         session.train(recipe_config("tutorial", **SMALL), out=run, handle_signals=False)
-        from mnistcnn.engine.rundir import RunDir
+        from mnistcnn.engine.run_dir import RunDir
 
         RunDir(run, existing=True).rewrite_metrics(load_checkpoint(run / "last.pt").history)
     finally:
@@ -553,7 +553,7 @@ def test_out_must_be_a_nonempty_folder_path(command, tmp_path):
 
 
 def test_run_dir_that_is_a_file_is_named_as_such(tmp_path):
-    from mnistcnn.engine.rundir import ensure_new_run_dir
+    from mnistcnn.engine.run_dir import ensure_new_run_dir
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(RunDirError, match="exists and is not a directory"):
@@ -634,7 +634,7 @@ def test_a_run_that_diverges_says_so_and_suggests_a_lower_lr(fake_data, tmp_path
 
 
 def test_divergence_rule():
-    from mnistcnn.engine.run import divergence
+    from mnistcnn.engine.finish import divergence
 
     row = {"epoch": 3, "train_loss": 0.2, "test_accuracy": 0.97}
     assert divergence([row], 10, 0.01) is None
@@ -786,7 +786,7 @@ def test_early_stopping_on_the_validation_loss(monkeypatch, tmp_path):
     monkeypatch.setattr(session, "build_sources", build_sources)
     monkeypatch.setattr(session, "write_run_report", _stub_report)
     val_losses = iter([1.0, 0.5, 0.7, 0.8, 0.6, 0.9])  # best at epoch 2, then 2 worse ones
-    train_mod = sys.modules["mnistcnn.engine.train"]  # the module (engine.train is the function)
+    train_mod = sys.modules["mnistcnn.engine.loop"]  # the epoch loop's module
     real = train_mod.evaluate_batches
 
     def evaluate(model, source):  # the validation source (32 images) gets the scripted losses

@@ -18,8 +18,8 @@ from mnistcnn.config import TrainConfig
 from mnistcnn.data import load_arrays
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import session
+from mnistcnn.engine.loop import fit
 from mnistcnn.engine.sources import DataSources
-from mnistcnn.engine.train import fit
 from mnistcnn.errors import SettingError
 from mnistcnn.models import create_model
 from mnistcnn.models.imagenet import imagenet_net, imagenet_normalization

@@ -50,7 +50,7 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from mnistcnn.engine.distributed import PeerFailure
-        from mnistcnn.engine.train import TrainingInterrupted
+        from mnistcnn.engine.loop import TrainingInterrupted
         from mnistcnn.errors import MnistcnnError
 
         try:

@@ -38,7 +38,7 @@ def runs(folder: str, as_json: bool, plot: str | None) -> None:
       mnistcnn runs runs/ --json
       mnistcnn runs --plot compare.png
     """
-    from mnistcnn.engine.runs import format_table, list_runs, plot_runs
+    from mnistcnn.engine.run_list import format_table, list_runs, plot_runs
 
     base = Path(folder)
     if not base.is_dir():

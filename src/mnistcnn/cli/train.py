@@ -158,7 +158,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
     data_root, mirror = settings["data_root"], settings["mirror"]
     from mnistcnn.engine import train as train_run
     from mnistcnn.engine.distributed import env_rank, launch_local
-    from mnistcnn.engine.train import TrainingInterrupted
+    from mnistcnn.engine.loop import TrainingInterrupted
 
     if nproc is not None and nproc > 1:
         if "WORLD_SIZE" in os.environ:
@@ -179,7 +179,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
     if main:
         prepare_pictures(config, data_root, resume)
     progress = not no_progress and sys.stderr.isatty()
-    from mnistcnn.engine.run import ReportInterrupted
+    from mnistcnn.engine.finish import ReportInterrupted
 
     try:
         result = train_run(
@@ -230,7 +230,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
 
 def _report_resume_hint(run: Path) -> Exception:
     """The CLI's words for a stop while the report was written (exit 130 via ``user_errors``)."""
-    from mnistcnn.engine.train import TrainingInterrupted
+    from mnistcnn.engine.loop import TrainingInterrupted
 
     return TrainingInterrupted(
         "stopped while writing the report; training is complete; to write its report: "
@@ -304,8 +304,8 @@ def _resume_is_complete(
     resume: str, config: Any, force: bool, data_root: str | None, mirror: str | None
 ) -> bool:
     """True if the run ``resume`` names has nothing left to train (then finished off here)."""
+    from mnistcnn.engine.finish import ReportInterrupted, complete_run_report
     from mnistcnn.engine.resume import checked_resume, recorded_data_source, run_is_complete
-    from mnistcnn.engine.run import ReportInterrupted, complete_run_report
 
     ckpt = checked_resume(resume, config, force)
     if not run_is_complete(ckpt, config):
@@ -395,7 +395,7 @@ def _check_run_dir_free(resume: str | None, out: str | None) -> None:
         RunDirError: ``out`` is not empty, or another process trains into the resumed run.
     """
     from mnistcnn.engine.resume import resume_checkpoint_path
-    from mnistcnn.engine.rundir import RunLock, ensure_new_run_dir
+    from mnistcnn.engine.run_dir import RunLock, ensure_new_run_dir
 
     if resume:
         with RunLock(resume_checkpoint_path(resume).parent):

@@ -1,6 +1,6 @@
 """What the training loop carries and leaves behind, apart from the loop itself.
 
-:class:`History` (what :func:`~mnistcnn.engine.train.fit` returns), the
+:class:`History` (what :func:`~mnistcnn.engine.loop.fit` returns), the
 :class:`Position` inside an epoch, the :class:`Loop` state with its resumable
 checkpoint writes, :func:`restore` from a checkpoint, the weight average
 (:func:`make_ema`), the errors that end training (:class:`NonFiniteLossError`,
@@ -28,7 +28,7 @@ from mnistcnn.artifact import Checkpoint, TrainedModel, save_checkpoint
 from mnistcnn.artifact.schema import cpu_state_dict
 from mnistcnn.config import TrainConfig
 from mnistcnn.engine.distributed import DistContext
-from mnistcnn.engine.rundir import RunDir, RunDirError
+from mnistcnn.engine.run_dir import RunDir, RunDirError
 from mnistcnn.engine.utils import rng_state, set_rng_state, versions
 from mnistcnn.errors import MnistcnnError, SettingError
 
@@ -63,7 +63,7 @@ class TrainingInterrupted(Exception):
 
 @dataclass
 class History:
-    """What :func:`~mnistcnn.engine.train.fit` returns: one metrics dict per epoch, the best epoch.
+    """What :func:`~mnistcnn.engine.loop.fit` returns: one metrics dict per epoch, the best epoch.
 
     Accuracies are fractions in [0, 1]; losses are mean cross-entropy per
     sample (nats); seconds are wall-clock seconds.

@@ -26,8 +26,9 @@ from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.data.preparation import preparation_record
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
-from mnistcnn.engine.folder_sources import check_folder_unchanged
+from mnistcnn.engine.finish import complete_run_report, divergence, write_run_report
 from mnistcnn.engine.init import init_weights, sources_record
+from mnistcnn.engine.loop import EpochCallback, History, fit
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -36,11 +37,9 @@ from mnistcnn.engine.resume import (
 )
 from mnistcnn.engine.resume import resume_checkpoint_path as resume_checkpoint_path
 from mnistcnn.engine.resume import resume_config as resume_config
-from mnistcnn.engine.run import complete_run_report, divergence, write_run_report
-from mnistcnn.engine.rundir import RunDir, RunLock, default_run_dir
+from mnistcnn.engine.run_dir import RunDir, RunLock, default_run_dir
 from mnistcnn.engine.signals import graceful_stop
-from mnistcnn.engine.sources import DataSources, build_sources
-from mnistcnn.engine.train import EpochCallback, History, fit
+from mnistcnn.engine.sources import DataSources, build_sources, check_folder_unchanged
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.errors import SettingError
 from mnistcnn.models import check_model_name, create_model
@@ -84,7 +83,7 @@ class TrainResult:
     nothing was trained (its report was written only if it was missing).
     ``data_root``/``mirror``: where the data came from (on resume, the run's
     recorded ones unless others were given). ``diverged``: why the run did not
-    learn (:func:`~mnistcnn.engine.run.divergence`), or None. ``report``: the ``report.html``
+    learn (:func:`~mnistcnn.engine.finish.divergence`), or None. ``report``: the ``report.html``
     written by this call (None: none written, e.g. ``report=False``, ranks > 0,
     or a complete run whose report was already there).
     """
@@ -123,7 +122,7 @@ def train(
     """Train ``config.model`` (or your own ``net``) on ``config.dataset``; write a run directory.
 
     The run directory is ``out`` or ``<runs_dir>/<timestamp>-<model>-<dataset>``
-    (see :mod:`mnistcnn.engine.rundir` for its files). Seeds everything with
+    (see :mod:`mnistcnn.engine.run_dir` for its files). Seeds everything with
     ``config.seed`` first, so the same seed on CPU gives the same metrics.
     With ``resume`` (a run directory or checkpoint) training continues in that
     run's directory exactly where it stopped. SIGINT/SIGTERM stop at the next
@@ -146,7 +145,7 @@ def train(
     once the settings, the resume and the data are checked, before the first
     step: where a new or resumed run starts. ``report``: after the last epoch, evaluate best.pt
     once on the test split and write ``report.html`` into the run (still
-    under the run lock; :func:`~mnistcnn.engine.run.write_run_report`); a
+    under the run lock; :func:`~mnistcnn.engine.finish.write_run_report`); a
     resumed complete run gets its report only if it was missing. ``net``: your
     own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
     (N, classes) logits) instead of the registered ``config.model``; its
@@ -161,7 +160,7 @@ def train(
         mnistcnn.data.DataError: the dataset cannot be obtained.
         NonFiniteLossError: training diverged.
         TrainingInterrupted: stopped by a signal (last.pt is resumable);
-            :class:`~mnistcnn.engine.run.ReportInterrupted` if it came while the
+            :class:`~mnistcnn.engine.finish.ReportInterrupted` if it came while the
             report was written (training is complete; resuming writes the report).
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
             that would change the math without ``force``; tensorboard asked for

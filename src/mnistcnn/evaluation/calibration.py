@@ -362,7 +362,7 @@ def calibrate_from_split(
     test split itself, after which test-set figures are no longer independent
     of the calibration (one parameter, so the bias is small, but it is there).
 
-    The checkpoint's folder is locked (:class:`~mnistcnn.engine.rundir.RunLock`)
+    The checkpoint's folder is locked (:class:`~mnistcnn.engine.run_dir.RunLock`)
     for the whole job: a run still being trained would overwrite ``best.pt``
     and lose the calibration, so it is refused as ``train --resume`` is.
 
@@ -374,7 +374,7 @@ def calibrate_from_split(
             checkpoint or data, or the checkpoint cannot be rewritten.
     """
     from mnistcnn.artifact import load_checkpoint
-    from mnistcnn.engine.rundir import RunLock
+    from mnistcnn.engine.run_dir import RunLock
 
     file = load_checkpoint(path).path
     kw: dict[str, Any] = {"data_root": data_root, "mirror": mirror, "device": device}

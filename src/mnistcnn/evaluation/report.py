@@ -294,7 +294,7 @@ def report_is_complete(folder: PathLike) -> bool:
 
 
 def _history_of(checkpoint: Path, fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from mnistcnn.engine.rundir import read_metrics
+    from mnistcnn.engine.run_dir import read_metrics
 
     csv_path = checkpoint.parent / "metrics.csv"
     if csv_path.is_file():

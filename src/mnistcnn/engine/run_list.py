@@ -1,16 +1,16 @@
 """The run folders under a directory, summarized: what ``mnistcnn runs`` lists.
 
-A run folder is one that holds a ``config.json`` (:mod:`mnistcnn.engine.rundir`).
+A run folder is one that holds a ``config.json`` (:mod:`mnistcnn.engine.run_dir`).
 For each, :func:`list_runs` reads the config and ``metrics.csv`` and says how
 far the run got::
 
-    from mnistcnn.engine.runs import list_runs
+    from mnistcnn.engine.run_list import list_runs
     for run in list_runs("runs"):
         print(run.name, run.status, run.final_accuracy)
 
 Status, checked in this order:
 
-* ``running``: another process holds the run's lock (:class:`~mnistcnn.engine.rundir.RunLock`);
+* ``running``: another process holds the run's lock (:class:`~mnistcnn.engine.run_dir.RunLock`);
 * ``finished``: every planned epoch is in metrics.csv and ``report.html`` is complete;
 * ``stopped``: a ``last.pt`` to resume from, but not finished (epochs left, or the
   report cut short; ``mnistcnn train --resume RUN`` completes it);
@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistcnn.engine.rundir import LOCK_NAME, read_metrics
+from mnistcnn.engine.run_dir import LOCK_NAME, read_metrics
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,7 +87,7 @@ def lock_holder(run_dir: str | os.PathLike[str]) -> int | None:
 
     Reads without taking the run's lock for longer than a probe: a shared
     ``flock`` on ``<run>/.lock`` is tried without waiting and let go at once; it
-    fails only while a :class:`~mnistcnn.engine.rundir.RunLock` holds the file.
+    fails only while a :class:`~mnistcnn.engine.run_dir.RunLock` holds the file.
     A stale ``.lock`` (its process died) or no ``.lock`` at all is None. Where
     ``flock`` is unavailable, always None.
     """

@@ -20,7 +20,7 @@ from typing import Any
 
 from mnistcnn.artifact import Checkpoint
 from mnistcnn.data.folder import is_folder_dataset
-from mnistcnn.engine.train import TrainingInterrupted
+from mnistcnn.engine.loop import TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def write_run_report(
         model = load(run_checkpoint(run_dir), map_location=device)
         name = model.dataset or "mnist"
         if is_folder_dataset(name):  # no test split: the validation split held out
-            from mnistcnn.engine.folder_sources import folder_validation_arrays
+            from mnistcnn.engine.sources import folder_validation_arrays
 
             config = model.checkpoint.config if model.checkpoint else {}
             images, labels = folder_validation_arrays(name, config, data_root)
@@ -202,7 +202,7 @@ def complete_run_report(
         ReportInterrupted, CheckpointError, mnistcnn.data.DataError, OSError:
             see :func:`write_run_report`.
     """
-    from mnistcnn.engine.rundir import RunLock
+    from mnistcnn.engine.run_dir import RunLock
     from mnistcnn.evaluation.report import report_is_complete
 
     if report_is_complete(run_dir):

@@ -49,7 +49,7 @@ from mnistcnn.engine.loop_state import (
 )
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.outlier_exposure import exposure_loss
-from mnistcnn.engine.rundir import RunDir
+from mnistcnn.engine.run_dir import RunDir
 from mnistcnn.engine.utils import precision_autocast
 from mnistcnn.models.fast_path import set_fast_path
 from mnistcnn.models.outputs import training_loss
