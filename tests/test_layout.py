@@ -86,7 +86,7 @@ def test_layers_cover_every_module():
 def test_module_holds_one_concept(module, path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     name = str(path.relative_to(PACKAGE))
-    assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES}): split it by meaning"
+    assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES}): split it"
     if lines > WARN_LINES:
         warnings.warn(
             f"{name} has {lines} lines (over {WARN_LINES}): does it hold more than one concept?",
