@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "mnistcnn.config": 0,
     "mnistcnn.data": 1,
     "mnistcnn.models": 1,
+    "mnistcnn.prepare": 1,
     "mnistcnn.artifact": 2,
     "mnistcnn.engine": 3,
     "mnistcnn.evaluation": 3,
