@@ -6,6 +6,7 @@ unexpected exception keeps its traceback.
 """
 
 import dataclasses
+import typing
 
 import click
 import pytest
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from mnistcnn.cli import main
 from mnistcnn.cli.common import cli_message, user_errors
 from mnistcnn.config import TrainConfig, changes_math, check_settings, setting, setting_flag
+from mnistcnn.config.settings import check_value, field_kind
 from mnistcnn.errors import CheckpointError, MnistcnnError, SettingError
 
 #: ``mnistcnn train --help``'s options (those before they were generated from the metadata,
@@ -87,6 +89,8 @@ def _another_value(f: dataclasses.Field, value):
         return value + "x"
     if isinstance(value, dict):
         return {"note": 1}
+    if value is None and field_kind(typing.get_type_hints(TrainConfig)[f.name])[0] is str:
+        return "x"  # a path or folder (tensorboard, weights, init)
     if value is None or isinstance(value, int):
         return (value or 0) + 5
     return value / 2 if value else 0.5
@@ -234,3 +238,36 @@ def test_a_bug_inside_train_keeps_its_traceback(monkeypatch, tmp_path):
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr
     assert proc.stderr.rstrip().endswith("ValueError: a bug, not a user error")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"epochs": "3"}, "epochs must be a whole number, got '3' (a string)"),
+        ({"epochs": True}, "epochs must be a whole number, got True (a boolean)"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+        ({"normalize": 1}, "normalize must be true or false, got 1 (a number)"),
+        ({"precision": "fp16"}, "precision must be one of fp32, bf16, got 'fp16'"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be >= 1, got 0"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction must be in (0, 1), got 1.0"),
+        ({"outlier_count": 0}, "outlier_count must be >= 1, got 0"),
+        ({"seed": -1}, "seed must be in 0..4294967295, got -1"),
+    ],
+)
+def test_a_python_call_is_checked_against_the_declaration(values, message):
+    """Type, choices and range come from each field's setting(): the same check as a file's."""
+    [(name, value)] = values.items()
+    with pytest.raises(SettingError, match="^invalid training config: ") as err:
+        TrainConfig(**values)
+    assert message in str(err.value) and err.value.setting == name
+    hint = typing.get_type_hints(TrainConfig)[name]
+    meta = next(f.metadata for f in dataclasses.fields(TrainConfig) if f.name == name)
+    assert check_value(name, value, hint, meta).message() == message
+
+
+def test_numbers_of_other_libraries_are_numbers():
+    import numpy as np
+
+    config = TrainConfig(epochs=np.int64(2), lr=np.float32(0.5), seed=np.uint32(7))
+    assert (config.epochs, config.lr, config.seed) == (2, 0.5, 7)
+    assert TrainConfig(lr=1).lr == 1  # an int is a float

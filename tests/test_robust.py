@@ -280,7 +280,7 @@ def test_build_sources_mixes_fashion_mnist_train_images_into_real_batches(
 
 
 def test_symbols_are_seeded_varied_and_not_a_training_kind():
-    from mnistcnn.config.outlier_settings import OUTLIER_KINDS
+    from mnistcnn.config import OUTLIER_KINDS
     from mnistcnn.data.outlier_symbols import SYMBOLS, symbols
 
     a, b = symbols(len(SYMBOLS), seed=0), symbols(3, seed=0)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn.config import PRECISIONS  # re-exported: the checkpoint format reads it
 from mnistcnn.data.preparation import preparation_record
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 #: page: the digit's box scaled into 20x20, centred by its centre of mass in 28x28);
 #: the other datasets' records: :data:`mnistcnn.data.preparation.PREPARATIONS`.
 MNIST_PREPARATION: dict[str, Any] = preparation_record("mnist")
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:

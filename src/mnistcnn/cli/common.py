@@ -35,6 +35,43 @@ def data_options(fn: F) -> F:
     return fn
 
 
+def device_option(default: str = "cpu") -> Callable[[F], F]:
+    """``--device``: the torch device a command runs on; ``default`` is the command's own."""
+    return click.option(
+        "--device",
+        default=default,
+        show_default=True,
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 or mps.",
+    )
+
+
+def json_option(help: str = "Machine-readable output.") -> Callable[[F], F]:  # noqa: A002
+    """``--json`` (a switch, reaching the command as ``as_json``): JSON instead of the text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def invert_option(fn: F) -> F:
+    """``--invert``: the pictures' polarity, as :class:`mnistcnn.predict.Predictor` takes it."""
+    return click.option(
+        "--invert",
+        type=click.Choice(["auto", "yes", "no"]),
+        default="auto",
+        show_default=True,
+        help="Dark ink on light paper? auto detects it from each picture; yes/no force it.",
+    )(fn)
+
+
+def threshold_option(fn: F) -> F:
+    """``--threshold``: the calibrated top probability under which a verdict is 'unsure'."""
+    return click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Report 'unsure' below this calibrated top probability (0.4 for a model trained "
+        "with outlier exposure, as recipe robust is). [default: 0.5]",
+    )(fn)
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1.
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import data_options, user_errors
+from mnistcnn.cli.common import data_options, json_option, user_errors
 from mnistcnn.errors import SettingError
 
 
@@ -77,7 +77,7 @@ def fetch(
 
 @data.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @data_options
 @user_errors
 @_dataset_is_an_argument

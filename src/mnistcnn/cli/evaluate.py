@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.common import data_options, device_option, json_option, pct, user_errors
 from mnistcnn.cli.train import _check_out
 from mnistcnn.config import PRECISIONS
 
@@ -54,7 +54,7 @@ def _check_evaluation_out(out: str | None) -> None:
 @click.command()
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--dataset", help="Dataset to test on. [default: the checkpoint's]")
-@click.option("--device", default="auto", show_default=True)
+@device_option("auto")
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--out",
@@ -106,7 +106,7 @@ def _check_evaluation_out(out: str | None) -> None:
     "--corruption-seed", default=0, show_default=True, type=click.IntRange(min=0), metavar="S",
     help="With --corruptions: the seed of the corruptions' randomness.",
 )  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @data_options
 @user_errors
 def evaluate(
@@ -295,7 +295,7 @@ def _per_class_table(ev: Evaluation) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 def models(as_json: bool) -> None:
     """List the registered models with their parameter counts."""
     from mnistcnn.models import create_model, describe_model, list_models

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mnistcnn.cli.common import data_options, user_errors
+from mnistcnn.cli.common import data_options, json_option, user_errors
 
 FORMATS = ("onnx", "torchscript", "exported-program")  # mnistcnn.artifact.export.FORMATS
 
@@ -44,7 +44,7 @@ def _seconds(s: float) -> str:
     "(random pictures, with a note, when the dataset is not available).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @data_options
 @user_errors
 def export(

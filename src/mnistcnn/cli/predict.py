@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from mnistcnn._text import display_width, pad_display, plural, printable, tail_display
-from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.common import (
+    data_options,
+    device_option,
+    invert_option,
+    json_option,
+    pct,
+    threshold_option,
+    user_errors,
+)
 from mnistcnn.cli.torchvision_nets import CHECKPOINT, is_torchvision, predict_torchvision
 
 if TYPE_CHECKING:
@@ -139,27 +147,16 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
     type=click.IntRange(min=1),
     help="Classes listed; more than the model has lists them all (with a note).",
 )
-@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per picture.")
+@json_option("A JSON list, one object per picture.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-@click.option(
-    "--invert",
-    type=click.Choice(["auto", "yes", "no"]),
-    default="auto",
-    show_default=True,
-    help="Dark ink on light paper? auto detects it from the picture; yes/no force it.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    help="Report 'unsure' below this calibrated top probability (0.4 for a model trained "
-    "with outlier exposure, as recipe robust is). [default: 0.5]",
-)
+@invert_option
+@threshold_option
 @click.option(
     "--show-input",
     type=click.Path(file_okay=False),
     help="Folder to save, per picture, the 28x28 the model saw and a side-by-side PNG.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@device_option("cpu")
 @click.option(
     "--ensemble",
     "ensemble",
@@ -315,7 +312,7 @@ def _fmt(x: float) -> str:
     help="Held-out data to fit on: val (the images training held out; needs a run "
     "trained with --val-fraction) or test (then test figures are not independent).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@device_option("cpu")
 @data_options
 @user_errors
 def calibrate(

@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.common import json_option, user_errors
 from mnistcnn.errors import SettingError
 
 
 @click.command("runs")
 @click.argument("folder", default="runs", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list instead.")
+@json_option("Print the runs as a JSON list instead.")
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.common import device_option, invert_option, threshold_option, user_errors
 
 if TYPE_CHECKING:
     from mnistcnn.predict.ink import InvertMode
@@ -73,20 +73,9 @@ if TYPE_CHECKING:
     help="Torch threads per worker. Each image is one small forward pass, so one "
     "thread is fastest; use --workers to use more cores.",
 )
-@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
-@click.option(
-    "--invert",
-    type=click.Choice(["auto", "yes", "no"]),
-    default="auto",
-    show_default=True,
-    help="Pictures' polarity: auto-detect, dark ink, light ink.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Probability under which a prediction is 'unsure'. [default: the Predictor's]",
-)
+@device_option("cpu")
+@invert_option
+@threshold_option
 @click.option(
     "--cors-origin",
     "cors_origins",

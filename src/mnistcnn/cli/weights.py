@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.common import json_option, user_errors
 
 
 @click.group()
@@ -22,7 +22,7 @@ def weights() -> None:
 
 
 @weights.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @user_errors
 def list_cmd(as_json: bool) -> None:
     """Each weight file: model, file name, status (ok, wrong hash, missing) and size.

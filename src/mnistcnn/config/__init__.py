@@ -4,22 +4,23 @@ No I/O here: the CLI builds a :class:`TrainConfig` from flags, library code
 only reads it.
 
 * :mod:`.settings`: :func:`setting`, how a field is declared (help text,
-  whether it changes the math, its flag, choices and range), and
-  :func:`check_settings`.
+  whether it changes the math, its flag, choices and range),
+  :func:`check_settings`, and :func:`check_value`, the one check of a value
+  against its declaration (Python calls, flags and config files alike).
 * :mod:`.training`: :class:`TrainConfig`, the allowed values
-  (:data:`OPTIMIZERS`...), :func:`setting_flag` and :func:`changes_math`.
-* :mod:`.outlier_settings`: :class:`OutlierSettings`, the outlier-exposure settings
-  (a base of :class:`TrainConfig`).
+  (:data:`OPTIMIZERS`, :data:`PRECISIONS`, :data:`AUGMENTATIONS`,
+  :data:`OUTLIER_KINDS`...), :func:`setting_flag` and :func:`changes_math`.
 * :mod:`.recipes`: :data:`RECIPES` and :func:`recipe_config`.
 """
 
 from mnistcnn.config.recipes import RECIPES, recipe_config
-from mnistcnn.config.settings import SETTING_KEYS, check_settings, setting
+from mnistcnn.config.settings import SETTING_KEYS, check_settings, check_value, setting
 from mnistcnn.config.training import (
     AUGMENTATIONS,
     LOADERS,
     MAX_SEED,
     OPTIMIZERS,
+    OUTLIER_KINDS,
     PRECISIONS,
     SCHEDULERS,
     TrainConfig,
@@ -32,6 +33,7 @@ __all__ = [
     "LOADERS",
     "MAX_SEED",
     "OPTIMIZERS",
+    "OUTLIER_KINDS",
     "PRECISIONS",
     "RECIPES",
     "SCHEDULERS",
@@ -39,6 +41,7 @@ __all__ = [
     "TrainConfig",
     "changes_math",
     "check_settings",
+    "check_value",
     "recipe_config",
     "setting",
     "setting_flag",

@@ -20,17 +20,16 @@ import dataclasses
 import difflib
 import importlib
 import json
-import math
 import os
 import re
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mnistcnn.config.recipes import recipe_config
+from mnistcnn.config.settings import check_value, shown
 from mnistcnn.config.training import TrainConfig
 from mnistcnn.errors import SettingError
 
@@ -82,12 +81,25 @@ def read_config_file(path: PathLike) -> ConfigFile:
             continue
         if key in SOURCE_KEYS:
             if value is not None and not isinstance(value, str):
-                raise _error(path, key, f"expected a path (a string), got {_shown(value)}")
+                raise _error(path, key, f"expected a path (a string), got {shown(value)}")
             sources[key] = value
             continue
         if key not in fields:
             raise _unknown(path, str(raw_key), [*fields, *SOURCE_KEYS])
-        settings[key] = _checked(path, key, value, hints[key], fields[key].metadata)
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and float
+            in (
+                hints[key],
+                *typing.get_args(hints[key]),
+            )
+        ):
+            value = float(value)  # ``lr = 1`` in a file is the number 1.0
+        problem = check_value(key, value, hints[key], fields[key].metadata)
+        if problem is not None:
+            raise SettingError(f"{path}: {problem.in_file()}", path=path)
+        settings[key] = value
     return ConfigFile(path, settings, sources.get("data_root"), sources.get("mirror"))
 
 
@@ -136,7 +148,7 @@ def _parse(path: Path) -> dict[str, Any]:
         values = {}
     if not isinstance(values, dict):
         raise SettingError(
-            f"{path}: expected a table of settings (name = value), got {_shown(values)}",
+            f"{path}: expected a table of settings (name = value), got {shown(values)}",
             path=path,
         )
     return values
@@ -175,53 +187,6 @@ def _yaml_load(text: str) -> Any:
         "tag:yaml.org,2002:float", re.compile(number), list("-+0123456789")
     )
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
-
-
-def _checked(path: Path, key: str, value: Any, hint: Any, meta: Any) -> Any:
-    """``value`` for field ``key`` (typed ``hint``, declared with ``meta``), or a SettingError."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    kinds = [k for k in typing.get_args(hint) if k is not type(None)] if union else [hint]
-    optional = union and type(None) in typing.get_args(hint)
-    if value is None:
-        if optional:
-            return None
-        raise _error(path, key, "expected a value, got nothing (null); this setting is never unset")
-    kind = typing.get_origin(kinds[0]) or kinds[0]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    wrong = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
-    if wrong or (kind is float and not math.isfinite(value)):
-        expected = {int: "a whole number", float: "a finite number", bool: "true or false",
-                    str: "a string", dict: "a table"}.get(kind, kind.__name__)  # fmt: skip
-        raise _error(path, key, f"expected {expected}, got {_shown(value)}")
-    choices = meta.get("choices")
-    if choices is not None:
-        valid = list(choices() if callable(choices) else choices)
-        if value not in valid:
-            raise _error(path, key, f"expected one of {', '.join(valid)}, got {value!r}")
-    bounds = meta.get("range")
-    if bounds is not None:
-        lo, hi, lo_open, hi_open = bounds
-        low = lo is not None and (value <= lo if lo_open else value < lo)
-        high = hi is not None and (value >= hi if hi_open else value > hi)
-        if low or high:
-            if hi is None:
-                span = f"{'>' if lo_open else '>='} {lo:g}"
-            elif lo is None:
-                span = f"{'<' if hi_open else '<='} {hi:g}"
-            else:
-                left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
-                span = f"in {left}{lo:g}, {hi:g}{right}"
-            raise _error(path, key, f"expected a value {span}, got {value!r}")
-    return value
-
-
-_KINDS = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-          list: "a list", dict: "a table", type(None): "nothing"}  # fmt: skip
-
-
-def _shown(value: Any) -> str:
-    return f"{value!r} ({_KINDS.get(type(value), 'a value')})"
 
 
 def _error(path: Path, key: str, what: str) -> SettingError:

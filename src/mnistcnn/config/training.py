@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from mnistcnn.config.outlier_settings import OutlierSettings
-from mnistcnn.config.settings import check_settings, setting
+from mnistcnn.config.settings import check_settings, check_value, setting
 from mnistcnn.errors import SettingError
 
 OPTIMIZERS = ("adam", "sgd", "adadelta")
@@ -23,6 +23,8 @@ PRECISIONS = ("fp32", "bf16")
 MAX_SEED = 2**32 - 1
 AUGMENTATIONS = ("none", "affine", "affine-flip-erase", "robust")  # data.augment.build_augment
 FREEZE_CHOICES = ("none", "backbone")  # mnistcnn.models.imagenet
+#: The outlier kinds training can use (mnistcnn.data.outlier_pool).
+OUTLIER_KINDS = ("fashion-mnist", "drawings", "letters", "noise")
 
 
 def _recipe_names() -> list[str]:
@@ -57,8 +59,8 @@ def changes_math(name: str, config: TrainConfig) -> bool:
 
 
 @dataclass(frozen=True)
-class TrainConfig(OutlierSettings):
-    """Every setting of a training run (the outlier-exposure ones: :class:`OutlierSettings`).
+class TrainConfig:
+    """Every setting of a training run.
 
     The defaults are the ``tutorial`` recipe: the classic MNIST CNN tutorial's
     setup exactly (``ToTensor`` only, no normalization; batch 64; shuffled;
@@ -123,6 +125,19 @@ class TrainConfig(OutlierSettings):
         init: a trained checkpoint (path) whose weights the run starts from
             (fine-tuning): the same model; with other classes, its final
             classifier layer is replaced by a new one (``mnistcnn.engine.init``).
+        outlier_exposure: weight of the outlier-exposure term (Hendrycks, Mazeika,
+            Dietterich 2019; mnistcnn.engine.outlier_exposure), >= 0 (the paper: 0.5); 0: off.
+        outliers: comma-separated outlier kinds (:data:`OUTLIER_KINDS`).
+        outlier_batch_size: outliers added to every training batch (>= 1).
+        outlier_count: generated pictures per generated outlier kind (>= 1).
+
+    Each value is checked against its field's declaration (type, choices,
+    range: :func:`~mnistcnn.config.settings.check_value`) when the config is
+    made; only the rules that relate two settings are written out here.
+
+    Raises:
+        SettingError: naming the first setting at fault (``setting``), and
+            listing every problem in its message.
     """
 
     recipe: str = setting(
@@ -151,7 +166,7 @@ class TrainConfig(OutlierSettings):
     )
     batch_size: int = setting(64, help="Images per step. [recipe: 64]", math=True, min=1)
     eval_batch_size: int = setting(
-        1000, help="Images per forward pass at evaluation.", math=False, cli=False
+        1000, help="Images per forward pass at evaluation.", math=False, cli=False, min=1
     )
     lr: float = setting(0.01, help="Learning rate. [recipe: 0.01]", math=True, min=0, min_open=True)
     optimizer: str = setting("adam", help="[recipe: adam]", math=True, choices=OPTIMIZERS)
@@ -189,7 +204,7 @@ class TrainConfig(OutlierSettings):
         math=True,
         choices=LOADERS,
     )
-    num_workers: int = setting(0, help="DataLoader worker processes.", math=False, cli=False)
+    num_workers: int = setting(0, help="DataLoader worker processes.", math=False, cli=False, min=0)
     seed: int = setting(
         0, help="Seed for weights and data order. [0]", math=True, min=0, max=MAX_SEED
     )
@@ -225,14 +240,20 @@ class TrainConfig(OutlierSettings):
         math=True,
         choices=AUGMENTATIONS,
     )
-    aug_degrees: float = setting(10.0, help="Largest rotation, degrees.", math=True, cli=False)
+    aug_degrees: float = setting(
+        10.0, help="Largest rotation, degrees.", math=True, cli=False, min=0
+    )
     aug_translate: float = setting(
-        0.1, help="Largest shift, fraction of the image size.", math=True, cli=False
+        0.1, help="Largest shift, fraction of the image size.", math=True, cli=False,
+        min=0, max=1, max_open=True,
+    )  # fmt: skip
+    aug_scale: float = setting(
+        0.1, help="Largest relative zoom.", math=True, cli=False, min=0, max=1, max_open=True
     )
-    aug_scale: float = setting(0.1, help="Largest relative zoom.", math=True, cli=False)
     ema_decay: float = setting(
-        0.0, help="Decay of the weight average per step; 0: off.", math=True, cli=False
-    )
+        0.0, help="Decay of the weight average per step; 0: off.", math=True, cli=False,
+        min=0, max=1, max_open=True,
+    )  # fmt: skip
     precision: str = setting(
         "fp32",
         help="bf16: autocast on CPUs/GPUs that support it (faster, another rounding). "
@@ -242,8 +263,9 @@ class TrainConfig(OutlierSettings):
     )
     channels_last: bool = setting(False, help="Channels-last memory format.", math=True, cli=False)
     warmup_fraction: float = setting(
-        0.3, help="Warm-up fraction of `onecycle`.", math=True, cli=False
-    )
+        0.3, help="Warm-up fraction of `onecycle`.", math=True, cli=False,
+        min=0, max=1, min_open=True, max_open=True,
+    )  # fmt: skip
     extra: dict[str, Any] = setting(
         help="Free-form settings recorded with the run.",
         math=True,
@@ -288,33 +310,55 @@ class TrainConfig(OutlierSettings):
         "Other classes than the checkpoint's: its final classifier layer is replaced.",
         math=True,
     )
+    outlier_exposure: float = setting(
+        0.0,
+        help="Weight of outlier exposure (Hendrycks et al. 2019; 0.5 in the paper): every step "
+        "also trains on non-digit images (--outliers) towards a uniform softmax, so that "
+        "predict calls them unsure. 0: off. [recipe: 0]",
+        math=True,
+        min=0,
+    )
+    outliers: str = setting(
+        "fashion-mnist,drawings,letters,noise",
+        help="Outlier kinds of --outlier-exposure, comma-separated: fashion-mnist (its train "
+        "split), drawings, letters, noise (generated).",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+    )
+    outlier_batch_size: int = setting(
+        64,
+        help="Outlier images added to every step of --outlier-exposure.",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+        cli=False,
+        min=1,
+    )
+    outlier_count: int = setting(
+        3000,
+        help="Generated pictures per outlier kind (drawings, letters, noise).",
+        math=True,
+        math_if=lambda c: c.outlier_exposure > 0,
+        cli=False,
+        min=1,
+    )
 
     def __post_init__(self) -> None:
+        found = [
+            check_value(f.name, getattr(self, f.name), hint, f.metadata)
+            for f, hint in _declarations()
+        ]
+        problems = [p.message() for p in found if p is not None]
+        if not problems:  # the rules relating two settings, on values of the right kinds
+            problems = self._relation_problems()
+        if problems:  # each problem starts with its setting's name
+            raise SettingError(
+                "invalid training config: " + "; ".join(problems),
+                setting=problems[0].split(" ", 1)[0],
+            )
+
+    def _relation_problems(self) -> list[str]:
+        """What is wrong with one setting given another (each problem starts with its name)."""
         problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.eval_batch_size < 1:
-            problems.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 <= self.seed <= MAX_SEED:
-            problems.append(f"seed must be in 0..{MAX_SEED} (2**32 - 1), got {self.seed}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
-        if self.scheduler not in SCHEDULERS:
-            problems.append(
-                f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"
-            )
-        if self.loader not in LOADERS:
-            problems.append(f"loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.early_stopping is not None and self.val_fraction <= 0:
             problems.append(
                 "early_stopping needs a validation split (val_fraction > 0): stopping on the "
@@ -326,56 +370,18 @@ class TrainConfig(OutlierSettings):
                 "no test split, so best.pt and the report follow its validation split "
                 "(e.g. 0.2)"
             )
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.train_subset is not None and self.train_subset < 1:
-            problems.append(f"train_subset must be >= 1, got {self.train_subset}")
-        if self.num_workers < 0:
-            problems.append(f"num_workers must be >= 0, got {self.num_workers}")
-        problems += self._speed_problems()
-        if self.keep_top is not None and self.keep_top < 1:
-            problems.append(f"keep_top must be >= 1, got {self.keep_top}")
-        problems += self._pretrained_problems()
-        problems += self._outlier_problems()
-        if problems:  # each problem starts with its setting's name
-            raise SettingError(
-                "invalid training config: " + "; ".join(problems),
-                setting=problems[0].split(" ", 1)[0],
-            )
-
-    def _speed_problems(self) -> list[str]:
-        """Problems with the augmentation, averaging, precision and warm-up settings."""
-        problems = []
-        if self.augment not in AUGMENTATIONS:
-            problems.append(
-                f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}"
-            )
-        if self.aug_degrees < 0:
-            problems.append(f"aug_degrees must be >= 0, got {self.aug_degrees}")
-        if not 0.0 <= self.aug_translate < 1.0:
-            problems.append(f"aug_translate must be in [0, 1), got {self.aug_translate}")
-        if not 0.0 <= self.aug_scale < 1.0:
-            problems.append(f"aug_scale must be in [0, 1), got {self.aug_scale}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in PRECISIONS:
-            problems.append(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if not 0.0 < self.warmup_fraction < 1.0:
-            problems.append(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
-        return problems
-
-    def _pretrained_problems(self) -> list[str]:
-        """Problems with ``pretrained``, ``freeze`` and ``weights``."""
-        problems = []
-        if self.freeze not in FREEZE_CHOICES:
-            choices = ", ".join(FREEZE_CHOICES)
-            problems.append(f"freeze must be one of {choices}, got {self.freeze!r}")
-        elif self.freeze != "none" and not self.pretrained:
+        if self.freeze != "none" and not self.pretrained:
             problems.append("freeze needs pretrained weights (a random backbone cannot be frozen)")
         if self.weights is not None and not self.pretrained:
             problems.append("weights is the ImageNet weights file of pretrained, which is off")
+        kinds = [k.strip() for k in self.outliers.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in OUTLIER_KINDS]
+        if self.outlier_exposure > 0 and (unknown or not kinds):
+            problems.append(
+                f"outliers must name kinds from {', '.join(OUTLIER_KINDS)}, got {self.outliers!r}"
+            )
+        if self.outlier_exposure > 0 and self.dataset in kinds:
+            problems.append(f"outliers include the training dataset {self.dataset}")
         return problems
 
     def to_dict(self) -> dict[str, Any]:
@@ -414,6 +420,13 @@ class TrainConfig(OutlierSettings):
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+@functools.cache
+def _declarations() -> list[tuple[dataclasses.Field[Any], Any]]:
+    """Each :class:`TrainConfig` field with its type annotation (resolved once)."""
+    hints = typing.get_type_hints(TrainConfig)
+    return [(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)]
 
 
 check_settings(TrainConfig)

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from mnistcnn.config import AUGMENTATIONS  # the names TrainConfig.augment accepts
 from mnistcnn.data.augment_robust import HandwritingAugment
-
-#: Augmentation names accepted by ``TrainConfig.augment``.
-AUGMENTATIONS = ("none", "affine", "affine-flip-erase", "robust")
 
 
 def augment_generator(seed: int, epoch: int) -> torch.Generator:

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from mnistcnn.config.outlier_settings import OUTLIER_KINDS  # the kinds of TrainConfig.outliers
+from mnistcnn.config import OUTLIER_KINDS  # the kinds of TrainConfig.outliers
 from mnistcnn.data import outliers
 from mnistcnn.data.loaders import Augment, Batch, BatchSource
 

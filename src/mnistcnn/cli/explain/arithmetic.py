@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.common import json_option, user_errors
 from mnistcnn.explain.conv_inputs import FILTERS, MAX_INPUT_SIDE, MAX_PADDING
 
 _OPTION_OF = {
@@ -90,7 +90,7 @@ _MATRIX_PRINT_MAX = 16  # larger matrices are summarized, not printed
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save input, kernel and feature map side by side (.png, .pdf, .svg).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @user_errors
 def conv(
     input_text: str | None,
@@ -256,7 +256,7 @@ def _print_matrix(title: str, matrix: list[list[Any]]) -> bool:
     help="One sample's shape: channels 1..64, height and width 1..1024. "
     "[default: the checkpoint's, else 1x28x28]",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @user_errors
 def model(
     checkpoint: Path | None, model_name: str | None, input_shape: str | None, as_json: bool

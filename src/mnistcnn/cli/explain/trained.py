@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mnistcnn.cli.common import data_options, pct, user_errors
+from mnistcnn.cli.common import data_options, device_option, json_option, pct, user_errors
 from mnistcnn.cli.torchvision_nets import CHECKPOINT, activations_torchvision, is_torchvision
 
 
@@ -28,8 +28,8 @@ from mnistcnn.cli.torchvision_nets import CHECKPOINT, activations_torchvision, i
     show_default=True,
     help="gradient: |d logit / d pixel|; occlusion: logit drop when a 5x5 square is hidden.",
 )
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda, mps.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@device_option("cpu")
+@json_option()
 @data_options
 @user_errors
 def activations(
@@ -112,9 +112,9 @@ def activations(
     help="Use only the first N test images (faster). [default: all]",
 )
 @click.option("--dataset", help="Test split to use. [default: the checkpoint's dataset]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, mps.")
+@device_option("auto")
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @data_options
 @user_errors
 def invariance(
