@@ -104,6 +104,7 @@ def test_every_model_exports_with_parity_and_metadata(name, fmt, tmp_path):
     assert ("onnxruntime" in meta["exported_with"]) == (fmt == "onnx")
     assert meta["parity"]["batch_sizes"] == sizes and meta["parity"]["passed"] is True
     assert meta["parameters"] == sum(p.numel() for p in model.parameters())
+    assert meta.get("onnx") == ({"opset": 20, "ir_version": 9} if fmt == "onnx" else None)
 
     exported = _run_file(report.path, fmt)
     gen = torch.Generator().manual_seed(5)
@@ -285,3 +286,81 @@ def test_an_out_name_of_another_format_is_refused(tmp_path):
     assert not (tmp_path / "m.torchscript").exists()
     report = export_model(ckpt, "onnx", out=tmp_path / "m.model", parity_images=8)  # free names ok
     assert report.path.is_file()
+
+
+# --- the ONNX opset, and files too new for the ONNX Runtime here -------------------------------
+
+
+def test_cli_export_opset_is_written_recorded_and_parity_checked(tmp_path):
+    """NudeNet#156 kind: an export only an ONNX Runtime of 2024 or later can read."""
+    from click.testing import CliRunner
+
+    from mnistcnn.artifact.onnx_model import onnx_versions
+    from mnistcnn.cli import main
+
+    ckpt = _checkpoint(tmp_path, "tutorial")
+    out = tmp_path / "m18.onnx"
+    args = ["export", str(ckpt), "--out", str(out), "--parity-images", "8"]
+    result = CliRunner().invoke(main, [*args, "--opset", "18"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out} (onnx, opset 18, IR version 8, ")
+    assert "top-1 agreement 100.00% (8/8)" in result.stdout
+    assert onnx_versions(out) == (8, 18)  # the file itself, read back
+    meta = read_export_metadata(out)
+    assert meta["onnx"] == {"opset": 18, "ir_version": 8} and meta["parity"]["passed"] is True
+    x = torch.rand(3, 1, 28, 28)
+    with torch.inference_mode():
+        assert (load(out)(x) - load(ckpt)(x)).abs().max().item() <= 1e-4
+    default = export_model(ckpt, "onnx", tmp_path / "m.onnx", parity_images=1)
+    assert default.metadata["onnx"] == {"opset": 20, "ir_version": 9}
+
+    low = CliRunner().invoke(main, [*args, "--opset", "13", "--overwrite"])
+    assert low.exit_code == 1
+    assert low.stderr.strip() == (
+        "error: --opset 13: PyTorch's ONNX exporter could not convert model 'tutorial' down to "
+        "it (it wrote opset 18); choose an opset from 18 to 23"
+    )
+    assert onnx_versions(out) == (8, 18)  # the refused export left the file alone
+    other = CliRunner().invoke(main, [*args, "--opset", "18", "--format", "torchscript"])
+    assert other.exit_code == 1 and "only an ONNX export has an opset" in other.stderr
+    assert CliRunner().invoke(main, [*args, "--opset", "30"]).exit_code == 2  # click's range
+
+
+def test_runtime_needed_by_ir_version_and_opset():
+    from mnistcnn.artifact.onnx_model import runtime_needed
+
+    assert runtime_needed(8, 18) == "1.14"
+    assert runtime_needed(9, 20) == "1.17"  # the default export
+    assert runtime_needed(10, 21) == "1.18"
+    assert runtime_needed(10, 17) == "1.18"  # the IR version decides
+    assert runtime_needed(11, 23) is None  # newer than the table: "a newer ONNX Runtime"
+
+
+def test_a_too_new_onnx_file_says_which_runtime_it_needs(tmp_path, monkeypatch):
+    import onnx
+    import onnxruntime
+
+    ckpt = _checkpoint(tmp_path, "tutorial")
+    report = export_model(ckpt, "onnx", parity_images=1)
+    proto = onnx.load(str(report.path))
+    proto.ir_version = 99  # no ONNX Runtime reads it
+    onnx.save(proto, str(tmp_path / "future.onnx"))
+    with pytest.raises(CheckpointError) as info:
+        load(tmp_path / "future.onnx")
+    message = str(info.value)
+    assert "future.onnx: ONNX Runtime cannot load it: " in message
+    assert message.endswith(
+        f". The file is ONNX IR version 99, opset 20: it needs a newer ONNX Runtime (this is "
+        f"{onnxruntime.__version__}); upgrade onnxruntime, or export the checkpoint again for "
+        "an older runtime with `mnistcnn export --opset N` (opset 18: ONNX Runtime 1.14 or newer)"
+    )
+
+    def old_runtime(*args, **kwargs):  # what ONNX Runtime 1.16 says of the default export
+        raise RuntimeError("Unsupported model IR version: 9, max supported IR version: 8")
+
+    monkeypatch.setattr(onnxruntime, "__version__", "1.16.3")
+    monkeypatch.setattr(onnxruntime, "InferenceSession", old_runtime)
+    with pytest.raises(
+        CheckpointError, match=r"needs ONNX Runtime 1\.17 or newer \(this is 1\.16\.3\)"
+    ):
+        load(report.path)

@@ -65,6 +65,13 @@ from mnistcnn.models.fast_path import set_fast_path
 
 log = logging.getLogger(__name__)
 
+#: ONNX opsets ``opset`` accepts (``torch.onnx``'s ONNX_MIN_OPSET .. ONNX_MAX_OPSET).
+#: PyTorch's dynamo exporter writes 18 and up itself and goes lower through ONNX's
+#: version converter, which manages some graphs (the tutorial model down to 15) and
+#: not others: an opset it could not reach is refused, naming the one it wrote.
+MIN_OPSET, MAX_OPSET = 7, 23
+#: The opset written by default (``torch.onnx``'s ONNX_DEFAULT_OPSET).
+DEFAULT_OPSET = 20
 #: Export formats and the file suffix each gets by default.
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "exported-program": ".pt2"}
 FORMATS = tuple(SUFFIXES)
@@ -135,6 +142,7 @@ def export_model(
     data_root: str | os.PathLike[str] | None = None,
     mirror: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    opset: int | None = None,
 ) -> ExportReport:
     """Export ``model`` (a checkpoint path, a run folder or a TrainedModel) as ``fmt`` to ``out``.
 
@@ -146,12 +154,20 @@ def export_model(
             :func:`~mnistcnn.artifact.parity.load_parity_images` for where they come from.
         data_root, mirror: where the dataset is (as for training).
         overwrite: replace an existing file at ``out`` (never the checkpoint itself).
+        opset: ONNX only: the ``ai.onnx`` opset of the graph, :data:`MIN_OPSET` ..
+            :data:`MAX_OPSET` (None: :data:`DEFAULT_OPSET`); the file gets the
+            lowest IR version that opset allows (ONNX's own table,
+            ``onnx.helper.VERSION_TABLE``), so an older ONNX Runtime reads it
+            (:func:`~mnistcnn.artifact.onnx_model.runtime_needed`). Recorded in
+            the metadata (``onnx``: ``{"opset", "ir_version"}``); the parity
+            check runs the file written at that opset.
 
     Returns:
         The :class:`ExportReport` (path, size, times, parity).
 
     Raises:
-        ExportError: unknown format, a destination that is the checkpoint or
+        ExportError: unknown format, an opset out of range or given for another
+            format than ONNX, a destination that is the checkpoint or
             exists (without ``overwrite``), an exporter that fails, or missing
             onnx/onnxscript (the message says ``pip install 'mnistcnn[onnx]'``).
         ParityError: the exported graph is off by more than 1e-4 or disagrees
@@ -163,6 +179,7 @@ def export_model(
         raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}", setting="format")
     if parity_images < 1:
         raise ExportError(f"parity_images {parity_images} must be >= 1", setting="parity_images")
+    _check_opset(opset, fmt)
     net, source = _cpu_model(model)
     if out is None and not source:
         raise ExportError("out: give the file to write a model object to", setting="out")
@@ -185,7 +202,11 @@ def export_model(
     )
     start = time.perf_counter()
     with _quiet():
-        graph = exporter.capture(net)
+        if fmt == "onnx":
+            graph = exporter.capture(net, opset or DEFAULT_OPSET)
+            meta["onnx"] = {"opset": _Onnx.opset(graph), "ir_version": int(graph.ir_version)}
+        else:
+            graph = exporter.capture(net)
         blob = exporter.serialize(graph, meta)
     export_seconds = time.perf_counter() - start
     images, described = load_parity_images(
@@ -221,6 +242,19 @@ def export_model(
     return ExportReport(path, fmt, len(blob), export_seconds, parity_seconds, parity, source, meta)
 
 
+def _check_opset(opset: int | None, fmt: str) -> None:
+    if opset is None:
+        return
+    if fmt != "onnx":
+        raise ExportError(f"opset {opset}: only an ONNX export has an opset", setting="opset")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(
+            f"opset {opset} is not supported: choose {MIN_OPSET} to {MAX_OPSET} "
+            f"(default {DEFAULT_OPSET})",
+            setting="opset",
+        )
+
+
 def _cpu_model(model: TrainedModel | str | os.PathLike[str]) -> tuple[TrainedModel, str]:
     """(the model on the CPU, eval mode, fast paths off; the checkpoint path or "")."""
     if isinstance(model, OnnxModel):
@@ -250,11 +284,21 @@ def _check_destination(path: Path, source: str, overwrite: bool) -> None:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """The exporters' deprecation warnings and progress lines go to the debug log, not stdout."""
+    """The exporters' deprecation warnings and progress lines go to the debug log, not stdout;
+    their loggers' warnings (an opset converted down, the converter's traceback when it
+    cannot) are silenced: the export's own error says what failed."""
     text = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(text):
-        warnings.simplefilter("ignore")
-        yield
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(text):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
     if text.getvalue().strip():
         log.debug("exporter output:\n%s", text.getvalue().rstrip())
 
@@ -283,7 +327,12 @@ class _Onnx:
     """ONNX: the dynamo exporter's ModelProto; metadata in ``metadata_props``."""
 
     @staticmethod
-    def capture(model: TrainedModel) -> Any:
+    def opset(proto: Any) -> int:
+        """The ``ai.onnx`` opset a ModelProto imports."""
+        return next(int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+    @staticmethod
+    def capture(model: TrainedModel, opset: int = DEFAULT_OPSET) -> Any:
         try:
             import onnx  # noqa: F401
             import onnxscript  # noqa: F401
@@ -298,14 +347,28 @@ class _Onnx:
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes=_dynamic_batch(),
                 dynamo=True,
+                opset_version=opset,
                 verbose=False,
             )
         except Exception as exc:  # the exporter's many error types
             raise ExportError(
-                f"model {model.model_name!r} cannot be exported as ONNX: {exc}"
+                f"model {model.model_name!r} cannot be exported as ONNX at opset {opset}: {exc}"
             ) from None
         assert program is not None  # f=None: the program is returned
-        return program.model_proto
+        proto = program.model_proto
+        got = _Onnx.opset(proto)
+        if got != opset:
+            raise ExportError(
+                f"opset {opset}: PyTorch's ONNX exporter could not convert model "
+                f"{model.model_name!r} down to it (it wrote opset {got}); choose an opset "
+                f"from {got} to {MAX_OPSET}",
+                setting="opset",
+            )
+        from onnx.helper import find_min_ir_version_for
+
+        # the lowest IR version the opset allows, not the exporter's newest: older runtimes read it
+        proto.ir_version = find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
+        return proto
 
     @staticmethod
     def serialize(proto: Any, meta: dict[str, Any]) -> bytes:

@@ -21,6 +21,7 @@ document, :data:`METADATA_KEY`, with everything needed to use it::
     source                  the checkpoint's file name
     exported_with           {"mnistcnn", "torch", ...}: versions at export
     parity                  the check run at export (:class:`mnistcnn.artifact.parity.Parity`)
+    onnx                    ONNX files only: {"opset", "ir_version"} of the graph
 
 Where it sits: ONNX ``metadata_props`` (ONNX Runtime:
 ``session.get_modelmeta().custom_metadata_map``), TorchScript ``_extra_files``

@@ -86,7 +86,109 @@ def inference_session(model: str | bytes, device: torch.device | None = None) ->
         return ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, Fail...)
         where = model if isinstance(model, str) else "the model"
-        raise CheckpointError(f"{where}: ONNX Runtime cannot load it: {exc}") from None
+        message = f"{where}: ONNX Runtime cannot load it: {exc}"
+        advice = _version_advice(model, ort.__version__, str(exc))
+        raise CheckpointError(message + advice) from None
+
+
+#: The first ONNX Runtime release that reads each ONNX IR version, and that implements
+#: each ``ai.onnx`` opset (https://onnxruntime.ai/docs/reference/compatibility.html).
+RUNTIME_FOR_IR = {7: "1.6", 8: "1.10", 9: "1.15", 10: "1.18"}
+RUNTIME_FOR_OPSET = {
+    13: "1.6", 14: "1.8", 15: "1.9", 16: "1.11", 17: "1.12", 18: "1.14", 19: "1.15",
+    20: "1.17", 21: "1.18",
+}  # fmt: skip
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def runtime_needed(ir_version: int, opset: int) -> str | None:
+    """The oldest ONNX Runtime release (``"1.17"``) that reads a model of ``ir_version``
+    stamped with ``opset``; None when either is newer than :data:`RUNTIME_FOR_IR` /
+    :data:`RUNTIME_FOR_OPSET` know (a release after the last one listed)."""
+    by_ir = RUNTIME_FOR_IR.get(ir_version, "1.0" if ir_version < min(RUNTIME_FOR_IR) else None)
+    by_op = RUNTIME_FOR_OPSET.get(opset, "1.0" if opset < min(RUNTIME_FOR_OPSET) else None)
+    if by_ir is None or by_op is None:
+        return None
+    return max(by_ir, by_op, key=_release)
+
+
+def onnx_versions(model: str | os.PathLike[str] | bytes) -> tuple[int, int] | None:
+    """(IR version, ``ai.onnx`` opset) stamped in an ONNX file (or its bytes); None when unreadable.
+
+    Reads the protobuf's top-level fields (``ModelProto.ir_version`` = field 1,
+    ``opset_import`` = field 8, each ``OperatorSetIdProto`` with ``domain`` = 1 and
+    ``version`` = 2; https://github.com/onnx/onnx/blob/main/onnx/onnx.proto) without
+    the ``onnx`` package, which running a model does not need.
+    """
+    try:
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        fields = _proto_fields(data)
+        ir = next((v for n, v in fields if n == 1 and isinstance(v, int)), None)
+        for n, v in fields:
+            if n == 8 and isinstance(v, bytes):
+                sub = dict(_proto_fields(v))
+                version = sub.get(2)
+                if sub.get(1, b"") in (b"", b"ai.onnx") and isinstance(version, int):
+                    return (ir, version) if ir is not None else None
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _proto_fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """(field number, value) of a protobuf message's fields: varints as int, the rest bytes."""
+    out: list[tuple[int, int | bytes]] = []
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        value, shift = 0, 0
+        while True:
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((number, varint()))
+        elif wire == 2:
+            size = varint()
+            out.append((number, data[i : i + size]))
+            i += size
+        elif wire in (1, 5):
+            out.append((number, data[i : i + (8 if wire == 1 else 4)]))
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire} is not read here")
+    return out
+
+
+def _version_advice(model: str | bytes, installed: str, error: str) -> str:
+    """What the file needs, when this ONNX Runtime is too old for its IR version or opset."""
+    found = onnx_versions(model)
+    if found is None:
+        return ""
+    ir, opset = found
+    need = runtime_needed(ir, opset)
+    if need is not None and _release(installed) >= _release(need):
+        return ""  # old enough: the version is not the problem
+    if need is None and not any(w in error.lower() for w in ("ir version", "opset")):
+        return ""  # newer than the table, but the runtime complains of something else
+    which = f"ONNX Runtime {need} or newer" if need else "a newer ONNX Runtime"
+    return (
+        f". The file is ONNX IR version {ir}, opset {opset}: it needs {which} (this is "
+        f"{installed}); upgrade "
+        "onnxruntime, or export the checkpoint again for an older runtime with "
+        "`mnistcnn export --opset N` (opset 18: ONNX Runtime 1.14 or newer)"
+    )
 
 
 class OnnxNet(nn.Module):

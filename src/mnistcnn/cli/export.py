@@ -43,6 +43,14 @@ def _seconds(s: float) -> str:
     help="Test images the exported graph is checked on against PyTorch "
     "(random pictures, with a note, when the dataset is not available).",
 )
+@click.option(
+    "--opset",
+    type=click.IntRange(7, 23),
+    default=None,
+    help="ONNX only: the graph's opset, for an older ONNX Runtime (18: ONNX Runtime 1.14 "
+    "or newer; 20, the default: 1.17 or newer); the parity check runs the file at it, "
+    "and the metadata records it. [default: 20]",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
 @json_option("Print the report as JSON.")
 @data_options
@@ -52,6 +60,7 @@ def export(
     fmt: str,
     out: str | None,
     parity_images: int,
+    opset: int | None,
     overwrite: bool,
     as_json: bool,
     data_root: str | None,
@@ -87,6 +96,7 @@ def export(
         data_root=data_root,
         mirror=mirror,
         overwrite=overwrite,
+        opset=opset,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -94,8 +104,10 @@ def export(
     p = report.parity
     agree = round(p.top1_agreement * p.images)
     sizes = ", ".join(str(s) for s in dict.fromkeys(p.batch_sizes))
+    onnx = report.metadata.get("onnx")
+    versions = f"opset {onnx['opset']}, IR version {onnx['ir_version']}, " if onnx else ""
     click.echo(
-        f"wrote {report.path} ({report.format}, {_size(report.size_bytes)}; "
+        f"wrote {report.path} ({report.format}, {versions}{_size(report.size_bytes)}; "
         f"exported in {_seconds(report.export_seconds)})"
     )
     click.echo(
