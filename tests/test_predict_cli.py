@@ -43,9 +43,9 @@ def run(*args: str, input: bytes | None = None):
     return CliRunner().invoke(main, ["predict", *args], input=input)
 
 
-def test_table_reports_every_file_and_exit_code_2_when_some_failed(ckpt, folder):
+def test_table_reports_every_file_and_exit_code_3_when_some_failed(ckpt, folder):
     r = run(str(ckpt), str(folder), "--threshold", "0")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 3, r.output
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["file", "label", "top-3", "status"]
     rows = {Path(line.split()[0]).name: line for line in lines[1:]}
@@ -67,7 +67,7 @@ def test_all_good_exits_0(ckpt, folder):
 
 def test_json_format(ckpt, folder):
     r = run(str(ckpt), str(folder), "--json", "--top-k", "2", "--threshold", "0")
-    assert r.exit_code == 2
+    assert r.exit_code == 3
     data = json.loads(r.stdout)
     assert isinstance(data, list) and len(data) == 7
     keys = ["path", "label", "probability", "topk", "unsure", "error"]
@@ -115,7 +115,7 @@ def test_show_input_writes_what_the_model_saw(ckpt, folder, tmp_path):
 
     shown = tmp_path / "shown"
     r = run(str(ckpt), str(folder), "--show-input", str(shown))
-    assert r.exit_code == 2
+    assert r.exit_code == 3
     names = sorted(p.name for p in shown.iterdir())
     assert names == [
         "0000-a_three.input.png",
@@ -139,13 +139,13 @@ def test_user_errors_are_one_line(ckpt, tmp_path):
     r = run(str(bad), "x.png")
     assert r.exit_code == 1 and r.output.startswith("error: ") and "Traceback" not in r.output
     r = run(str(ckpt), str(tmp_path / "nothing-here"))
-    assert r.exit_code == 2 and "no such file or folder" in r.stdout
+    assert r.exit_code == 3 and "no such file or folder" in r.stdout
 
 
 def test_help_documents_exit_codes_and_defaults():
     r = CliRunner().invoke(main, ["predict", "--help"])
     assert r.exit_code == 0
-    assert "2 when some" in r.output and "[default: 0.5]" in r.output
+    assert "3 when some" in r.output and "[default: 0.5]" in r.output
     assert "[default: auto]" in r.output and "[default: 3; x>=1]" in r.output
 
 

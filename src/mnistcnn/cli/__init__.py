@@ -2,7 +2,8 @@
 
 Each sub-module defines one command or command group; this module assembles them.
 User errors (bad flags, bad files) exit with status 2 or 1 and a one-line message,
-never a traceback.
+never a traceback; every status is in :mod:`mnistcnn.cli.exit_codes` (and
+docs/cli.md), and every command's ``--help`` ends with them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from mnistcnn import __version__
+from mnistcnn.cli import exit_codes
 
 
 class _Main(click.Group):
@@ -41,12 +43,13 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(exit_codes.INTERRUPTED)
 
 
 @click.group(
     cls=_Main,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exit_codes.EPILOG,
 )
 @click.version_option(__version__, prog_name="mnistcnn")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -94,6 +97,16 @@ def _register() -> None:
     main.add_command(runs_cmd.runs)
     main.add_command(weights_cmd.weights)
     main.add_command(export_cmd.export)
+    _add_epilog(main)
+
+
+def _add_epilog(group: click.Group) -> None:
+    """End every command's ``--help`` with the exit statuses (after its own epilog)."""
+    for cmd in group.commands.values():
+        if exit_codes.EPILOG not in (cmd.epilog or ""):
+            cmd.epilog = f"{cmd.epilog}\n\n{exit_codes.EPILOG}" if cmd.epilog else exit_codes.EPILOG
+        if isinstance(cmd, click.Group):
+            _add_epilog(cmd)
 
 
 _register()

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
+from mnistcnn.cli import exit_codes
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -73,7 +75,8 @@ def threshold_option(fn: F) -> F:
 
 
 def user_errors(fn: F) -> F:
-    """Turn the library's expected errors into a one-line message and exit status 1.
+    """Turn the library's expected errors into a one-line message and exit status 1
+    (:mod:`mnistcnn.cli.exit_codes`: 130 for an interruption).
 
     Expected errors are :class:`~mnistcnn.errors.MnistcnnError` (the message
     is :func:`cli_message`: settings named by their flags) and ``OSError``
@@ -93,22 +96,22 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PeerFailure:  # another rank failed and printed why: one message, not two
-            sys.exit(1)
+            sys.exit(exit_codes.ERROR)
         except MnistcnnError as exc:
             click.echo(f"error: {cli_message(exc)}", err=True)
-            sys.exit(1)
+            sys.exit(exit_codes.ERROR)
         except TrainingInterrupted as exc:
             click.echo(f"interrupted: {interrupted_message(exc)}", err=True)
-            sys.exit(130)
+            sys.exit(exit_codes.INTERRUPTED)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(exit_codes.INTERRUPTED)
         except BrokenPipeError:  # e.g. `mnistcnn ... | head`: the reader left; not an error
             _silence_stdout()
-            sys.exit(0)
+            sys.exit(exit_codes.OK)
         except OSError as exc:  # read-only folder, full disk, permissions: the user's to fix
             click.echo(f"error: {os_error_message(exc)}", err=True)
-            sys.exit(1)
+            sys.exit(exit_codes.ERROR)
 
     return wrapper  # type: ignore[return-value]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from mnistcnn._text import display_width, pad_display, plural, printable, tail_display
+from mnistcnn.cli import exit_codes
 from mnistcnn.cli.common import (
     data_options,
     device_option,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from mnistcnn.predict.ink import InvertMode
 
 #: Exit status when some inputs could not be predicted (the others were).
-EXIT_SOME_FAILED = 2
+EXIT_SOME_FAILED = exit_codes.SOME_INPUTS
 
 
 def _status(p: Prediction) -> str:
@@ -201,8 +202,9 @@ def predict(
     with other models'; --tta averages over one-pixel shifts of each
     prepared picture. The JSON then says which ("members", "tta").
 
-    Exit status: 0 when every input was predicted, 2 when some could not be
-    read (each says why; the others are still predicted), 1 on other errors.
+    Exit status: 0 when every input was predicted, 3 when some could not be
+    read (each says why; the others are still predicted), 1 on other errors,
+    2 on a wrong command line.
 
     \b
     Example:
@@ -293,7 +295,7 @@ def predict(
         )
     if not preds:
         click.echo("error: no pictures found in the inputs", err=True)
-        sys.exit(1)
+        sys.exit(exit_codes.ERROR)
     if failed:
         sys.exit(EXIT_SOME_FAILED)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mnistcnn.cli import exit_codes
 from mnistcnn.cli.common import device_option, invert_option, threshold_option, user_errors
 
 if TYPE_CHECKING:
@@ -169,4 +170,4 @@ def serve(
         run_server(source, settings, host=host, port=port, workers=workers, on_listening=listening)
     except AddressError as exc:  # one line with the flags to try, not uvicorn's Errno
         click.echo(f"error: {exc.cli_message()}", err=True)
-        sys.exit(1)
+        sys.exit(exit_codes.ERROR)

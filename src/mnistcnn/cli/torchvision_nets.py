@@ -10,6 +10,8 @@ from typing import Any, TypeGuard
 
 import click
 
+from mnistcnn.cli import exit_codes
+
 PREFIX = "torchvision:"  # mnistcnn.predict.imagenet.PREFIX (not imported: keeps --help fast)
 
 
@@ -57,9 +59,9 @@ def predict_torchvision(
     failed = sum(p.error is not None for p in preds)
     if not preds:
         click.echo("error: no pictures found in the inputs", err=True)
-        sys.exit(1)
+        sys.exit(exit_codes.ERROR)
     if failed:
-        sys.exit(2)
+        sys.exit(exit_codes.SOME_INPUTS)
 
 
 def activations_torchvision(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from mnistcnn._text import plural
+from mnistcnn.cli import exit_codes
 from mnistcnn.cli.common import (
     cli_command,
     cli_message,
@@ -199,7 +200,7 @@ def _train(settings: dict[str, Any], flags: dict[str, Any]) -> None:
         raise _report_resume_hint(exc.run_dir) from None
     except TrainingInterrupted:
         if not main:  # every rank stops; rank 0 alone says so, with the resume line
-            sys.exit(130)
+            sys.exit(exit_codes.INTERRUPTED)
         raise
     if not result.is_main:
         return
