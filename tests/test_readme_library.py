@@ -1,6 +1,6 @@
-"""The README's "As a library" block runs as written and prints evaluate's accuracy (slow).
+"""docs/library.md's example runs as written and prints evaluate's accuracy (slow).
 
-The block is taken from README.md, run in a fresh Python process in a temporary
+The block is taken from docs/library.md, run in a fresh Python process in a temporary
 folder (real MNIST through the user's code path: ``MNISTCNN_DATA`` is a temporary
 root filled from ``../shared/datasets`` as a mirror), and its printed accuracy is
 compared with ``mnistcnn evaluate``'s on the checkpoint it wrote.
@@ -19,14 +19,13 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+LIBRARY = Path(__file__).resolve().parents[1] / "docs" / "library.md"
 
 
 def library_block() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## As a library", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "no python block in the README's library section"
+    text = LIBRARY.read_text(encoding="utf-8")
+    match = re.search(r"```python\n(.*?)```", text, re.S)
+    assert match, "no python block in docs/library.md"
     return match.group(1)
 
 
@@ -61,5 +60,5 @@ def test_readme_library_example_prints_evaluates_accuracy(shared_datasets, tmp_p
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert round(json.loads(cli.stdout)["accuracy"], 4) == by_evaluate
     assert (tmp_path / "runs" / "library" / "report.html").is_file()
-    print(f"\nREADME library block: accuracy {by_hand:.4f}; evaluate {by_evaluate:.4f}")
+    print(f"\ndocs/library.md block: accuracy {by_hand:.4f}; evaluate {by_evaluate:.4f}")
     print(run.stdout)

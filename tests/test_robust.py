@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -353,3 +355,62 @@ def test_predict_defaults_to_threshold_0_4_for_an_outlier_exposure_checkpoint(tm
     assert Predictor.from_checkpoint(exposed).threshold == OUTLIER_EXPOSURE_THRESHOLD == 0.4
     assert Predictor.from_checkpoint(exposed, threshold=0.7).threshold == 0.7  # a flag wins
     assert unsure_threshold(None, 0.5) == 0.5
+
+
+# --- the recipe offline ---------------------------------------------------------------
+
+
+def test_robust_recipe_without_fashion_mnist_says_what_it_needs_and_how(
+    shared_datasets, tmp_path, monkeypatch
+):
+    """Offline and without Fashion-MNIST, ``train --recipe robust`` says why it needs it
+    and names the offline ways (Debian's package, --mirror) and the way around it."""
+    from click.testing import CliRunner
+
+    from mnistcnn.cli import main
+    from mnistcnn.data import _fetch, sources
+    from mnistcnn.data.outlier_pool import fashion_needed_message
+    from mnistcnn.data.specs import get_spec
+
+    system = get_spec("fashion-mnist").system_dirs
+    assert system == ("/usr/share/datasets/fashion-mnist",)
+    if any(os.path.isdir(d) for d in system):
+        pytest.skip(f"{system[0]} is installed here: the recipe finds Fashion-MNIST there")
+
+    def offline(base, f, run):
+        raise _fetch.Missing(f"{base}: cannot connect (offline)")
+
+    monkeypatch.setattr(sources, "from_url", offline)
+    monkeypatch.delenv("MNISTCNN_MIRROR", raising=False)
+    mirror = tmp_path / "mirror"  # MNIST only
+    mirror.mkdir()
+    (mirror / "MNIST").symlink_to(shared_datasets / "MNIST", target_is_directory=True)
+    args = ["train", "--recipe", "robust", "--max-steps", "1", "--no-progress"]
+    args += ["--data-root", str(tmp_path / "data"), "--mirror", str(mirror)]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+
+    assert result.exit_code == 1, result.output
+    first = result.output.split("error: ", 1)[1].splitlines()[0]
+    assert first == fashion_needed_message()
+    for needed in (
+        "recipe robust",
+        "Fashion-MNIST's train split",
+        "`apt-get install dataset-fashion-mnist`",
+        "/usr/share/datasets/fashion-mnist",
+        "--mirror DIR",
+        "--outliers drawings,letters,noise",
+    ):
+        assert needed in first
+    assert "could not obtain 4 of the 4 files of dataset 'fashion-mnist'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_help_says_what_the_robust_recipe_needs():
+    from click.testing import CliRunner
+
+    from mnistcnn.cli import main
+
+    output = CliRunner().invoke(main, ["train", "--help"]).output
+    text = " ".join(re.sub(r"-\n\s+", "-", output).split())  # click breaks lines at hyphens
+    assert "robust (the model for predict and serve) also needs Fashion-MNIST" in text
+    assert "`apt-get install dataset-fashion-mnist` or --mirror DIR" in text

@@ -30,19 +30,37 @@ def test_committed_notebook_has_no_outputs():
     assert nb.cells[0].cell_type == "markdown"
 
 
-@pytest.mark.slow
-def test_tutorial_notebook_runs(shared_datasets, tmp_path, monkeypatch):
+def _execute(tmp_path: Path, subset: int, monkeypatch: pytest.MonkeyPatch):
+    """Run the notebook in ``tmp_path`` (a fresh kernel); returns it with its outputs."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    monkeypatch.setenv("MNISTCNN_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("MNISTCNN_MIRROR", str(shared_datasets))
-    monkeypatch.setenv("TUTORIAL_TRAIN_SUBSET", "10000")
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    monkeypatch.setenv("TUTORIAL_TRAIN_SUBSET", str(subset))  # the kernel inherits it
     client = nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute()
+    return nb
+
+
+def _stderr(nb) -> str:
+    return "".join(
+        o.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("name") == "stderr"
+    )
+
+
+@pytest.mark.slow
+def test_tutorial_notebook_runs_twice(shared_datasets, tmp_path, monkeypatch):
+    """Top to bottom, then again in the same folder: the second run writes its own run
+    folder (no RunDirError), and neither shows tqdm's IProgress warning."""
+    monkeypatch.setenv("MNISTCNN_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MNISTCNN_MIRROR", str(shared_datasets))
+    nb = _execute(tmp_path, 10000, monkeypatch)
     out = "\n".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
 
     assert "train (60000, 28, 28) torch.uint8 | test (10000, 28, 28)" in out
@@ -52,7 +70,21 @@ def test_tutorial_notebook_runs(shared_datasets, tmp_path, monkeypatch):
     assert "a11 = (1*1) + (2*2) + (6*3) + (7*4) = 51" in out
     assert "[51, 61, 71, 81]" in out and "\nTrue\n" in out
     assert "epoch 1: train loss" in out
-    assert (tmp_path / "runs" / "tutorial-notebook" / "best.pt").is_file()
+    runs = tmp_path / "runs" / "tutorial-notebook"
+    (first,) = [p for p in runs.iterdir() if not p.is_symlink()]
+    assert (runs / "latest").resolve() == first.resolve()
+    assert (first / "best.pt").is_file()
+    assert f"run written to {Path('runs', 'tutorial-notebook', first.name)}\n" in out
     accuracy = float(re.search(r"test accuracy (\d\.\d+)\n", out).group(1))
     assert accuracy > 0.8
     assert re.search(r"predicted \S+ with probability \d\.\d\d", out)
+
+    again = _execute(
+        tmp_path, 2000, monkeypatch
+    )  # a second run in the same folder: smaller, as quick
+    second = sorted(p for p in runs.iterdir() if not p.is_symlink() and p != first)
+    assert len(second) == 1 and (second[0] / "best.pt").is_file()
+    assert (runs / "latest").resolve() == second[0].resolve()
+    assert (first / "best.pt").is_file()  # the first run is left as it was
+    for notebook in (nb, again):
+        assert "TqdmWarning" not in _stderr(notebook) and "IProgress" not in _stderr(notebook)

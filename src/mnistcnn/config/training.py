@@ -142,7 +142,10 @@ class TrainConfig:
 
     recipe: str = setting(
         "tutorial",
-        help="Starting point for every setting; flags below override it. [default: tutorial]",
+        help="Starting point for every setting; flags below override it. robust (the model "
+        "for predict and serve) also needs Fashion-MNIST, whose train split it learns as "
+        "non-digits: offline, `apt-get install dataset-fashion-mnist` or --mirror DIR with "
+        "its .gz files. [default: tutorial]",
         math=True,  # recorded with the run; --recipe on resume does not re-apply the recipe
         choices=_recipe_names,
     )

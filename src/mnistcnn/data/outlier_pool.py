@@ -122,6 +122,33 @@ def _generated(kind: str, count: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(outliers.noise(count, seed))
 
 
+def fashion_needed_message() -> str:
+    """What outlier exposure needs Fashion-MNIST for, and the ways to get it offline."""
+    from mnistcnn.data.specs import get_spec
+
+    system = ", ".join(get_spec("fashion-mnist").system_dirs)
+    return (
+        "outlier exposure (--outlier-exposure; on in recipe robust) trains on Fashion-MNIST's "
+        "train split as pictures that are not digits (--outliers fashion-mnist), and "
+        "Fashion-MNIST could not be obtained. Offline, either install Debian's package "
+        f"(`apt-get install dataset-fashion-mnist`: its files in {system} are read as they "
+        "are), or give --mirror DIR (or MNISTCNN_MIRROR=DIR) where DIR holds its four .gz "
+        "files (DIR/FashionMNIST/raw/*.gz or DIR/*.gz); or train without it: "
+        "--outliers drawings,letters,noise (a different model from the recipe's)."
+    )
+
+
+def _fashion_train(root: PathLike | None, mirror: PathLike | None) -> torch.Tensor:
+    """Fashion-MNIST's train images, uint8 (60000, 28, 28); SourceError says why it is needed."""
+    from mnistcnn import data as mdata
+    from mnistcnn.data.errors import SourceError
+
+    try:
+        return mdata.load_arrays("fashion-mnist", train=True, root=root, mirror=mirror)[0]
+    except SourceError as err:
+        raise SourceError(f"{fashion_needed_message()}\n{err}", err.attempts) from err
+
+
 def outlier_pool(
     kinds: list[str],
     count: int,
@@ -139,16 +166,16 @@ def outlier_pool(
         root, mirror: where Fashion-MNIST is obtained (as ``mnistcnn.data.load_arrays``).
 
     Raises:
-        ValueError: an unknown kind; mnistcnn.data.DataError: Fashion-MNIST cannot be obtained.
+        ValueError: an unknown kind.
+        mnistcnn.data.SourceError: Fashion-MNIST cannot be obtained (the message says why
+            it is needed and the offline ways: :func:`fashion_needed_message`).
     """
-    from mnistcnn import data as mdata
-
     pools = []
     for kind in kinds:
         if kind not in OUTLIER_KINDS:
             raise ValueError(f"unknown outlier kind {kind!r}; valid: {', '.join(OUTLIER_KINDS)}")
         if kind == "fashion-mnist":
-            pools.append(mdata.load_arrays(kind, train=True, root=root, mirror=mirror)[0])
+            pools.append(_fashion_train(root, mirror))
         else:
             pools.append(_generated(kind, count, TRAIN_SEED + seed))
     return pools

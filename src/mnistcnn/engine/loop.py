@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the plain bar: tqdm.auto warns in notebooks without ipywidgets
 
 from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
