@@ -32,6 +32,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--pretrained", "--no-pretrained", "--freeze", "--weights",  # issue 12: ImageNet weights
     "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
     "--outlier-exposure", "--outliers",  # added since (issue 11: outlier exposure)
+    "--style-digits",  # generated digits of other writers' styles
 }  # fmt: skip
 
 

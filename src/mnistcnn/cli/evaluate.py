@@ -17,6 +17,7 @@ from mnistcnn.config import PRECISIONS
 if TYPE_CHECKING:
     from mnistcnn.evaluation import Evaluation
     from mnistcnn.evaluation.robustness import RobustnessResult
+    from mnistcnn.evaluation.styles import StylesReport
     from mnistcnn.predict.ood import OodReport
 
 
@@ -106,6 +107,15 @@ def _check_evaluation_out(out: str | None) -> None:
     "--corruption-seed", default=0, show_default=True, type=click.IntRange(min=0), metavar="S",
     help="With --corruptions: the seed of the corruptions' randomness.",
 )  # fmt: skip
+@click.option(
+    "--styles",
+    "styles",
+    is_flag=True,
+    help="Also measure accuracy on digits written in other styles (flagged 1, crossed 7, open "
+    "4, 9 with a straight or curled tail, looped 2, slashed 0; thin and thick pens): 200 "
+    "generated pictures per style from template variants and seeds training never draws "
+    "(docs/robustness.md). One checkpoint.",
+)
 @json_option()
 @data_options
 @user_errors
@@ -121,6 +131,7 @@ def evaluate(
     corruptions: str | None,
     corruption_limit: int | None,
     corruption_seed: int,
+    styles: bool,
     as_json: bool,
     data_root: str | None,
     mirror: str | None,
@@ -135,6 +146,7 @@ def evaluate(
       mnistcnn evaluate runs/20261129-120000-tutorial-mnist/best.pt
       mnistcnn evaluate runs/latest/best.pt --images my-digits/   # my-digits/7/*.jpg ...
       mnistcnn evaluate runs/latest/best.pt --corruptions          # MNIST-C, all 15
+      mnistcnn evaluate runs/latest/best.pt --styles               # other writers' styles
     """
     from mnistcnn.evaluation import evaluate as evaluate_models
 
@@ -144,8 +156,8 @@ def evaluate(
         flag = "--corruption-limit" if corruption_limit is not None else "--corruption-seed"
         raise click.UsageError(f"{flag} goes with --corruptions; add --corruptions")
     if images is not None:
-        if ood or corruptions:
-            flag = "--ood" if ood else "--corruptions"
+        if ood or corruptions or styles:
+            flag = "--ood" if ood else "--corruptions" if corruptions else "--styles"
             raise click.UsageError(f"{flag} measures a test split, not --images; give one of them")
         _evaluate_images(checkpoints, images, out, device, as_json)
         return
@@ -164,10 +176,13 @@ def evaluate(
         corruption_seed=corruption_seed,
     )
     ood_report = _ood(checkpoints, ood, out_dir, device, data_root, mirror) if ood else None
+    styles_report = _styles(checkpoints, out_dir, device) if styles else None
     if as_json:
         record = result.to_dict()
         if ood_report is not None:
             record["ood"] = ood_report.to_dict()
+        if styles_report is not None:
+            record["styles"] = styles_report.to_dict()
         click.echo(json.dumps(record, indent=2))
         return
     click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
@@ -183,6 +198,38 @@ def evaluate(
         _print_ood(ood_report, out_dir)
     if result.corruptions is not None:
         _print_corruptions(result.corruptions, out_dir)
+    if styles_report is not None:
+        _print_styles(styles_report, out_dir)
+
+
+def _styles(checkpoints: tuple[str, ...], out_dir: Path, device: str) -> StylesReport:
+    """``evaluate --styles``: one checkpoint on the held-out styles set, also in ``styles.json``."""
+    from mnistcnn._io import atomic_write
+    from mnistcnn.artifact import load
+    from mnistcnn.engine.utils import select_device
+    from mnistcnn.evaluation.styles import styles_accuracy
+    from mnistcnn.predict import DEFAULT_THRESHOLD
+    from mnistcnn.predict.unsure import unsure_threshold
+
+    if len(checkpoints) != 1:
+        raise click.UsageError("--styles measures one checkpoint; give exactly one")
+    model = load(checkpoints[0], map_location=select_device(device))
+    report = styles_accuracy(model, threshold=unsure_threshold(model.checkpoint, DEFAULT_THRESHOLD))
+    atomic_write(out_dir / "styles.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def _print_styles(report: StylesReport, out_dir: Path) -> None:
+    click.echo(
+        f"other writers' styles ({report.per_style} generated pictures each, seed "
+        f"{report.seed}; unsure below p = {report.threshold:g}):"
+    )
+    click.echo(f"{'style':>12} {'accuracy':>9} {'unsure':>8}  most frequent mistakes")
+    for s in report.scores:
+        top = ", ".join(f"{k} x{v}" for k, v in list(s.mistakes.items())[:3])
+        click.echo(f"{s.name:>12} {pct(s.accuracy):>9} {pct(s.unsure):>8}  {top}")
+    click.echo(f"{'mean':>12} {pct(report.mean):>9}")
+    click.echo(f"written to {out_dir / 'styles.json'}")
 
 
 def _print_corruptions(result: RobustnessResult, out_dir: Path) -> None:

@@ -27,6 +27,8 @@ from mnistcnn.cli.common import (
 from mnistcnn.cli.torchvision_nets import CHECKPOINT, is_torchvision, predict_torchvision
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mnistcnn.predict import Prediction, Predictor
     from mnistcnn.predict.ink import InvertMode
 
@@ -173,6 +175,17 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
     help="Test-time augmentation: average the probabilities of 5 views of each prepared "
     "28x28 (itself, and moved 1 px right, left, down, up); 5x the model work.",
 )
+@click.option(
+    "--adapt",
+    type=click.Choice(["adabn", "tent"]),
+    is_flag=False,
+    flag_value="adabn",
+    help="First adapt a copy of the model to all the pictures given, without labels (one "
+    "writer, scanner or form): adabn re-estimates its BatchNorm statistics on them (Li et "
+    "al. 2016), tent also tunes the BatchNorm weights by entropy minimisation (Wang et al. "
+    "2021). Says how many answers changed; the checkpoint file is not touched; one picture "
+    "changes nothing. Needs a BatchNorm model (robust). [--adapt alone: adabn]",
+)
 @user_errors
 def predict(
     checkpoint: str | Path,
@@ -186,6 +199,7 @@ def predict(
     device: str,
     ensemble: tuple[str, ...],
     tta: bool,
+    adapt: str | None,
 ) -> None:
     """Predict the digit in each picture of INPUTS with CHECKPOINT.
 
@@ -211,6 +225,7 @@ def predict(
       mnistcnn predict runs/latest/best.pt photo.jpg drawings/ "scans/*.png"
       cat digit.png | mnistcnn predict runs/latest/best.pt - --json
       mnistcnn predict a/best.pt --ensemble b/best.pt --tta photo.jpg
+      mnistcnn predict runs/latest/last.pt form-scans/ --adapt     # one source's pictures
 
     CHECKPOINT may also be torchvision:vgg19|resnet50|googlenet: torchvision's
     ImageNet network itself, its top-k of the 1,000 ImageNet categories for
@@ -221,6 +236,9 @@ def predict(
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be combined")
+    if adapt and (ensemble or tta or is_torchvision(checkpoint)):
+        flag = "--ensemble" if ensemble else "--tta" if tta else "torchvision:"
+        raise click.UsageError(f"--adapt adapts one checkpoint of this project; not with {flag}")
     if is_torchvision(checkpoint):
         return predict_torchvision(checkpoint, inputs, top_k, as_json, device)
     mode = cast("InvertMode", invert)
@@ -278,7 +296,12 @@ def predict(
                 show_failed[id(p)] = why
                 click.echo(f"warning: {printable(p.path)}: {why}", err=True)
 
-    preds = predictor.predict_items(items, keep_previews=folder is not None, on_prediction=shown)
+    preds = predictor.predict_items(
+        items, keep_previews=folder is not None, on_prediction=None if adapt else shown
+    )
+    if adapt:
+        preds = _adapted(predictor, preds, adapt, shown, quiet=as_json or as_csv)
+        extra = {"adapt": adapt}
     if as_json:
         click.echo(json.dumps([{**p.to_dict(), **extra} for p in preds], indent=2))
     elif as_csv:
@@ -298,6 +321,24 @@ def predict(
         sys.exit(exit_codes.ERROR)
     if failed:
         sys.exit(EXIT_SOME_FAILED)
+
+
+def _adapted(
+    predictor: Predictor,
+    preds: list[Prediction],
+    method: str,
+    shown: Callable[[Prediction], None],
+    quiet: bool,
+) -> list[Prediction]:
+    """``predict --adapt``: the predictions of a copy of the model adapted to their pictures."""
+    from mnistcnn.predict.adapt import adapt_predictions
+
+    after, outcome = adapt_predictions(predictor, preds, method)
+    for p in after:
+        shown(p)
+    if not quiet:
+        click.echo(outcome.summary(), err=True)
+    return after
 
 
 def _fmt(x: float) -> str:

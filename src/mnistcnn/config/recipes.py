@@ -31,6 +31,10 @@ from mnistcnn.errors import SettingError
 #:   non-digits per step from Fashion-MNIST's train split, drawings, letters and noise:
 #:   mnistcnn.data.outlier_pool), so that ``predict`` calls non-digits unsure. A step costs
 #:   about twice a ``best`` step, hence 6 epochs (docs/robustness.md has the figures).
+#: * ``robust-styles``: ``robust`` that also reads digits as writers outside MNIST's write
+#:   them: 26 generated digits of other styles (a fifth of the batch; crossed 7, flagged 1,
+#:   open 4, looped 2, slashed 0, 9 with a straight or curled tail, thin and thick pens:
+#:   mnistcnn.data.styles) added to every batch of 128 (docs/robustness.md has the figures).
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
     "fast": {
@@ -85,6 +89,7 @@ RECIPES["robust"] = {
     "outliers": "fashion-mnist,drawings,letters,noise",
     "outlier_batch_size": 64,
 }
+RECIPES["robust-styles"] = {**RECIPES["robust"], "style_digits": 0.2}
 
 
 def recipe_config(name: str, **overrides: Any) -> TrainConfig:

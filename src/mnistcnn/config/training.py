@@ -130,6 +130,9 @@ class TrainConfig:
         outliers: comma-separated outlier kinds (:data:`OUTLIER_KINDS`).
         outlier_batch_size: outliers added to every training batch (>= 1).
         outlier_count: generated pictures per generated outlier kind (>= 1).
+        style_digits: generated digits of other writers' styles added to every training
+            batch, as a fraction of ``batch_size``, [0, 1] (mnistcnn.data.styles); 0: off.
+        style_count: generated digits in the run's pool of ``style_digits`` (>= 1).
 
     Each value is checked against its field's declaration (type, choices,
     range: :func:`~mnistcnn.config.settings.check_value`) when the config is
@@ -344,6 +347,24 @@ class TrainConfig:
         cli=False,
         min=1,
     )
+    style_digits: float = setting(
+        0.0,
+        help="Generated digits of other writers' styles (crossed 7, flagged 1, open 4, "
+        "looped 2, slashed 0, 9 with a straight or curled tail; thin and thick pens) added "
+        "to every training batch, as a fraction of --batch-size: 0.2 adds 26 to 128. "
+        "0: off. [recipe: 0]",
+        math=True,
+        min=0,
+        max=1,
+    )
+    style_count: int = setting(
+        20000,
+        help="Generated digits in a run's pool of --style-digits.",
+        math=True,
+        math_if=lambda c: c.style_digits > 0,
+        cli=False,
+        min=1,
+    )
 
     def __post_init__(self) -> None:
         found = [
@@ -385,6 +406,8 @@ class TrainConfig:
             )
         if self.outlier_exposure > 0 and self.dataset in kinds:
             problems.append(f"outliers include the training dataset {self.dataset}")
+        if self.style_digits > 0 and self.dataset != "mnist":
+            problems.append(f"style_digits draws digits for mnist, not {self.dataset}")
         return problems
 
     def to_dict(self) -> dict[str, Any]:

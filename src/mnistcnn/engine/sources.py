@@ -114,6 +114,8 @@ def build_sources(
         evals = {"test": DataLoaderSource(ds_te, ebs, **dl)}
         if len(val_idx):
             evals["val"] = DataLoaderSource(ds_tr, ebs, indices=val_idx, **dl)
+    if config.style_digits > 0:
+        train = _with_styles(train, config, device, aug, shard)
     if config.outlier_exposure > 0:
         train = _with_outliers(train, config, device, aug, data_root, mirror, shard)
     return DataSources(train, evals, list(spec.classes), mean, std)
@@ -146,6 +148,19 @@ def _augment(config: TrainConfig) -> Any:
         degrees=config.aug_degrees,
         translate=config.aug_translate,
         scale=config.aug_scale,
+    )
+
+
+def _with_styles(
+    train: BatchSource, config: TrainConfig, device: torch.device, aug: Any, shard: dict[str, int]
+) -> BatchSource:
+    """``train`` with generated digits of other styles in every batch (mnistcnn.data.styles)."""
+    from mnistcnn.data.styles import StyleMixSource, style_pool
+
+    images, labels = style_pool(config.style_count, config.seed)
+    per_batch = max(1, round(config.style_digits * config.batch_size))
+    return StyleMixSource(
+        train, images, labels, per_batch, seed=config.seed, device=device, augment=aug, **shard
     )
 
 
