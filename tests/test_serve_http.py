@@ -177,3 +177,15 @@ def test_multipart_cut_before_its_closing_boundary_is_400(
     status, answer = _post(cli_server, "multipart/form-data; boundary=B", whole)
     assert status == 200, answer  # the same part, closed, is read
     assert answer["predictions"][0]["path"] == "a.png"
+
+
+def test_a_huge_image_is_413_with_its_size_and_the_limits(cli_server: int) -> None:
+    """20000x20000 is past Pillow's own bomb error: the same words as any image over the limits."""
+    from test_predict_inputs import png_header
+
+    status, answer = _post(cli_server, "image/png", png_header(20000, 20000))
+    assert (status, answer["detail"]) == (
+        413,
+        "body: image is 20000x20000 px; the limit is 8192 px per side and 40,000,000 px "
+        "per request",
+    )

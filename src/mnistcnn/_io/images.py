@@ -72,12 +72,60 @@ class ImageDecodeError(ValueError):
             ``"bomb"`` (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``: a
             possible decompression bomb), ``"corrupt"`` (truncated or damaged data).
         detail: Pillow's own message, or "".
+        size: (width, height) of a ``"bomb"`` whose header could be read, else None;
+            ``str()`` then says ``image is WxH px (N pixels); the limit is M pixels``.
     """
 
-    def __init__(self, reason: str, message: str, detail: str = "") -> None:
+    def __init__(
+        self, reason: str, message: str, detail: str = "", size: tuple[int, int] | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.detail = detail
+        self.size = size
+
+
+def bomb_limit() -> int:
+    """Pixels (width x height) above which an image is refused as a possible decompression
+    bomb: ``PIL.Image.MAX_IMAGE_PIXELS`` (89,478,485 by default; Pillow warns above it and
+    raises above twice it; :func:`open_image` refuses both)."""
+    return int(Image.MAX_IMAGE_PIXELS or 0)
+
+
+def _bomb(exc: Exception, data: bytes, formats: tuple[str, ...]) -> ImageDecodeError:
+    """The refusal of a too-large image, with its size (read from the header) when known:
+    ``image is 20000x20000 px (400,000,000 pixels); the limit is 89,478,485 pixels``."""
+    size = header_size(data, formats)
+    if size is None:
+        return ImageDecodeError("bomb", "a possible decompression bomb", str(exc))
+    w, h = size
+    message = (
+        f"image is {w}x{h} px ({w * h:,} pixels); the limit is {bomb_limit():,} pixels "
+        "(a larger picture may be a decompression bomb)"
+    )
+    return ImageDecodeError("bomb", message, str(exc), size)
+
+
+def header_size(data: bytes, formats: tuple[str, ...] = IMAGE_FORMATS) -> tuple[int, int] | None:
+    """(width, height) from the header of an image in ``formats``, without Pillow's
+    decompression-bomb check (so it tells the size of an image :func:`open_image`
+    refuses as too large); None when no decoder of ``formats`` reads the header.
+
+    It does what ``PIL.Image.open`` does (each format's ``accept`` test on the first
+    bytes, then its image class reads the header) minus the size check: no pixel is
+    decoded.
+    """
+    prefix = data[:16]
+    for fmt in accepted_formats(formats):
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            with factory(io.BytesIO(data), None) as img:  # type: ignore[arg-type]
+                return int(img.size[0]), int(img.size[1])
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+            continue
+    return None
 
 
 @contextlib.contextmanager
@@ -128,7 +176,7 @@ def open_image(
         with _bomb_guard(strict_bombs):
             return Image.open(io.BytesIO(data), formats=accepted_formats(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError("bomb", "a possible decompression bomb", str(exc)) from None
+        raise _bomb(exc, data, formats) from None
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("format", "not an image in an accepted format", str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:

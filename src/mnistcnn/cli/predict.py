@@ -233,6 +233,7 @@ def predict(
     torch's hub cache (see `mnistcnn weights list`).
     """
     from mnistcnn.predict import Predictor, expand_inputs
+    from mnistcnn.predict.inputs import no_pictures_message
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be combined")
@@ -283,6 +284,9 @@ def predict(
             err=True,
         )
     items = expand_inputs(list(inputs), sys.stdin.buffer)
+    if not items:  # only folders (or patterns matching folders) without pictures
+        click.echo(f"error: {no_pictures_message(list(inputs))}", err=True)
+        sys.exit(exit_codes.ERROR)
     folder = Path(show_input) if show_input else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

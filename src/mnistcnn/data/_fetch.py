@@ -57,6 +57,7 @@ class FetchRun:
     stamps: dict[str, Any]
     attempts: list[tuple[str, str, str]] = field(default_factory=list)
     dead: set[str] = field(default_factory=set)
+    unreachable: list[str] = field(default_factory=list)  # sources whose site did not answer
     archives: dict[Path, str | None] = field(default_factory=dict)  # path -> error or None (ok)
 
 

@@ -33,9 +33,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -186,7 +187,7 @@ def fetch_dataset(
         pair = spec.files[split]
         images, labels = raw_dir / pair.images.name, raw_dir / pair.labels.name
         validate_pair(read_idx_header(images), read_idx_header(labels), images, labels)
-    _say_source(spec.name, sources, raw_dir)
+    _say_source(spec.name, sources, raw_dir, run.unreachable)
     return FetchResult(
         name=spec.name,
         root=raw_dir.parent.parent,
@@ -206,7 +207,12 @@ def _obtain(f: IdxFileSpec, run: FetchRun) -> str | None:
             reason = str(e)
         except DataError as e:
             reason = str(e)
-            logger.warning("%s: %s", label, e)
+            # an unreachable site (offline, no DNS) is said once, by _say_source, if
+            # another source had the file, or by the SourceError if none had
+            unreachable = getattr(e, "unreachable", False)
+            (logger.debug if unreachable else logger.warning)("%s: %s", label, e)
+            if unreachable:
+                run.unreachable.append(label)
         except OSError as e:
             reason = f"{type(e).__name__}: {e}"
             logger.warning("%s: %s", label, reason)
@@ -296,14 +302,27 @@ def _write_array(path: Path, array: np.ndarray) -> None:
 source_log = logging.getLogger("mnistcnn.data.source")
 
 
-def _say_source(name: str, sources: dict[str, str], raw_dir: Path) -> None:
-    """Log (INFO, ``mnistcnn.data.source``) where the newly obtained files came from."""
+def _say_source(
+    name: str, sources: dict[str, str], raw_dir: Path, unreachable: Sequence[str] = ()
+) -> None:
+    """Log (INFO, ``mnistcnn.data.source``) where the newly obtained files came from;
+    with the sites that could not be reached (``unreachable``: their base URLs), as
+    ``offline: using ...`` (the failed connections are logged at DEBUG only)."""
     new = {f: d for f, d in sources.items() if d != PRESENT}
     if not new:
         return
     # one source for several files reads once: cut each description at its own file name
     where = sorted({d.split(f)[0] if f in d else d for f, d in new.items()})
     count = f"{len(new)} of {len(sources)} files" if len(new) < len(sources) else "all files"
+    if unreachable:
+        hosts = ", ".join(dict.fromkeys(urlsplit(u).netloc or u for u in unreachable))
+        if not any(w.startswith("downloaded") for w in where):  # no site answered: offline
+            source_log.info(
+                "%s: offline: using %s for %s (%s could not be reached); verified, into %s",
+                name, "; ".join(where), count, hosts, raw_dir,
+            )  # fmt: skip
+            return
+        name = f"{name}: {hosts} could not be reached"
     source_log.info("%s: %s: %s; verified, into %s", name, count, "; ".join(where), raw_dir)
 
 

@@ -197,7 +197,9 @@ def decode_image(data: bytes, page: int | None = None) -> Image.Image:
     :data:`mnistcnn._io.IMAGE_FORMATS` (the server's too), and Pillow's
     decompression-bomb guard with its warning level raised to an error: more
     than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 89 million by default)
-    is refused before the pixels are decoded, as are sizes :func:`check_size` refuses.
+    is refused before the pixels are decoded (``image is 20000x20000 px
+    (400,000,000 pixels); the limit is 89,478,485 pixels: scale it down ...``), as
+    are sizes :func:`check_size` refuses.
 
     Args:
         data: the encoded file.
@@ -224,10 +226,14 @@ def decode_image(data: bytes, page: int | None = None) -> Image.Image:
     except ImageDecodeError as exc:
         if exc.reason == "empty":
             raise ImageInputError("an empty file (0 bytes)") from None
+        if exc.reason == "bomb" and exc.size is not None:
+            raise ImageInputError(
+                f"{exc}: scale it down (a digit needs no more than a few hundred pixels a side)"
+            ) from None
         if exc.reason == "bomb":
             raise ImageInputError(
-                f"refused as a possible decompression bomb: {exc.detail} "
-                "(raise PIL.Image.MAX_IMAGE_PIXELS if the picture is genuine)"
+                f"refused as a possible decompression bomb: {exc.detail} (the limit is "
+                f"{_io.bomb_limit():,} pixels): scale the picture down"
             ) from None
         if exc.reason == "format":
             raise ImageInputError(not_an_image(data)) from None

