@@ -189,3 +189,40 @@ def test_a_sweep_whose_loss_never_falls_says_its_suggestion_is_unreliable():
     assert flat.to_json()["warning"] == flat.warning
     falling = LRFindResult([1e-3, 1e-2], [2.3, 1.0], [2.3, 1.5], 1e-2, 1, False, 1e-3, 1e-2, 2)
     assert falling.warning is None
+
+
+def test_an_unreliable_sweep_says_which_bound_to_change():
+    from mnistcnn.engine.lr_find import LRFindResult
+
+    lrs = [10 ** (-4 + i / 4) for i in range(12)]
+    flat = [2.30] * 12
+    short = LRFindResult(lrs, flat, flat, lrs[1], 1, False, 1e-4, 1e-1, 12)
+    assert short.warning.endswith(
+        "the loss stayed flat up to the end of the sweep: raise end_lr (now 0.1; try 10)"
+    )
+    rising = [2.30 + 0.2 * i for i in range(12)]
+    high = LRFindResult(lrs, rising, rising, lrs[0], 0, True, 1e-4, 10.0, 12)
+    assert high.warning.endswith(
+        "the loss rose from the first steps, so the sweep starts too high: lower start_lr "
+        "(now 0.0001; try 1e-06)"
+    )
+    noisy = [2.30, 2.32, 2.29, 2.31] * 3
+    wide = LRFindResult(lrs, noisy, noisy, lrs[2], 2, False, 1e-7, 10.0, 12)
+    assert wide.warning.endswith("sweep more steps or on more images")
+
+
+def test_cli_lr_find_names_the_flag_of_the_bound(monkeypatch):
+    from click.testing import CliRunner
+
+    import mnistcnn.engine.lr_find as engine_lr_find
+    from mnistcnn.cli import main
+    from mnistcnn.engine.lr_find import LRFindResult
+
+    lrs = [10 ** (-4 + i / 4) for i in range(12)]
+    flat = LRFindResult(lrs, [2.3] * 12, [2.3] * 12, lrs[1], 1, False, 1e-4, 1e-1, 12)
+    monkeypatch.setattr(engine_lr_find, "lr_find_for_config", lambda *a, **k: flat)
+    args = ["lr-find", "--start-lr", "1e-4", "--end-lr", "0.1", "--no-plot"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "warning: the smoothed loss hardly fell" in r.stderr
+    assert "raise --end-lr (now 0.1; try 10)" in r.stderr

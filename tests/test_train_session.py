@@ -647,6 +647,18 @@ def test_divergence_rule():
     at_chance = {**row, "train_loss": 2.31, "test_accuracy": 0.098}  # after 3 steps: expected
     assert divergence([at_chance], 10, 0.015, cut_short=True) is None
     assert "1.9e+19" in divergence([{**row, "train_loss": 1.9e19}], 10, 1000, cut_short=True)
+    # at chance without the loss growing: no time to fall (2 steps) is not a failure ...
+    assert divergence([at_chance], 10, 0.01, steps=2) is None
+    # ... after enough steps it did not learn, which is not "diverged" either
+    stuck = divergence([at_chance], 10, 0.01, steps=500)
+    assert stuck.startswith("training did not learn: after epoch 3 the training loss is 2.31")
+    # the loss grew from epoch 1 and ended at chance: diverged, whatever the steps
+    first = {**at_chance, "epoch": 1, "train_loss": 0.4, "test_accuracy": 0.9}
+    grew = divergence([first, at_chance], 10, 0.1, steps=20)
+    assert grew.startswith("training diverged: after epoch 3 the training loss is 2.31 nats")
+    assert "(epoch 1: 0.4)" in grew and "try 0.01" in grew
+    fell = {**first, "train_loss": 2.4, "test_accuracy": 0.1}
+    assert divergence([fell, at_chance], 10, 0.1, steps=20) is None  # fell, a little
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])

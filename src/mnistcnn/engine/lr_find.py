@@ -100,21 +100,40 @@ class LRFindResult:
 
     @property
     def warning(self) -> str | None:
-        """Why the suggestion means little (the smoothed loss hardly fell), or None.
+        """Why the suggestion means little (the smoothed loss hardly fell), or None,
+        saying which bound of the sweep to change.
 
         A sweep whose smoothed loss never drops 5 % below where it started
         found no learning-rate range where the model learns: its "steepest
-        descent" is noise. More steps or more data make the curve usable.
+        descent" is noise. Which setting helps depends on where the loss was
+        lowest: at the first tenth of the sweep with a rise after it, the start
+        is already too high (lower ``start_lr``); flat up to an ``end_lr`` below
+        fastai's 10, the range stops too early (raise ``end_lr``); otherwise the
+        curve is too short or too noisy (more ``steps``, more images).
         """
         if len(self.smoothed) < 2:
             return "the sweep took fewer than 2 steps"
         first, low = self.smoothed[0], min(self.smoothed)
-        if low > 0.95 * first:
+        if low <= 0.95 * first:
+            return None
+        at = self.smoothed.index(low)
+        said = (
+            f"the smoothed loss hardly fell ({first:.3g} -> at best {low:.3g}): "
+            "the suggestion is unreliable"
+        )
+        if at < max(1, len(self.smoothed) // 10) and (
+            self.stopped_early or self.smoothed[-1] > first
+        ):
             return (
-                f"the smoothed loss hardly fell ({first:.3g} -> at best {low:.3g}): the "
-                "suggestion is unreliable; sweep more steps or on more images"
+                f"{said}; the loss rose from the first steps, so the sweep starts too high: "
+                f"lower start_lr (now {self.start_lr:g}; try {self.start_lr / 100:g})"
             )
-        return None
+        if not self.stopped_early and self.end_lr < END_LR:
+            return (
+                f"{said}; the loss stayed flat up to the end of the sweep: raise end_lr "
+                f"(now {self.end_lr:g}; try {min(END_LR, self.end_lr * 100):g})"
+            )
+        return f"{said}; sweep more steps or on more images"
 
 
 def sweep_lrs(start_lr: float, end_lr: float, steps: int) -> list[float]:

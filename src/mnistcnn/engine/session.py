@@ -242,7 +242,11 @@ def train(
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
             result.diverged = divergence(
-                history.rows, len(sources.classes), config.lr, config.max_steps is not None
+                history.rows,
+                len(sources.classes),
+                config.lr,
+                config.max_steps is not None,
+                steps=history.steps,
             )
             if result.diverged and dist.is_main:
                 log.warning("%s: %s", run_path, result.diverged)
