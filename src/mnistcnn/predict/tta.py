@@ -7,7 +7,7 @@ Classification with Deep Convolutional Neural Networks", section 4.1: the
 average over ten patches at test time; Simonyan & Zisserman 2015, section 3.2)
 evens that out. Here the views are of the *prepared* image (the 28x28 uint8
 the model sees, white ink on black): :data:`DEFAULT_VIEWS`, chosen by
-measurement (README, "Ensembles and test-time augmentation").
+measurement (docs/ensembles.md).
 
 Each view is one affine map of the whole batch through
 :func:`torchvision.transforms.v2.functional.affine` (bilinear, zero fill,
@@ -64,8 +64,8 @@ IDENTITY: tuple[View, ...] = (View(),)
 #: 5x the model work). Chosen among ten sets (shifts of 1 or 2 px, rotations of
 #: 5 to 15 degrees, and combinations) on generated pictures of seeds 1 and 2,
 #: not the reported seed 0 nor the MNIST test set: the cheapest set with a gain
-#: for single models; rotations added nothing measurable (README, "Ensembles
-#: and test-time augmentation"; ``benchmarks/bench_ensemble_tta.py --candidates``).
+#: for single models; rotations added nothing measurable (docs/ensembles.md;
+#: ``benchmarks/bench_ensemble_tta.py --candidates``).
 DEFAULT_VIEWS: tuple[View, ...] = (View(), View(dx=1), View(dx=-1), View(dy=1), View(dy=-1))
 
 
