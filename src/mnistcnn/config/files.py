@@ -132,7 +132,7 @@ def _parse(path: Path) -> dict[str, Any]:
             f"{path}: a config file must end in .toml, .yaml, .yml or .json (TOML, YAML or JSON)",
             path=path,
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         if kind == "TOML":
             values = _toml().loads(text)
@@ -152,6 +152,76 @@ def _parse(path: Path) -> dict[str, Any]:
             path=path,
         )
     return values
+
+
+#: Byte-order marks, longest first (a UTF-32 LE mark starts with the UTF-16 LE one).
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)", None),
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)", None),
+    (b"\xef\xbb\xbf", "UTF-8 with a byte-order mark", "utf-8-sig"),
+    (b"\xfe\xff", "UTF-16", "utf-16"),
+    (b"\xff\xfe", "UTF-16", "utf-16"),
+)
+
+
+def read_text(path: Path) -> str:
+    """The text of a config file in an encoding editors write: UTF-8 with or without a
+    byte-order mark, or UTF-16 with one (Windows' "Unicode", ``iconv -t UTF-16``); the
+    mark is dropped.
+
+    Raises:
+        SettingError: another encoding (UTF-32, UTF-16 without a mark, an 8-bit
+            code page such as Windows-1252), naming the file, the encoding found and
+            where the first byte that is not UTF-8 is.
+        OSError: the file cannot be read.
+    """
+    data = path.read_bytes()
+    for bom, name, codec in _BOMS:
+        if data.startswith(bom):
+            if codec is None:
+                break
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise _encoding_error(path, data, exc, f"{name}, but broken") from None
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _encoding_error(path, data, exc, _guess(data)) from None
+        if "\x00" not in text:  # NUL is UTF-8, but no config text has one: UTF-16 without mark
+            return text
+        nul = data.index(0)
+        nul_byte = UnicodeDecodeError("utf-8", data, nul, nul + 1, "NUL byte")
+        raise _encoding_error(path, data, nul_byte, "UTF-16 without a byte-order mark")
+    raise SettingError(
+        f"{path}: the file is {name}; save it as UTF-8 (or UTF-16 with a byte-order mark)",
+        path=path,
+    )
+
+
+def _guess(data: bytes) -> str:
+    """The encoding bytes that are not UTF-8 look like (for the message only)."""
+    if data.count(0) > len(data) // 4:  # ASCII text in 16 bits: every other byte is 0
+        return "UTF-16 without a byte-order mark"
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "an 8-bit encoding (Latin-1?)"
+    return "Windows-1252 (cp1252) or another 8-bit encoding"
+
+
+def _encoding_error(path: Path, data: bytes, exc: UnicodeDecodeError, found: str) -> SettingError:
+    """``PATH: not UTF-8: byte 0x92 at line 3, column 12; the file looks like ...``."""
+    start = exc.start
+    before = data[:start]
+    line = before.count(b"\n") + 1
+    column = start - (before.rfind(b"\n") + 1) + 1
+    return SettingError(
+        f"{path}: not UTF-8: byte 0x{data[start]:02x} at line {line}, column {column}; the "
+        f"file looks like {found}: save it as UTF-8 (or UTF-16 with a byte-order mark)",
+        path=path,
+    )
 
 
 def _toml() -> Any:
