@@ -22,6 +22,7 @@ from mnistcnn.cli import main
 from mnistcnn.config import TrainConfig
 from mnistcnn.data import DataError, get_spec, pixel_stats
 from mnistcnn.data.loaders import split_indices
+from mnistcnn.engine import train as engine_train
 from mnistcnn.engine.init import init_weights
 from mnistcnn.engine.session import trained_model
 from mnistcnn.engine.sources import build_sources
@@ -150,6 +151,22 @@ def test_train_from_python_on_a_prepared_folder(pictures, prepared, tmp_path):
     assert "chosen on the validation split it is evaluated on" in report
 
 
+def test_train_from_python_prepares_the_folder_first(pictures, tmp_path):
+    """``mnistcnn.train`` on a folder never prepared: prepared as the command does, then trained."""
+    folder, root = tmp_path / "copy", tmp_path / "data"
+    shutil.copytree(pictures, folder)
+    config = _config(folder, max_steps=2)
+    result = mnistcnn.train(config, out=tmp_path / "run", data_root=root, report=False)
+    assert result.history.steps == 2 and not result.folder.reused
+    assert len(result.folder.cache.files) == 90
+    assert ("bar/notes.txt", "a text file, not an image") in result.folder.skipped
+    (folder / "bar" / "000.jpg").unlink()  # changed since: prepared again, not refused
+    again = mnistcnn.train(config, out=tmp_path / "run2", data_root=root, report=False)
+    assert not again.folder.reused and len(again.folder.cache.files) == 89
+    third = mnistcnn.train(config, out=tmp_path / "run3", data_root=root, dry_run=True)
+    assert third.folder.reused and third.history.steps == 2
+
+
 def test_the_cli_prepares_lists_skipped_files_and_reuses_the_cache(pictures, tmp_path, monkeypatch):
     stub = lambda run_dir, *a, **k: run_dir / "report.html"  # noqa: E731 - the report: tested above
     monkeypatch.setattr("mnistcnn.engine.session.write_run_report", stub)
@@ -182,8 +199,8 @@ def test_folder_errors_are_clear(pictures, prepared, tmp_path):
     (tmp_path / "flat" / "a.png").write_bytes(b"")
     with pytest.raises(SettingError, match="no class folders"):
         prepare_folder(tmp_path / "flat", root=root)
-    with pytest.raises(DataError, match="not prepared yet.*prepare_folder"):
-        mnistcnn.train(_config(pictures), out=tmp_path / "r1", data_root=tmp_path / "empty")
+    with pytest.raises(DataError, match="not prepared yet.*prepare_folder"):  # the engine alone
+        engine_train(_config(pictures), out=tmp_path / "r1", data_root=tmp_path / "empty")
     (tmp_path / "junk" / "a").mkdir(parents=True)
     (tmp_path / "junk" / "a" / "x.txt").write_text("text")
     with pytest.raises(SettingError, match="no readable picture.*a/x.txt: a text file"):
@@ -195,8 +212,8 @@ def test_a_folder_changed_after_preparing_is_refused_by_training(pictures, tmp_p
     shutil.copytree(pictures, folder)
     prepare_folder(folder, root=tmp_path / "data")
     (folder / "bar" / "000.jpg").unlink()
-    with pytest.raises(DataError, match="changed since"):
-        mnistcnn.train(_config(folder), out=tmp_path / "run", data_root=tmp_path / "data")
+    with pytest.raises(DataError, match="changed since"):  # the engine alone never prepares
+        engine_train(_config(folder), out=tmp_path / "run", data_root=tmp_path / "data")
 
 
 def _ten_class_checkpoint(path: Path, model: str = "tutorial") -> Path:

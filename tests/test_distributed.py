@@ -337,3 +337,27 @@ def test_rank0_setup_failure_stops_every_rank_cleanly(mnist_root, tmp_path):
     assert rank0.startswith("RunDirError: ") and "already exists and is not empty" in rank0
     assert (tmp_path / "outcome1.txt").read_text().startswith("PeerFailure: another rank failed")
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["last.pt"]
+
+
+def test_nproc_from_python_reports_each_epoch_in_the_caller(mnist_root, tmp_path, monkeypatch):
+    """``mnistcnn.train(config, nproc=2)``: the workers train; the caller's callbacks see
+    rank 0's start and epochs; it returns rank 0's result, the same as the run folder's."""
+    import mnistcnn
+    from mnistcnn.config import recipe_config
+    from mnistcnn.engine import load_checkpoint
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    config = recipe_config("tutorial", **{**CONFIG, "tensorboard": None, "keep_top": None})
+    starts, rows = [], []
+    result = mnistcnn.train(
+        config, nproc=2, out=tmp_path / "run", data_root=mnist_root, report=False,
+        on_start=starts.append, on_epoch_end=rows.append,
+    )  # fmt: skip
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert [s.run_dir for s in starts] == [tmp_path / "run"] and not starts[0].resumed
+    assert [r["epoch"] for r in rows] == [1, 2] and rows == saved.history
+    assert result.run_dir == tmp_path / "run" and result.history.rows == rows
+    assert result.history.steps == saved.step == 16 and result.is_main
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    again = mnistcnn.train(config, nproc=2, resume=tmp_path / "run", report=False)
+    assert again.already_complete and again.history.steps == 16  # no workers: nothing to do

@@ -208,6 +208,33 @@ def test_latest_moves_only_to_runs_that_wrote_a_checkpoint(
     assert len(list((tmp_path / "runs").iterdir())) == 3  # the link, good, failed: no dry run
 
 
+def test_a_dry_run_from_python_keeps_nothing_unless_given_a_folder(
+    fake_data, no_report, tmp_path, monkeypatch
+):
+    """``train(config, dry_run=True)``: one epoch of at most 10 steps, as ``--dry-run``."""
+    import mnistcnn
+
+    monkeypatch.chdir(tmp_path)
+    config = recipe_config("tutorial", **{**SMALL, "epochs": 3, "batch_size": 8})
+    result = mnistcnn.train(config, dry_run=True)
+    assert result.history.steps == 10 and len(result.history.rows) == 1
+    assert result.config.epochs == 1 and result.config.max_steps == 10
+    assert not result.run_dir.exists() and not (tmp_path / "runs").exists()
+    kept = mnistcnn.train(config.replace(max_steps=4), dry_run=True, out=tmp_path / "kept")
+    assert kept.history.steps == 4 and (tmp_path / "kept" / "last.pt").is_file()
+    assert not (tmp_path / "runs").exists(), "a dry run does not move latest"
+
+
+def test_nproc_is_refused_under_torchrun_and_with_a_net(monkeypatch):
+    config = recipe_config("tutorial", **SMALL)
+    with pytest.raises(SettingError, match="nproc .*net and stop cannot cross") as err:
+        session.train(config, nproc=2, net=torch.nn.Linear(784, 10))
+    assert err.value.setting == "nproc"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SettingError, match="leave it out under torchrun"):
+        session.train(config, nproc=2)
+
+
 # --- 5. an interrupted report leaves complete files and no temporary ones ----------------
 
 

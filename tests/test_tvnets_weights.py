@@ -18,6 +18,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from mnistcnn._io import file_digest
 from mnistcnn.cli import main
 from mnistcnn.models import weights as mweights
 from mnistcnn.models.weights_cache import import_weights, list_weights
@@ -139,7 +140,7 @@ def test_download_is_verified_then_placed(torch_home, standins, accepted, server
     _serve_at(monkeypatch, f"http://127.0.0.1:{server.server_port}/googlenet-1378be20.pth")
     placed = mweights.locate_weights("googlenet", timeout=5)
     assert placed == torch_home / "hub" / "checkpoints" / "googlenet-1378be20.pth"
-    assert mweights.sha256_of(placed) == digest
+    assert file_digest(placed) == digest
 
 
 def test_a_wrong_download_is_refused_and_not_kept(torch_home, accepted, server, monkeypatch):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistcnn._io import file_digest
 from mnistcnn.models import weights as mweights
 from mnistcnn.models.weights_cache import make_standin_weights
 
@@ -21,7 +22,7 @@ def generated(folder: Path, model: str) -> tuple[Path, str]:
     path = folder / mweights.weights_file(model).file_name
     if not path.is_file():
         make_standin_weights(model, folder, seed=0)
-    return path, mweights.sha256_of(path)
+    return path, file_digest(path)
 
 
 def accept_generated(monkeypatch: pytest.MonkeyPatch, digests: dict[str, str]) -> None:

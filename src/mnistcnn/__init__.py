@@ -21,7 +21,6 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "train": "mnistcnn.engine.session",
     "load": "mnistcnn.artifact",
     "evaluate": "mnistcnn.evaluation",
     "create_model": "mnistcnn.models",
@@ -40,7 +39,23 @@ _API = {
     "prepare_folder": "mnistcnn.predict.folder_dataset",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "train", *_API]
+
+
+def train(config: Any, **kwargs: Any) -> Any:
+    """Train a model: :func:`mnistcnn.engine.train` (the same arguments and result),
+    with a picture folder (``folder:PATH``) prepared first as ``mnistcnn predict`` prepares
+    pictures (:func:`mnistcnn.predict.folder_dataset.prepare_folder`; the engine sits below
+    ``predict`` and is handed it here), so ``train(config, dry_run=True)``, ``nproc=N`` and
+    picture folders work from Python as ``mnistcnn train`` runs them."""
+    from mnistcnn import engine
+    from mnistcnn.data.folder import is_folder_dataset
+
+    if "prepare_folder" not in kwargs and is_folder_dataset(config.dataset):
+        from mnistcnn.predict.folder_dataset import prepare_folder
+
+        kwargs["prepare_folder"] = prepare_folder
+    return engine.train(config, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

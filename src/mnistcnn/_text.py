@@ -1,4 +1,5 @@
-"""Small helpers for the wording of messages (no I/O; importable from every layer)."""
+"""Small helpers for the wording of messages and class names (no I/O; importable from every
+layer)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,19 @@ def printable(text: str) -> str:
         ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
         for ch in text
     )
+
+
+def short_label(name: str) -> str:
+    """A class name as predictions, plots and reports show it: ``"7 - seven"`` -> ``"7"``
+    (torchvision's MNIST class names); other names unchanged."""
+    return name.split(" - ")[0] if " - " in name else name
+
+
+def class_key(name: str) -> str:
+    """What identifies a class by name: its :func:`short_label`, letter case ignored.
+
+    The one rule for matching class names: a folder ``7``, ``7 - Seven`` or
+    ``7 - seven`` names the class ``"7 - seven"`` (``evaluate --images``), and two
+    checkpoints have the same classes when their keys are equal in order (``--init``).
+    """
+    return short_label(name).casefold()

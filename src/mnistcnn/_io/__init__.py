@@ -1,4 +1,4 @@
-"""Low-level file I/O, each piece once: atomic writes, file sniffing, IDX headers, image decoding.
+"""Low-level file I/O, each piece once: atomic writes, hashing, sniffing, IDX headers, decoding.
 
 A leaf module: it imports only the standard library, NumPy and Pillow, so
 every layer (data, engine, predict, serve, cli) can use it. Its errors are
@@ -15,6 +15,8 @@ and carry a ``reason`` code, so each caller words them for its own users
   is fsynced; on any exception, Ctrl-C included, the temporary file is removed
   and a previous file at the destination is left as it was.
   :data:`TEMP_FILE_PATTERN` matches those names (stale-file clean-up).
+  :func:`atomic_write_json` writes a JSON document that way.
+* Hashing (:mod:`.hashing`): :func:`file_digest`, a file's SHA-256 (or MD5), in chunks.
 * Sniffing (:mod:`.sniff`): :func:`sniff` names what a file is from its first bytes;
   :func:`describe_kind` says it in words.
 * IDX (:mod:`.idx`): :func:`is_idx_magic`, :func:`is_byteswapped_idx` (a header written
@@ -32,10 +34,12 @@ from mnistcnn._io.atomic import (
     PathLike,
     atomic_path,
     atomic_write,
+    atomic_write_json,
     fsync_dir,
     is_temp_file_name,
     new_temp_file,
 )
+from mnistcnn._io.hashing import file_digest
 from mnistcnn._io.idx import (
     IDX_MAX_DIMS,
     IDX_TYPES,
@@ -78,8 +82,10 @@ __all__ = [
     "accepted_formats",
     "atomic_path",
     "atomic_write",
+    "atomic_write_json",
     "decode_image",
     "describe_kind",
+    "file_digest",
     "fsync_dir",
     "idx_array",
     "is_byteswapped_idx",

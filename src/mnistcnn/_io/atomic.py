@@ -13,12 +13,13 @@ names (stale-file clean-up).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 PathLike = str | os.PathLike[str]
 
@@ -122,6 +123,16 @@ def atomic_write(
         raise
     fsync_dir(path.parent)
     return path
+
+
+def atomic_write_json(path: PathLike, data: Any, *, sort_keys: bool = False) -> Path:
+    """Write ``data`` as JSON (indented by 2, ending in a newline) with :func:`atomic_write`.
+
+    Raises:
+        OSError: as :func:`atomic_write` (the previous file, if any, is left as it was).
+        TypeError: ``data`` holds something JSON cannot represent (nothing is written).
+    """
+    return atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 @contextlib.contextmanager

@@ -74,6 +74,38 @@ def threshold_option(fn: F) -> F:
     )(fn)
 
 
+def check_out(out: str | None) -> None:
+    """Refuse an ``--out`` folder that is empty or names something other than a folder (exit
+    status 2): an empty ``--out ""`` would otherwise fall back to the default folder silently.
+    """
+    if out is None:
+        return
+    why = None
+    if not out.strip():
+        why = "an empty path; give a folder"
+    elif Path(out).exists() and not Path(out).is_dir():
+        why = f"{out} exists and is not a directory"
+    elif Path(out).name == "latest" and Path(out).parent.resolve() == Path("runs").resolve():
+        why = "runs/latest is the link to the newest run; give the run another name"
+    if why:
+        raise click.BadParameter(why, param_hint="'--out'")
+
+
+def check_figure_path(path: str, flag: str) -> None:
+    """Refuse a picture to write (``--plot``, ``--grid``) that cannot be written, before any
+    data is read: an unknown format (``click.BadParameter``) or a missing folder
+    (``SettingError``)."""
+    from mnistcnn.errors import SettingError
+    from mnistcnn.evaluation.plots import figure_format
+
+    try:
+        figure_format(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+    if not Path(path).resolve().parent.is_dir():
+        raise SettingError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1
     (:mod:`mnistcnn.cli.exit_codes`: 130 for an interruption).

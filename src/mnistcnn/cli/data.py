@@ -6,13 +6,12 @@ import functools
 import json
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import data_options, json_option, user_errors
+from mnistcnn.cli.common import check_figure_path, data_options, json_option, user_errors
 from mnistcnn.errors import SettingError
 
 
@@ -200,17 +199,10 @@ def show(
 
 def _check_grid(grid: str, count: int) -> None:
     """Refuse a --grid that cannot be written, before any data is read."""
-    from mnistcnn.evaluation.plots import figure_format
-
     if count > MAX_GRID:
         raise click.BadParameter(
             f"{count} is too many for one --grid picture: it shows 1..{MAX_GRID} images "
             "(use --index to draw the next ones in another picture)",
             param_hint="'--count'",
         )
-    try:
-        figure_format(grid)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--grid'") from None
-    if not Path(grid).resolve().parent.is_dir():
-        raise SettingError(f"--grid {grid}: the folder {Path(grid).parent} does not exist")
+    check_figure_path(grid, "--grid")

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 import click
 
 from mnistcnn._text import plural
-from mnistcnn.cli.common import data_options, device_option, json_option, pct, user_errors
-from mnistcnn.cli.train import _check_out
+from mnistcnn.cli.common import (
+    check_out,
+    data_options,
+    device_option,
+    json_option,
+    pct,
+    user_errors,
+)
 from mnistcnn.config import PRECISIONS
 
 if TYPE_CHECKING:
@@ -150,7 +156,7 @@ def evaluate(
     """
     from mnistcnn.evaluation import evaluate as evaluate_models
 
-    _check_out(out)
+    check_out(out)
     _check_evaluation_out(out)
     if corruptions is None and (corruption_limit is not None or corruption_seed != 0):
         flag = "--corruption-limit" if corruption_limit is not None else "--corruption-seed"
@@ -260,7 +266,7 @@ def _ood(
     mirror: str | None,
 ) -> OodReport:
     """``evaluate --ood``: the OOD report of one checkpoint, also written to ``ood.json``."""
-    from mnistcnn._io import atomic_write
+    from mnistcnn._io import atomic_write_json
     from mnistcnn.artifact import load
     from mnistcnn.engine.utils import select_device
     from mnistcnn.predict import DEFAULT_THRESHOLD
@@ -280,7 +286,7 @@ def _ood(
         mirror=mirror,
         device=str(dev),
     )
-    atomic_write(out_dir / "ood.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_json(out_dir / "ood.json", report.to_dict())
     return report
 
 

@@ -1,8 +1,9 @@
-"""``mnistcnn train --dataset folder:PATH``: prepare the picture folder first, and say so."""
+"""``mnistcnn train|lr-find --dataset folder:PATH``: prepare the picture folder, and say so."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import click
@@ -10,19 +11,21 @@ import click
 from mnistcnn._text import plural
 
 
-def prepare_folder_dataset(dataset: str, data_root: str | None) -> Any:
-    """Prepare ``folder:PATH`` (:func:`mnistcnn.predict.folder_dataset.prepare_folder`); print
-    what it holds, where the cache is, and every skipped file (on stderr) with why."""
+def prepare_and_say(folder: str | os.PathLike[str], root: Any = None) -> Any:
+    """:func:`mnistcnn.predict.folder_dataset.prepare_folder`, then print what the folder
+    holds, where the cache is, and every skipped file (on stderr) with why.
+
+    The ``prepare_folder`` that ``mnistcnn train`` hands :func:`mnistcnn.train`.
+    """
     import torch
 
-    from mnistcnn.data.folder import folder_path
     from mnistcnn.predict.folder_dataset import prepare_folder
 
     logger = logging.getLogger("mnistcnn.predict.folder_dataset")
     level = logger.level
     logger.setLevel(logging.ERROR)  # its warning about skipped files: printed in full below
     try:
-        result = prepare_folder(folder_path(dataset), root=data_root)
+        result = prepare_folder(folder, root=root)
     finally:
         logger.setLevel(level)
     cache = result.cache
@@ -37,19 +40,3 @@ def prepare_folder_dataset(dataset: str, data_root: str | None) -> Any:
     for name, reason in result.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     return result
-
-
-def prepare_pictures(config: Any, data_root: str | None, resume: str | None) -> None:
-    """``mnistcnn train`` on ``folder:PATH``: prepare the pictures into their cache first (in
-    the data root a resumed run recorded, unless another is given), listing the files skipped.
-    Nothing for other datasets."""
-    from mnistcnn.data.folder import is_folder_dataset
-
-    if not is_folder_dataset(config.dataset):
-        return
-    if resume and data_root is None:
-        from mnistcnn.engine.resume import recorded_data_source, resume_checkpoint_path
-
-        run_dir = resume_checkpoint_path(resume).parent
-        data_root = recorded_data_source(run_dir, None, None)[0]  # type: ignore[assignment]
-    prepare_folder_dataset(config.dataset, data_root)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from mnistcnn.cli.common import data_options, user_errors
+from mnistcnn.cli.common import check_figure_path, data_options, user_errors
 from mnistcnn.cli.config_options import config_options
-from mnistcnn.errors import SettingError
 
 
 @click.command("lr-find")
@@ -86,12 +84,13 @@ def lr_find(
             f"--start-lr {start_lr:g} must be below --end-lr {end_lr:g}", param_hint="'--start-lr'"
         )
     if not no_plot:
-        _check_plot(plot)
+        check_figure_path(plot, "--plot")
     config = recipe_config(recipe or "tutorial", **flags)
     if config.dataset.startswith("folder:"):  # your own pictures: prepared first, as train does
-        from mnistcnn.cli.folder import prepare_folder_dataset
+        from mnistcnn.cli.folder import prepare_and_say
+        from mnistcnn.data.folder import folder_path
 
-        prepare_folder_dataset(config.dataset, data_root)
+        prepare_and_say(folder_path(config.dataset), data_root)
     result = lr_find_for_config(
         config, data_root=data_root, mirror=mirror, start_lr=start_lr, end_lr=end_lr, steps=steps
     )
@@ -102,9 +101,9 @@ def lr_find(
     if json_path == "-":
         click.echo(json.dumps(result.to_json(), indent=2))
     elif json_path:
-        from mnistcnn._io import atomic_write
+        from mnistcnn._io import atomic_write_json
 
-        atomic_write(json_path, json.dumps(result.to_json(), indent=2) + "\n")
+        atomic_write_json(json_path, result.to_json())
     stop = f", stopped early at step {len(result.lrs)}" if result.stopped_early else ""
     saved = f"; plot {plot}" if not no_plot else ""
     click.echo(
@@ -116,15 +115,3 @@ def lr_find(
         text = result.warning.replace("start_lr", "--start-lr").replace("end_lr", "--end-lr")
         more = " (--steps, --train-subset)" if text.endswith("more images") else ""
         click.echo(f"warning: {text}{more}", err=True)
-
-
-def _check_plot(plot: str) -> None:
-    """Refuse a --plot that cannot be written, before any data is read."""
-    from mnistcnn.evaluation.plots import figure_format
-
-    try:
-        figure_format(plot)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--plot'") from None
-    if not Path(plot).resolve().parent.is_dir():
-        raise SettingError(f"--plot {plot}: the folder {Path(plot).parent} does not exist")

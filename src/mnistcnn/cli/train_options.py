@@ -82,14 +82,3 @@ def config_for(recipe: str | None, file: ConfigFile | None, flags: dict[str, Any
 def print_config(config: TrainConfig) -> None:
     """The settings as JSON on standard output (every field, unset ones as null)."""
     click.echo(json.dumps(config.to_dict(), indent=2))
-
-
-def check_hooks(config: TrainConfig) -> None:
-    """Before starting workers: what ``config`` logs can be logged (tensorboard installed).
-
-    Raises:
-        SettingError: tensorboard asked but not installed.
-    """
-    from mnistcnn.engine.epoch_hooks import check_epoch_hooks
-
-    check_epoch_hooks(config)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnistcnn._io import file_digest
 from mnistcnn.data import _state
 from mnistcnn.data._files import (
     copy_capped,
     describe_content,
-    file_digest,
     gunzip_capped,
     read_head,
     scratch_file,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import shutil
 import zlib
@@ -50,15 +49,6 @@ def scratch_file(directory: Path, name: str) -> Iterator[Path]:
         yield Path(tmp)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    """Hex digest of a file's bytes, read in 1 MiB chunks (``md5`` or ``sha256``)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_head(path: Path, n: int = 1024) -> bytes:

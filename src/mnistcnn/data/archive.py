@@ -10,11 +10,11 @@ of sources: :mod:`mnistcnn.data.sources`.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from mnistcnn._io import file_digest
 from mnistcnn.data._fetch import FetchRun, Missing, from_file
-from mnistcnn.data._files import file_digest, scratch_file
+from mnistcnn.data._files import scratch_file, staged_file
 from mnistcnn.data.download import DownloadError, download, per_file_deadline
 from mnistcnn.data.errors import IDXError
 from mnistcnn.data.specs import IdxFileSpec
@@ -84,7 +84,7 @@ def from_archive_url(url: str, f: IdxFileSpec, run: FetchRun) -> str:
         raise Missing("skipped: unreachable or failed earlier in this run")
     final = run.raw_dir / arch.name
     if not final.is_file() or run.archives.get(final) is not None:  # none yet, or a bad one
-        with scratch_file(run.raw_dir, arch.name) as tmp:
+        with staged_file(final) as tmp:  # named final once downloaded and checked
             try:
                 n = download(url, tmp, timeout=run.timeout,
                              deadline=max(per_file_deadline(run.timeout), 3600.0),
@@ -96,7 +96,6 @@ def from_archive_url(url: str, f: IdxFileSpec, run: FetchRun) -> str:
             except IDXError as e:
                 run.dead.add(url)
                 raise IDXError(str(e).replace(str(tmp), url)) from e
-            os.replace(tmp, final)
         run.archives[final] = None
         logger.info("%s: downloaded %s (%d bytes) into %s", arch.name, url, n, final)
     desc = from_archive(final, f, run)

@@ -27,11 +27,12 @@ from mnistcnn._io import (
     IDX_TYPES,
     IdxFormatError,
     IdxHeader,
+    file_digest,
     is_byteswapped_idx,
     is_idx_magic,
     parse_idx_header,
 )
-from mnistcnn.data._files import describe_content, file_digest, read_head, sniff, staged_file
+from mnistcnn.data._files import describe_content, read_head, sniff, staged_file
 from mnistcnn.data.errors import IDXError
 
 IdxKind = Literal["images", "labels", "extended-labels"]

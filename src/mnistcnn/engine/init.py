@@ -14,12 +14,13 @@ stays the new run's own (its dataset's, or none), as its config says.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from mnistcnn._io import file_digest
+from mnistcnn._text import class_key
 from mnistcnn.artifact import CheckpointError, TrainedModel, load_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import is_folder_dataset, load_folder_dataset
@@ -31,15 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def _same_classes(theirs: list[str], mine: list[str]) -> bool:
-    """The same classes in the same order: names equal, ignoring letter case, with a class
-    ``"7 - seven"`` equal to ``"7"`` (the rule ``evaluate --images`` matches folders by)."""
-
-    def short(name: str) -> str:  # mnistcnn.predict.short_label (a layer above)
-        return (name.split(" - ")[0] if " - " in name else name).lower()
-
-    return len(theirs) == len(mine) and all(
-        a.lower() == b.lower() or short(a) == short(b) for a, b in zip(theirs, mine)
-    )
+    """The same classes in the same order, by :func:`~mnistcnn._text.class_key` (``"7 - seven"``
+    is ``"7"``, letter case ignored: the rule ``evaluate --images`` matches folders by)."""
+    return [class_key(c) for c in theirs] == [class_key(c) for c in mine]
 
 
 def init_weights(model: TrainedModel, path: str | os.PathLike[str], model_name: str) -> list[str]:
@@ -136,7 +131,7 @@ def sources_record(config: TrainConfig, data_root: str | os.PathLike[str] | None
             path: Path | None = load_checkpoint(config.init).path
         except CheckpointError:
             path = None
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+        digest = file_digest(path) if path is not None else None
         where = str((path or Path(config.init)).absolute())
         record["init_source"] = {"path": where, "sha256": digest}
     if is_folder_dataset(config.dataset):

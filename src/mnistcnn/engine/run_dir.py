@@ -28,14 +28,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mnistcnn._io import atomic_write, is_temp_file_name
+from mnistcnn._io import atomic_write, atomic_write_json, is_temp_file_name
 from mnistcnn._io import new_temp_file as new_temp_file  # re-exported: older imports use it
 from mnistcnn.errors import MnistcnnError
 
@@ -93,15 +92,6 @@ def update_latest_link(run_path: Path) -> Path | None:
         tmp.unlink(missing_ok=True)
         return None
     return link
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON via a temp file and rename (mode 0666 less the umask).
-
-    Raises:
-        OSError: the folder is not writable or the disk is full (the temp file is removed).
-    """
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def ensure_new_run_dir(path: Path) -> None:
@@ -337,7 +327,7 @@ class RunDir:
             update_latest_link(self.path)
 
     def write_config(self, config: dict[str, Any]) -> None:
-        write_json_atomic(self.path / "config.json", config)
+        atomic_write_json(self.path / "config.json", config, sort_keys=True)
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Replace metrics.csv atomically with ``rows`` (a resumed run's checkpoint history)."""

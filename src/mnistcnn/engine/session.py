@@ -7,9 +7,11 @@ directory or the output folder it is given.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +87,9 @@ class TrainResult:
     recorded ones unless others were given). ``diverged``: why the run did not
     learn (:func:`~mnistcnn.engine.finish.divergence`), or None. ``report``: the ``report.html``
     written by this call (None: none written, e.g. ``report=False``, ranks > 0,
-    or a complete run whose report was already there).
+    or a complete run whose report was already there). ``folder``: what
+    ``prepare_folder`` returned for a picture folder (its cache, the files
+    skipped; ``mnistcnn.predict.folder_dataset.PreparedFolder``), else None.
     """
 
     run_dir: Path
@@ -98,6 +102,7 @@ class TrainResult:
     mirror: PathLike | None = None
     report: Path | None = None
     diverged: str | None = None
+    folder: Any = None
 
 
 def train(
@@ -118,6 +123,9 @@ def train(
     net: nn.Module | None = None,
     report: bool = True,
     on_start: Callable[[StartInfo], None] | None = None,
+    dry_run: bool = False,
+    nproc: int | None = None,
+    prepare_folder: Callable[..., Any] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` (or your own ``net``) on ``config.dataset``; write a run directory.
 
@@ -153,6 +161,19 @@ def train(
     ``config.keep_top``: a TensorBoard log and the K best epochs' checkpoints,
     written by rank 0 after each epoch (:mod:`mnistcnn.engine.epoch_hooks`).
 
+    ``dry_run``: a smoke run through the whole path: one epoch of at most
+    ``max_steps`` (10 unless set) steps, into a temporary run folder removed
+    at the end unless ``out`` names one to keep (``latest`` never moves).
+    ``nproc``: train in that many processes on this machine
+    (DistributedDataParallel via torchrun, :mod:`mnistcnn.engine.launch`);
+    ``config.batch_size`` stays the global batch; ``net`` and ``stop`` cannot
+    cross to the workers. ``prepare_folder``: how a picture folder
+    (``folder:PATH``) is prepared into the tensor cache training reads
+    (:func:`mnistcnn.predict.folder_dataset.prepare_folder`, which
+    ``mnistcnn.train`` passes; the engine sits below ``predict``); called on
+    rank 0 with the folder and the data root (the resumed run's, unless given)
+    before anything is read; without it an unprepared folder is refused.
+
     Raises:
         RunDirError: ``out`` is a non-empty folder or not writable, another
             process is training into the run directory, or a write into the
@@ -162,12 +183,94 @@ def train(
         TrainingInterrupted: stopped by a signal (last.pt is resumable);
             :class:`~mnistcnn.engine.finish.ReportInterrupted` if it came while the
             report was written (training is complete; resuming writes the report).
+        SettingError: ``nproc`` under torchrun, or with ``net`` or ``stop``.
         ValueError: bad settings, ``out`` together with ``resume``, or a resume
             that would change the math without ``force``; tensorboard asked for
             but not installed (a ``SettingError`` naming ``mnistcnn[tensorboard]``).
         PeerFailure: (distributed, ranks > 0) rank 0 failed to set up the run
             directory; it reports why.
     """
+    if dry_run:
+        config, link_latest = dry_run_config(config), False  # latest never moves to a check
+        if out is None and resume is None:  # a check keeps nothing unless asked
+            with tempfile.TemporaryDirectory(prefix="mnistcnn-dry-run-") as scratch:
+                args = _arguments(locals(), "config", "dry_run")
+                result = train(config, **{**args, "out": Path(scratch) / "run"})
+            log.info("dry run: its temporary run folder %s was removed", result.run_dir)
+            return result
+    if nproc is not None and nproc > 1:
+        if net is not None or stop is not None:
+            raise SettingError(
+                "nproc starts other processes: net and stop cannot cross to them "
+                "(register the model with mnistcnn.models.register_model instead)",
+                setting="nproc",
+            )
+        from mnistcnn.engine.launch import WORKER_ARGS, launch_training
+
+        args = locals()
+        folder = _prepare_folder(prepare_folder, config, resume, data_root)
+        if resume is None or not _resume_is_complete(resume, config, force):
+            worker_args = {k: args[k] for k in WORKER_ARGS}
+            result = launch_training(config, nproc, worker_args, on_start, on_epoch_end)
+            result.folder = folder
+            return result
+        prepare_folder = (lambda *_, **__: folder) if folder is not None else None  # done
+    return _train_here(config, **_arguments(locals(), "config", "dry_run", "nproc"))
+
+
+def dry_run_config(config: TrainConfig) -> TrainConfig:
+    """The settings of a dry run of ``config``: one epoch, at most ``max_steps`` (10 unless set)."""
+    return config.replace(epochs=1, max_steps=config.max_steps or 10)
+
+
+def _arguments(args: dict[str, Any], *without: str) -> dict[str, Any]:
+    """:func:`train`'s arguments, as its ``locals()`` hold them now, but those ``without``."""
+    names = inspect.signature(train).parameters
+    return {k: v for k, v in args.items() if k in names and k not in without}
+
+
+def _prepare_folder(
+    prepare: Callable[..., Any] | None,
+    config: TrainConfig,
+    resume: PathLike | None,
+    data_root: PathLike | None,
+) -> Any:
+    """``prepare(PATH, root=...)`` for a picture-folder dataset (in the data root a resumed
+    run recorded, unless one is given); None for other datasets or without ``prepare``."""
+    if prepare is None or not is_folder_dataset(config.dataset):
+        return None
+    if resume is not None and data_root is None:
+        run_dir = resume_checkpoint_path(resume).parent
+        data_root = recorded_data_source(run_dir, None, None)[0]
+    return prepare(folder_path(config.dataset), root=data_root)
+
+
+def _resume_is_complete(resume: PathLike, config: TrainConfig, force: bool) -> bool:
+    """Whether the run ``resume`` names has nothing left to train (checked as a resume is)."""
+    return run_is_complete(checked_resume(resume, config, force), config)
+
+
+def _train_here(
+    config: TrainConfig,
+    *,
+    out: PathLike | None,
+    runs_dir: PathLike,
+    data_root: PathLike | None,
+    mirror: PathLike | None,
+    on_epoch_end: EpochCallback | None,
+    progress: bool,
+    resume: PathLike | None,
+    force: bool,
+    checkpoint_every: int | None,
+    handle_signals: bool,
+    stop: Callable[[], bool] | None,
+    link_latest: bool,
+    net: nn.Module | None,
+    report: bool,
+    on_start: Callable[[StartInfo], None] | None,
+    prepare_folder: Callable[..., Any] | None,
+) -> TrainResult:
+    """:func:`train` in this process (every rank, under torchrun)."""
     if net is None:
         check_model_name(config.model)
     check_epoch_hooks(config)  # tensorboard asked but not installed: before anything is made
@@ -181,10 +284,14 @@ def train(
         ckpt = checked_resume(resume, config, force) if resume is not None else None
         if ckpt is not None:
             data_root, mirror = recorded_data_source(ckpt.path.parent, data_root, mirror)
+        prepared = (prepare_folder, config, None, data_root)
+        folder = _on_main(dist, lambda: _prepare_folder(*prepared))
+        if ckpt is not None:
             check_folder_unchanged(ckpt.path.parent, config, data_root, force)
             if run_is_complete(ckpt, config):
                 log.info("%s: the run is already complete", ckpt.path.parent)
                 result = _finished(ckpt, config, dist, data_root, mirror)
+                result.folder = folder
                 if report and dist.is_main:
                     result.report = complete_run_report(
                         result.run_dir, ckpt.history, data_root=data_root, mirror=mirror
@@ -241,6 +348,7 @@ def train(
                 _save_curves(run.path, history, config.label_smoothing)
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
+            result.folder = folder
             result.diverged = divergence(
                 history.rows,
                 len(sources.classes),

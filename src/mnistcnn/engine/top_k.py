@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnistcnn._io import atomic_path, atomic_write
+from mnistcnn._io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -150,4 +150,4 @@ class TopCheckpoints:
             "k": self.k,
             "kept": [e.__dict__ for e in sorted(self.kept, key=_Kept.rank)],
         }
-        atomic_write(self.record, json.dumps(data, indent=2) + "\n")
+        atomic_write_json(self.record, data)

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from mnistcnn._io import atomic_write  # noqa: E402
+from mnistcnn._text import short_label
 
 
 def figure_format(path: str | os.PathLike[str]) -> str:
@@ -272,11 +273,6 @@ def plot_confused_pairs(labels: Sequence[str], counts: Sequence[int], total: int
     return fig
 
 
-def short_class(name: str) -> str:
-    """A class name for tight spaces: ``"7 - seven"`` -> ``"7"``; other names unchanged."""
-    return name.split(" - ")[0] if " - " in name else name
-
-
 def plot_predict_input(
     original: Any,
     pixels: Any,
@@ -294,7 +290,7 @@ def plot_predict_input(
             there is none (an IDX image is used as it is).
         pixels: uint8 (28, 28), 0..255, light ink on black: what the model saw.
         probabilities: float (C,) summing to 1, or None (blank: not shown to the model).
-        classes: C class names (shortened as by :func:`short_class`).
+        classes: C class names (shortened as by :func:`mnistcnn._text.short_label`).
         title: the figure's title (file name, prediction).
         calibrated: the probabilities are temperature-scaled (said on the axis).
         original_size: (width, height) of the full picture, for the panel's title.
@@ -318,7 +314,7 @@ def plot_predict_input(
     for ax in (ax_org, ax_in):
         ax.set_xticks([])
         ax.set_yticks([])
-    names = [short_class(c) for c in classes]
+    names = [short_label(c) for c in classes]
     if probabilities is None:
         ax_bar.text(0.5, 0.5, "no ink found:\nnot shown to the model", ha="center", va="center")
         ax_bar.set_axis_off()

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from mnistcnn._text import plural
+from mnistcnn._text import plural, short_label
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.evaluation import Evaluation
 from mnistcnn.evaluation.report_html import report_page
@@ -170,13 +170,12 @@ def build_report(
         plot_curves,
         plot_per_class_accuracy,
         plot_samples,
-        short_class,
     )
 
     probs, labels, classes = evaluation.probabilities, evaluation.labels, evaluation.classes
     worst = worst_errors(probs, labels, num_worst)
     confused = most_confused_pairs(evaluation.confusion, num_pairs)
-    names = [short_class(c) for c in classes]
+    names = [short_label(c) for c in classes]
     figures: dict[str, Figure] = {}
     captions: dict[str, str] = {}
     if history:

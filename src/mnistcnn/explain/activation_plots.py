@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from mnistcnn.evaluation.plots import short_class
+from mnistcnn._text import short_label
 
 
 def plot_prediction(
@@ -40,7 +40,7 @@ def plot_prediction(
     probs = probabilities.cpu().numpy()
     bars = ax_bar.barh(range(len(classes)), probs, color=colors)
     ax_bar.bar_label(bars, [f"{p:.3f}" if p >= 0.01 else "" for p in probs], fontsize=8, padding=2)
-    ax_bar.set_yticks(range(len(classes)), [short_class(c) for c in classes])
+    ax_bar.set_yticks(range(len(classes)), [short_label(c) for c in classes])
     ax_bar.invert_yaxis()
     ax_bar.set(xlim=(0, 1.1), xlabel="probability (softmax)", title="class probabilities")
     ax_bar.grid(axis="x", alpha=0.3)

@@ -31,10 +31,10 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
+from mnistcnn._text import short_label
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.artifact.onnx_model import require_layers
 from mnistcnn.errors import SettingError
-from mnistcnn.evaluation.plots import short_class
 from mnistcnn.explain.samples import (
     InputImage,
     check_classes,
@@ -166,7 +166,7 @@ class Activations:
             digits: decimals of the probability.
         """
         k = self.predicted
-        guess = f"{short_class(self.classes[k])} (p = {float(self.probabilities[k]):.{digits}f})"
+        guess = f"{short_label(self.classes[k])} (p = {float(self.probabilities[k]):.{digits}f})"
         if self.blank:
             return "unsure: no ink found, not a digit"
         if self.unsure:
@@ -343,7 +343,7 @@ def describe_conv(conv: nn.Module) -> str:
 def _title_of(act: Activations) -> str:
     text = act.summary()
     if act.image.label is not None:
-        text += f", true {short_class(act.classes[act.image.label])}"
+        text += f", true {short_label(act.classes[act.image.label])}"
     return text
 
 
@@ -384,7 +384,7 @@ def activation_figures(act: Activations, max_maps: int = 64) -> dict[str, tuple[
     figures["kernels.png"] = (plot_map_grid(kernels, head, prefix="kernel", label="weight"), head)
     gradient = act.saliency_method == "gradient"
     what = "|d logit / d pixel|" if gradient else "logit drop when a 5x5 square is hidden"
-    k = short_class(act.classes[act.predicted])
+    k = short_label(act.classes[act.predicted])
     fig = plot_saliency(
         act.image.pixels,
         act.saliency,

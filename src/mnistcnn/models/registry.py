@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from mnistcnn.errors import SettingError
+
 ModelFactory = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -61,9 +63,12 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs: 
 
 
 def check_model_name(name: str) -> None:
-    """Raise ``ValueError`` listing the valid names if ``name`` is not registered."""
+    """Raise ``SettingError`` (``model``, a ``ValueError``) listing the valid names if
+    ``name`` is not registered."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
+        raise SettingError(
+            f"unknown model {name!r}; valid models: {', '.join(list_models())}", setting="model"
+        )
 
 
 def classifier_name(name: str) -> str | None:

@@ -22,7 +22,6 @@ but must hold the architecture's tensors (:class:`WeightsArchitectureError`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from torch import nn
 from torch.hub import HASH_REGEX
 from torchvision.models import get_model, get_model_weights
 
+from mnistcnn._io import atomic_path, file_digest
 from mnistcnn.errors import MnistcnnError
 
 log = logging.getLogger(__name__)
@@ -148,18 +148,9 @@ def expected_sha256_prefix(info: WeightsFile) -> str:
     return info.hash_prefix
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 hex digest of the file at ``path`` (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hash_matches(path: Path, info: WeightsFile) -> tuple[bool, str]:
     """(whether ``path``'s SHA-256 starts with the expected prefix, the digest)."""
-    digest = sha256_of(path)
+    digest = file_digest(path)
     return digest.startswith(expected_sha256_prefix(info)), digest
 
 
@@ -292,16 +283,12 @@ def _download(info: WeightsFile, timeout: float) -> Path:
 
     dest = info.cache_path
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     max_bytes = int(info.size_mb * 1.05e6) + (1 << 20)
     deadline = max(per_file_deadline(timeout), info.size_mb * 2.0)  # >= 0.5 MB/s
     log.info("downloading %s to %s", info.url, dest)
-    try:
+    with atomic_path(dest) as part:  # named dest only once its hash is checked
         download(info.url, part, timeout=timeout, deadline=deadline, max_bytes=max_bytes)
         check_hash(part, info)
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     return dest
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torchvision.models import get_model
 
+from mnistcnn._io import atomic_path, file_digest
 from mnistcnn.models.weights import (
     IMAGENET_MODELS,
     TORCHVISION_BUILD_KWARGS,
@@ -22,7 +23,6 @@ from mnistcnn.models.weights import (
     expected_sha256_prefix,
     hash_matches,
     read_state_dict,
-    sha256_of,
     weights_file,
 )
 
@@ -85,7 +85,7 @@ def import_weights(path: str | os.PathLike[str], model: str | None = None) -> We
     if not src.is_file():
         raise WeightsMissingError(f"{src}: no such file", path=src)
     infos = [weights_file(m) for m in ([model] if model else IMAGENET_MODELS)]
-    digest = sha256_of(src)
+    digest = file_digest(src)
     named = [i for i in infos if i.file_name == src.name]
     matching = [i for i in named or infos if digest.startswith(expected_sha256_prefix(i))]
     if not matching:
@@ -98,15 +98,11 @@ def import_weights(path: str | os.PathLike[str], model: str | None = None) -> We
     info = matching[0]
     read_state_dict(src, info)
     dest = info.cache_path
-    if dest.is_file() and sha256_of(dest) == digest:
+    if dest.is_file() and file_digest(dest) == digest:
         return WeightsStatus(info, dest, "ok", dest.stat().st_size, digest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
+    with atomic_path(dest) as part:
         shutil.copyfile(src, part)
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     log.info("imported %s as %s", src, dest)
     return WeightsStatus(info, dest, "ok", dest.stat().st_size, digest)
 

@@ -53,18 +53,18 @@ class PictureEvaluation:
 def class_folders(folder: PathLike, classes: list[str]) -> list[tuple[Path, int]]:
     """``folder``'s class subfolders, each with the model's class index it names.
 
-    A subfolder names a class by the class's full name (``7 - seven``) or its
-    short label (``7``), letter case ignored. Hidden folders are skipped.
+    A subfolder names a class by its :func:`~mnistcnn._text.class_key`: the
+    class's short label (``7`` for ``7 - seven``, or the full name), letter case
+    ignored. Hidden folders are skipped.
 
     Raises:
         SettingError: ``folder`` has no subfolders, or one names no class of the
             model (the message lists the names that would).
     """
-    from mnistcnn.predict.prediction import short_label
+    from mnistcnn._text import class_key, short_label
 
     root = Path(folder)
-    names = {c.lower(): i for i, c in enumerate(classes)}
-    names.update({short_label(c).lower(): i for i, c in enumerate(classes)})
+    names = {class_key(c): i for i, c in enumerate(classes)}
     subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subs:
         raise SettingError(
@@ -74,7 +74,7 @@ def class_folders(folder: PathLike, classes: list[str]) -> list[tuple[Path, int]
         )
     out = []
     for sub in subs:
-        index = names.get(sub.name.lower())
+        index = names.get(class_key(sub.name))
         if index is None:
             valid = ", ".join(short_label(c) for c in classes)
             raise SettingError(

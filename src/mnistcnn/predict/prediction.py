@@ -9,10 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-
-def short_label(name: str) -> str:
-    """A class name as predictions report it: ``"7 - seven"`` -> ``"7"``; others unchanged."""
-    return name.split(" - ")[0] if " - " in name else name
+from mnistcnn._text import short_label as short_label  # re-exported: predict names it
 
 
 @dataclass

@@ -141,7 +141,7 @@ def invariance(
     Examples:
       mnistcnn explain invariance runs/latest/best.pt --limit 2000
     """
-    from mnistcnn._io import atomic_write
+    from mnistcnn._io import atomic_write_json
     from mnistcnn.evaluation.plots import save_figure
     from mnistcnn.explain.invariance import invariance_figure, invariance_for_checkpoint
 
@@ -160,7 +160,7 @@ def invariance(
     folder.mkdir(parents=True, exist_ok=True)
     save_figure(invariance_figure(result), folder / "invariance.png")
     _write_rows(folder / "invariance.csv", result.rows())
-    atomic_write(folder / "invariance.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_json(folder / "invariance.json", result.to_dict())
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
