@@ -5,7 +5,7 @@
 For each clutter kind of tests/clutter_synth.py (seed 0, ``--pages`` pages per
 kind, digits cycling 0-9) it prints how many pages ``predict``'s preparation gets
 right, how many it gets right with all ink kept (clutter removal and the
-morphological background off: ``PreprocessSettings(clutter=None,
+morphological background off: ``PreparationSettings(clutter=None,
 ink=InkSettings(local_background=0))``), and on the same pages without clutter.
 Then the page of the issue: a 400x400 grey (235) page with a dark DejaVu Sans
 digit in the middle and a dark 8-px strip along the bottom edge, digits 0-9.
@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clutter_synth import KINDS, make_clutter  # noqa: E402
 from digits_synth import FONT_DIR  # noqa: E402
-from mnistcnn.predict import Predictor, preprocess_image  # noqa: E402
-from mnistcnn.predict.ink import InkSettings  # noqa: E402
-from mnistcnn.predict.preprocess import PreprocessSettings  # noqa: E402
+from mnistcnn.predict import Predictor  # noqa: E402
+from mnistcnn.prepare import InkSettings, Preparation, PreparationSettings  # noqa: E402
 
 
 def strip_page(digit: int) -> Image.Image:
@@ -47,15 +46,15 @@ def main() -> None:
     p.add_argument("--pages", type=int, default=20)
     args = p.parse_args()
     predictor = Predictor.from_checkpoint(args.checkpoint, threshold=0.0)
-    keep_all = PreprocessSettings(clutter=None, ink=InkSettings(local_background=0))
+    keep_all = PreparationSettings(clutter=None, ink=InkSettings(local_background=0))
     print(f"{'kind':14s} predict  all-ink-kept  clean   ({args.pages} pages each)")
     for kind in KINDS:
         pages = [make_clutter(kind, 0, i) for i in range(args.pages)]
         labels = np.array([pg.label for pg in pages])
         made = {
-            "predict": [preprocess_image(pg.picture).image for pg in pages],
-            "kept": [preprocess_image(pg.picture, settings=keep_all).image for pg in pages],
-            "clean": [preprocess_image(pg.clean).image for pg in pages],
+            "predict": [Preparation().apply(pg.picture).image for pg in pages],
+            "kept": [Preparation(settings=keep_all).apply(pg.picture).image for pg in pages],
+            "clean": [Preparation().apply(pg.clean).image for pg in pages],
         }
         right = {k: int((predictor.probabilities(np.stack(v)).argmax(1) == labels).sum())
                  for k, v in made.items()}  # fmt: skip

@@ -34,8 +34,8 @@ from digits_synth import make_digits  # noqa: E402
 from mnistcnn.data.idx import read_idx  # noqa: E402
 from mnistcnn.predict import Predictor  # noqa: E402
 from mnistcnn.predict.ensemble import EnsemblePredictor  # noqa: E402
-from mnistcnn.predict.preprocess import PreprocessSettings, preprocess_image  # noqa: E402
 from mnistcnn.predict.tta import DEFAULT_VIEWS, IDENTITY, View  # noqa: E402
+from mnistcnn.prepare import Preparation, PreparationSettings  # noqa: E402
 
 
 def _shifts(k: int) -> list[View]:
@@ -65,7 +65,7 @@ def synth_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     digits = make_digits(n, seed=seed)
     images = np.zeros((n, 28, 28), np.uint8)
     for i, d in enumerate(digits):
-        r = preprocess_image(d.image, "auto", PreprocessSettings())
+        r = Preparation(invert="auto", settings=PreparationSettings()).apply(d.image)
         if r.ink_found:
             images[i] = r.image
     return images, np.array([d.label for d in digits])

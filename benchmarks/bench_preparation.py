@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnistcnn.data.preparation import preparation_record
 from mnistcnn.predict import Predictor
-from mnistcnn.predict.methods import prepare_by_method
 from mnistcnn.predict.prediction import short_label
+from mnistcnn.prepare import Preparation
 
 
 def read(path: Path, offset: int) -> np.ndarray:
@@ -62,15 +61,15 @@ def bench(name: str, folder: Path, checkpoint: str, n: int) -> None:
     print(f"{name}: {n} test PNGs through predict agree {np.mean(got == direct):.2%} "
           f"({took:.0f} s to write and predict); accuracy {np.mean(got == y):.2%} "
           f"vs {np.mean(direct == y):.2%} on the arrays")  # fmt: skip
-    method = pr.preparation["method"]
-    forced = np.stack([prepare_by_method(Image.fromarray(a), pr.preparation).image for a in x])
+    method = pr.preparation.method
+    forced = np.stack([pr.preparation.apply(Image.fromarray(a)).image for a in x])
     f = pr.probabilities(forced).argmax(1)
     change = np.abs(forced.astype(int) - x).mean()
     print(f"  prepared anyway ({method}): agree {np.mean(f == direct):.2%}, "
           f"accuracy {np.mean(f == y):.2%}, mean change {change:.2f} grey levels")  # fmt: skip
     pictures = [picture(a) for a in x]
     for m in dict.fromkeys([method, "mnist"]):
-        made = np.stack([prepare_by_method(p, preparation_record(m)).image for p in pictures])
+        made = np.stack([Preparation(m).apply(p).image for p in pictures])
         g = pr.probabilities(made).argmax(1)
         print(f"  as pictures, prepared by {m}: agree {np.mean(g == direct):.2%}, "
               f"accuracy {np.mean(g == y):.2%}")  # fmt: skip

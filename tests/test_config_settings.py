@@ -137,13 +137,13 @@ def test_resume_refuses_a_math_setting_and_allows_another(monkeypatch, tmp_path)
 
 
 def test_library_errors_share_a_base_and_keep_their_old_bases():
+    from mnistcnn._io import ImageInputError
     from mnistcnn.artifact import CheckpointError as FromCheckpoint
     from mnistcnn.data import DataError
     from mnistcnn.engine.distributed import PeerFailure
     from mnistcnn.engine.loop import NonFiniteLossError
     from mnistcnn.engine.run_dir import RunDirError
     from mnistcnn.explain.conv_inputs import ConvInputError
-    from mnistcnn.predict.decoding import ImageInputError
     from mnistcnn.serve.inputs import InputError
 
     assert FromCheckpoint is CheckpointError and issubclass(CheckpointError, RuntimeError)

@@ -184,12 +184,12 @@ def _ink_on_transparent(path):
 
 def test_image_is_read_as_predict_reads_it_transparency_and_polarity(tmp_path):
     """Black ink on a transparent PNG is all zeros to convert("L"); predict sees a digit."""
-    from mnistcnn.predict import preprocess_image
+    from mnistcnn.prepare import Preparation
 
     path = _ink_on_transparent(tmp_path / "ink.png")
     matrix = load_image_matrix(path)
     with Image.open(path) as img:
-        want = preprocess_image(img).image  # what `mnistcnn predict` gives the model
+        want = Preparation().apply(img).image  # what `mnistcnn predict` gives the model
     assert matrix == want.astype(int).tolist()
     assert len(matrix) == 28 and max(map(max, matrix)) == 255  # light ink on black
     assert matrix[0] == [0] * 28

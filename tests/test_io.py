@@ -16,8 +16,8 @@ from PIL import Image
 
 from conftest import idx_bytes
 from mnistcnn import _io
-from mnistcnn.predict import ImageInputError
-from mnistcnn.predict import decode_image as predict_decode
+from mnistcnn._io import ImageInputError
+from mnistcnn._io import decode_picture as predict_decode
 from mnistcnn.serve.inputs import InputError, RawInput
 from mnistcnn.serve.inputs import decode_image as serve_decode
 
@@ -259,9 +259,9 @@ def test_idx_header_errors():
 
 
 def test_data_and_predict_word_idx_errors_their_own_way(tmp_path):
+    from mnistcnn._io import idx_images
     from mnistcnn.data.errors import IDXError
     from mnistcnn.data.idx import read_idx_header
-    from mnistcnn.predict.decoding import idx_images
 
     raw = idx_bytes(np.zeros((2, 28, 28), np.uint8))[:-100]
     (tmp_path / "cut").write_bytes(raw)

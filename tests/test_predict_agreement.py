@@ -48,7 +48,7 @@ def test_test_images_as_png_files_agree_with_evaluate(trained, tmp_path):
         paths.append(str(path))
     evaluation = mnistcnn.evaluate(checkpoint, data_root=root, device="cpu")
     predictor = Predictor.from_checkpoint(checkpoint, threshold=0.0)
-    assert predictor.preparation["method"] == name
+    assert predictor.preparation.method == name
     preds = predictor.predict(paths)
     assert len(preds) == 10_000 and all(p.error is None and p.topk for p in preds)
     index = {short_label(c): i for i, c in enumerate(predictor.classes)}

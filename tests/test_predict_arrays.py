@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnistcnn.predict import Predictor
-from mnistcnn.predict.arrays import array_range, array_to_image, dataset_format
+from mnistcnn.prepare import array_range, array_to_image, dataset_format
 from test_predict_predictor import make_checkpoint
 from test_predict_preprocess import digit
 

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from clutter_synth import KINDS, make_clutter
-from mnistcnn.predict import preprocess_image
-from mnistcnn.predict.clutter import ClutterSettings, isolate, remove_lines
-from mnistcnn.predict.preprocess import PreprocessSettings
+from mnistcnn.prepare import Preparation, PreparationSettings
+from mnistcnn.prepare.clutter import ClutterSettings, isolate, remove_lines
 
 N_PAGES = 6
 #: mean absolute difference (grey levels, 0..255) to the clean page's 28x28, over the pages:
@@ -44,7 +43,7 @@ def test_clutter_is_left_out(kind):
     diffs = []
     for i in range(N_PAGES):
         page = make_clutter(kind, seed=0, index=i)
-        got, clean = preprocess_image(page.picture), preprocess_image(page.clean)
+        got, clean = Preparation().apply(page.picture), Preparation().apply(page.clean)
         assert got.ink_found and got.inverted, (kind, i)
         assert got.bbox is not None and inside(got.bbox, page.digit_box), (kind, i, got.bbox)
         diffs.append(diff(got.image, clean.image))
@@ -54,11 +53,11 @@ def test_clutter_is_left_out(kind):
 @pytest.mark.parametrize("kind", ["frame", "strip-narrow", "page-corner", "marks"])
 def test_without_clutter_removal_the_clutter_is_kept(kind):
     """The same pages with ``clutter=None`` (all ink kept): the crop takes in the clutter."""
-    keep_all = PreprocessSettings(clutter=None)
+    keep_all = PreparationSettings(clutter=None)
     outside = 0
     for i in range(N_PAGES):
         page = make_clutter(kind, seed=0, index=i)
-        got = preprocess_image(page.picture, settings=keep_all)
+        got = Preparation(settings=keep_all).apply(page.picture)
         outside += got.bbox is None or not inside(got.bbox, page.digit_box)
     assert outside >= N_PAGES - 1, (kind, outside)
 

@@ -117,7 +117,7 @@ def test_members_must_agree_on_classes(two: tuple[Path, Path], tmp_path: Path) -
 
 
 def test_members_must_agree_on_preparation() -> None:
-    other = member(1, preparation={"method": "resize", "canvas": 28})
+    other = member(1, preparation={"method": "kmnist", "box": 28, "canvas": 28})
     with pytest.raises(CheckpointError, match="picture preparation"):
         EnsemblePredictor([member(0), other])
     with pytest.raises(ValueError, match="at least one"):

@@ -13,7 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import idx_bytes
-from mnistcnn.predict import ImageInputError, decode_image, expand_inputs, preprocess_image
+from mnistcnn._io import ImageInputError
+from mnistcnn._io import decode_picture as decode_image
+from mnistcnn.predict import expand_inputs
+from mnistcnn.prepare import Preparation
 from test_predict_preprocess import diff, digit
 
 
@@ -141,6 +144,6 @@ def test_animated_gif_uses_its_first_frame():
     data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     img = decode_image(data)
     assert getattr(img, "n_frames", 1) == 2 and img.tell() == 0
-    got = preprocess_image(img).image
-    assert diff(got, preprocess_image(frames[0]).image) < 1.0
-    assert diff(got, preprocess_image(frames[1]).image) > 10.0
+    got = Preparation().apply(img).image
+    assert diff(got, Preparation().apply(frames[0]).image) < 1.0
+    assert diff(got, Preparation().apply(frames[1]).image) > 10.0

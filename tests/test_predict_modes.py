@@ -20,9 +20,10 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from mnistcnn._io import decode_picture as decode_image
 from mnistcnn.cli import main
-from mnistcnn.predict import Predictor, decode_image, preprocess_image
-from mnistcnn.predict.inputs import preview_copy
+from mnistcnn.predict import Predictor
+from mnistcnn.prepare import Preparation, preview_copy
 from test_predict_predictor import make_checkpoint
 from test_predict_preprocess import digit
 
@@ -81,9 +82,9 @@ def test_every_mode_is_stored_in_some_format() -> None:
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_every_mode_decodes_prepares_and_previews(name: str) -> None:
-    reference = preprocess_image(digit("7", size=(120, 120))).image
+    reference = Preparation().apply(digit("7", size=(120, 120))).image
     with decode_image(FILES[name]) as img:
-        result = preprocess_image(img)
+        result = Preparation().apply(img)
         preview = preview_copy(img)
     assert result.ink_found and result.inverted
     diff = np.abs(result.image.astype(int) - reference.astype(int)).mean()

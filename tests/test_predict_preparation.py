@@ -9,11 +9,9 @@ from PIL import Image, ImageDraw
 
 from mnistcnn.artifact import CheckpointError, TrainedModel, load, save
 from mnistcnn.data import get_spec, list_datasets
-from mnistcnn.data.preparation import PREPARATIONS, preparation_record
 from mnistcnn.models import create_model
 from mnistcnn.predict import Predictor
-from mnistcnn.predict.arrays import dataset_format
-from mnistcnn.predict.methods import METHODS, in_dataset_format, prepare_by_method
+from mnistcnn.prepare import METHODS, PREPARATIONS, Preparation, dataset_format, preparation_record
 
 
 def box_of(image: np.ndarray) -> tuple[int, int, int, int]:
@@ -55,7 +53,7 @@ def test_an_old_fashion_checkpoint_gets_the_fashion_preparation(tmp_path):
     save(_model("mnist", old), tmp_path / "mnist.pt", epoch=1, step=1)
     assert load(tmp_path / "fashion.pt").preparation == preparation_record("fashion-mnist")
     assert load(tmp_path / "mnist.pt").preparation == old
-    assert Predictor(load(tmp_path / "fashion.pt")).preparation["method"] == "fashion-mnist"
+    assert Predictor(load(tmp_path / "fashion.pt")).preparation.method == "fashion-mnist"
 
 
 def test_an_unknown_preparation_is_refused_by_name(tmp_path):
@@ -74,14 +72,14 @@ def product(size=(240, 160), paper=250, shade=60) -> Image.Image:
 
 
 def test_fashion_trims_fits_the_long_side_to_28_centres_and_negates():
-    r = prepare_by_method(product(), preparation_record("fashion-mnist"))
+    r = Preparation("fashion-mnist").apply(product())
     assert r.ink_found and r.inverted and r.bbox == (60, 20, 191, 131)
     top, left, bottom, right = box_of(r.image)
     assert (left, right) == (0, 28)  # the long side (131 px wide) becomes 28
     assert bottom - top == round(111 * 28 / 131) and top == (28 - (bottom - top)) // 2
     assert r.image[0].max() == 0 and r.image[-1].max() == 0  # the paper is exactly 0
     # the paper's colour does not matter: grey paper gives the same product
-    grey = prepare_by_method(product(paper=200, shade=48), preparation_record("fashion-mnist"))
+    grey = Preparation("fashion-mnist").apply(product(paper=200, shade=48))
     assert np.abs(grey.image.astype(int) - r.image).mean() < 3
 
 
@@ -91,24 +89,24 @@ def test_fashion_leaves_its_own_images_unchanged():
     rng = np.random.default_rng(0)
     img = np.zeros((28, 28), np.uint8)
     img[:, 6:22] = rng.integers(40, 256, (28, 16))  # a dress from the top edge to the bottom
-    r = prepare_by_method(Image.fromarray(img), preparation_record("fashion-mnist"))
+    r = Preparation("fashion-mnist").apply(Image.fromarray(img))
     assert not r.inverted and np.array_equal(r.image, img)
     # and it passes as dataset format for a Fashion model, not by the digits' frame rule
     frame_mean = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]).mean()
     assert frame_mean > 32 and dataset_format(img) is None
-    assert np.array_equal(in_dataset_format(img, preparation_record("fashion-mnist")), img)
+    assert np.array_equal(Preparation("fashion-mnist").given(img), img)
 
 
 def test_kmnist_and_emnist_fill_the_field_and_centre_the_box():
     img = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(img).line([(60, 40), (140, 40), (80, 160)], fill=0, width=10)  # a 7
-    k = prepare_by_method(img, preparation_record("kmnist"))
+    k = Preparation("kmnist").apply(img)
     top, left, bottom, right = box_of(k.image)
     assert bottom - top == 28 and abs(left - (28 - right)) <= 1  # long side 28, box centred
-    e = prepare_by_method(img, preparation_record("emnist"))
+    e = Preparation("emnist").apply(img)
     top, left, bottom, right = box_of(e.image > 20)
     assert 25 <= bottom - top <= 28 and abs(left - (28 - right)) <= 1
     assert e.image.max() == 255  # intensities scaled to 0..255
-    m = prepare_by_method(img, preparation_record("mnist"))
+    m = Preparation("mnist").apply(img)
     top, left, bottom, right = box_of(m.image)
     assert bottom - top == 20  # MNIST's 20x20 box

@@ -9,9 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from digits_synth import FONT_DIR, make_digits
-from mnistcnn.predict import preprocess_image
-from mnistcnn.predict.preprocess import center_of_mass, to_grayscale
-from mnistcnn.predict.stroke import stroke_width
+from mnistcnn.prepare import Preparation, center_of_mass, to_grayscale
+from mnistcnn.prepare.stroke import stroke_width
 
 
 def digit(
@@ -35,8 +34,8 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_dark_on_light_is_inverted_and_light_on_dark_is_not():
-    dark = preprocess_image(digit(ink=0, paper=255))
-    light = preprocess_image(digit(ink=255, paper=0))
+    dark = Preparation().apply(digit(ink=0, paper=255))
+    light = Preparation().apply(digit(ink=255, paper=0))
     assert dark.inverted and not light.inverted
     assert dark.ink_found and light.ink_found
     # the same digit either way: MNIST polarity (ink bright, background exactly 0)
@@ -47,25 +46,25 @@ def test_dark_on_light_is_inverted_and_light_on_dark_is_not():
 
 def test_invert_can_be_forced():
     img = digit(ink=0, paper=255)
-    assert preprocess_image(img, invert="yes").inverted
-    wrong = preprocess_image(img, invert="no")  # looks for light ink: there is none
+    assert Preparation(invert="yes").apply(img).inverted
+    wrong = Preparation(invert="no").apply(img)  # looks for light ink: there is none
     assert not wrong.inverted and not wrong.ink_found
     with pytest.raises(ValueError, match="invert must be one of"):
-        preprocess_image(img, invert="maybe")  # type: ignore[arg-type]
+        Preparation(invert="maybe").apply(img)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("ink", "paper"), [(0, 255), (60, 200), (255, 0), (200, 40)], ids=["black", "grey", "w", "lg"]
 )
 def test_polarity_for_several_contrasts(ink, paper):
-    r = preprocess_image(digit(ink=ink, paper=paper))
+    r = Preparation().apply(digit(ink=ink, paper=paper))
     assert r.inverted == (ink < paper)
 
 
 def test_crop_finds_the_digit_in_a_large_picture():
     img = digit(size=(1200, 900), at=(700, 500), font_size=120)
     ink_box = Image.eval(img, lambda v: 255 - v).getbbox()  # where the drawn ink really is
-    r = preprocess_image(img)
+    r = Preparation().apply(img)
     assert r.bbox is not None
     for got, want in zip(r.bbox, ink_box):
         assert abs(got - want) <= 4, (r.bbox, ink_box)
@@ -75,7 +74,7 @@ def test_crop_finds_the_digit_in_a_large_picture():
 def test_fit_into_20_pixels_and_centre_of_mass_within_1px_on_synthetic_digits():
     """MNIST: the digit fits a 20x20 box (aspect kept), its centre of mass at (14, 14)."""
     for d in make_digits(40, seed=3):
-        r = preprocess_image(d.image)
+        r = Preparation().apply(d.image)
         assert r.ink_found, d.description
         com = center_of_mass(r.image)
         assert com is not None
@@ -90,24 +89,24 @@ def test_blank_pictures_have_no_ink():
     noisy = np.clip(rng.normal(200, 8, (120, 90)), 0, 255).astype(np.uint8)
     ramp = np.linspace(80, 250, 200)[None].repeat(150, 0).astype(np.uint8)
     for img in (Image.new("L", (64, 64), 255), Image.fromarray(noisy), Image.fromarray(ramp)):
-        r = preprocess_image(img)
+        r = Preparation().apply(img)
         assert not r.ink_found and r.bbox is None and r.center_of_mass is None
         assert r.image.shape == (28, 28) and r.image.dtype == np.uint8 and not r.image.any()
 
 
 def test_alpha_is_composited_onto_white_and_light_ink_onto_black():
-    base = preprocess_image(digit()).image
+    base = Preparation().apply(digit()).image
     ink = np.asarray(digit()) < 128
     rgba = np.zeros((*ink.shape, 4), np.uint8)  # transparent black, as a cleared canvas
     rgba[..., 3] = np.where(ink, 255, 0)
-    dark = preprocess_image(Image.fromarray(rgba, "RGBA"))
+    dark = Preparation().apply(Image.fromarray(rgba, "RGBA"))
     assert dark.inverted and diff(dark.image, base) < 2.0
     rgba[..., :3] = 255  # white chalk on a transparent canvas
-    light = preprocess_image(Image.fromarray(rgba, "RGBA"))
+    light = Preparation().apply(Image.fromarray(rgba, "RGBA"))
     assert not light.inverted and diff(light.image, base) < 2.0
     la = Image.fromarray(rgba[..., 3], "L").convert("LA")  # grey + alpha: black ink
     la.putalpha(Image.fromarray(rgba[..., 3]))
-    assert preprocess_image(la).ink_found
+    assert Preparation().apply(la).ink_found
 
 
 def test_sixteen_bit_gives_the_same_digit_as_eight_bit():
@@ -119,7 +118,7 @@ def test_sixteen_bit_gives_the_same_digit_as_eight_bit():
     assert reread.mode.startswith("I")
     gray = to_grayscale(reread)
     assert np.abs(gray - np.asarray(img8, np.float32) / 255).max() < 1e-6
-    assert diff(preprocess_image(reread).image, preprocess_image(img8).image) == 0.0
+    assert diff(Preparation().apply(reread).image, Preparation().apply(img8).image) == 0.0
 
 
 def test_cmyk_is_converted():
@@ -128,7 +127,7 @@ def test_cmyk_is_converted():
     rgb.convert("CMYK").save(buf, "TIFF")
     cmyk = Image.open(io.BytesIO(buf.getvalue()))
     assert cmyk.mode == "CMYK"
-    assert diff(preprocess_image(cmyk).image, preprocess_image(rgb).image) < 2.0
+    assert diff(Preparation().apply(cmyk).image, Preparation().apply(rgb).image) < 2.0
 
 
 def test_palette_with_transparency():
@@ -140,8 +139,8 @@ def test_palette_with_transparency():
     pal.save(buf, "PNG", transparency=0)
     reread = Image.open(io.BytesIO(buf.getvalue()))
     assert reread.mode == "P" and "transparency" in reread.info
-    r = preprocess_image(reread)
-    assert r.inverted and diff(r.image, preprocess_image(digit()).image) < 8.0
+    r = Preparation().apply(reread)
+    assert r.inverted and diff(r.image, Preparation().apply(digit()).image) < 8.0
 
 
 def test_exif_orientation_is_applied():
@@ -153,15 +152,15 @@ def test_exif_orientation_is_applied():
     stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
     photo = Image.open(io.BytesIO(buf.getvalue()))
     assert photo.size == (160, 120)
-    r = preprocess_image(photo)
+    r = Preparation().apply(photo)
     assert r.size == (120, 160)
-    assert diff(r.image, preprocess_image(upright).image) < 2.0  # 45 if EXIF were ignored
+    assert diff(r.image, Preparation().apply(upright).image) < 2.0  # 45 if EXIF were ignored
 
 
 def test_bold_strokes_are_thinned_towards_mnist_width():
     bold = Image.new("L", (160, 160), 255)
     ImageDraw.Draw(bold).line([(40, 30), (120, 30), (70, 140)], fill=0, width=26)
-    r = preprocess_image(bold)
+    r = Preparation().apply(bold)
     width = stroke_width(r.image / 255.0)
     assert 1.5 <= width <= 4.0, width  # MNIST: 1.7-3.9 px (5th-95th percentile)
 
@@ -171,9 +170,9 @@ def test_mnist_digits_change_little(mnist_root):
     from mnistcnn.data.idx import read_idx
 
     images = read_idx(mnist_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte")[:100]
-    diffs = [diff(preprocess_image(Image.fromarray(a)).image, a) for a in images]
+    diffs = [diff(Preparation().apply(Image.fromarray(a)).image, a) for a in images]
     assert np.mean(diffs) < 12.0, np.mean(diffs)
-    assert all(not preprocess_image(Image.fromarray(a)).inverted for a in images[:10])
+    assert all(not Preparation().apply(Image.fromarray(a)).inverted for a in images[:10])
 
 
 def test_generated_digits_are_deterministic_and_varied():

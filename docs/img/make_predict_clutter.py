@@ -28,23 +28,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 from clutter_synth import KINDS, make_clutter  # noqa: E402
-from mnistcnn.data.preparation import preparation_record  # noqa: E402
-from mnistcnn.predict import preprocess_image  # noqa: E402
-from mnistcnn.predict.ink import InkSettings  # noqa: E402
-from mnistcnn.predict.methods import prepare_by_method  # noqa: E402
-from mnistcnn.predict.preprocess import PreprocessSettings  # noqa: E402
+from mnistcnn.prepare import InkSettings, Preparation, PreparationSettings  # noqa: E402
 
 
 def clutter_figure(out: Path) -> None:
-    keep_all = PreprocessSettings(clutter=None, ink=InkSettings(local_background=0))
+    keep_all = PreparationSettings(clutter=None, ink=InkSettings(local_background=0))
     fig, axes = plt.subplots(3, len(KINDS), figsize=(1.45 * len(KINDS), 4.6))
     rows = ("picture", "all ink kept", "predict")
     for j, kind in enumerate(KINDS):
         page = make_clutter(kind, seed=0, index=3)
         shown = [
             np.asarray(page.picture),
-            preprocess_image(page.picture, settings=keep_all).image,
-            preprocess_image(page.picture).image,
+            Preparation(settings=keep_all).apply(page.picture).image,
+            Preparation().apply(page.picture).image,
         ]
         for i, img in enumerate(shown):
             ax = axes[i, j]
@@ -73,8 +69,8 @@ def datasets_figure(root: Path, out: Path, n: int = 8) -> None:
         page.paste(big, (20, 20))
         shown = [
             np.asarray(page),
-            prepare_by_method(page, preparation_record("mnist")).image,
-            prepare_by_method(page, preparation_record("fashion-mnist")).image,
+            Preparation("mnist").apply(page).image,
+            Preparation("fashion-mnist").apply(page).image,
             a,
         ]
         for i, img in enumerate(shown):

@@ -26,6 +26,10 @@ and carry a ``reason`` code, so each caller words them for its own users
 * Images (:mod:`.images`): :data:`IMAGE_FORMATS`, the one allow-list of Pillow decoders that
   user bytes may reach; :func:`open_image` (header only), :func:`load_image`
   (pixels), :func:`decode_image` (both), :func:`upright` (EXIF orientation).
+* Pictures for people (:mod:`.pictures`): :func:`decode_picture` (decoding
+  with every failure an :class:`ImageInputError` that says why in words, and
+  the sizes no digit picture has refused: :func:`check_size`),
+  :func:`not_an_image`, :func:`idx_images`, :func:`tiff_pages`.
 """
 
 from mnistcnn._io.atomic import (
@@ -62,9 +66,29 @@ from mnistcnn._io.images import (
     open_image,
     upright,
 )
+from mnistcnn._io.pictures import (
+    HEIC_ADVICE,
+    MAX_ASPECT,
+    MIN_SIDE,
+    ImageInputError,
+    check_size,
+    decode_picture,
+    idx_images,
+    not_an_image,
+    tiff_pages,
+)
 from mnistcnn._io.sniff import KIND_WORDS, SNIFF_BYTES, describe_kind, sniff, sniff_file
 
 __all__ = [
+    "HEIC_ADVICE",
+    "MAX_ASPECT",
+    "MIN_SIDE",
+    "ImageInputError",
+    "check_size",
+    "decode_picture",
+    "idx_images",
+    "not_an_image",
+    "tiff_pages",
     "IDX_MAX_DIMS",
     "IDX_TYPES",
     "IMAGE_FORMATS",

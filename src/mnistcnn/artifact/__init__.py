@@ -24,13 +24,12 @@ from mnistcnn.artifact.schema import (
     save_checkpoint,
 )
 from mnistcnn.artifact.sniff import describe_non_checkpoint
-from mnistcnn.artifact.trained import MNIST_PREPARATION, Normalize, TrainedModel, model_fields
+from mnistcnn.artifact.trained import Normalize, TrainedModel, model_fields
 from mnistcnn.errors import CheckpointError
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "MNIST_PREPARATION",
     "Checkpoint",
     "CheckpointError",
     "Normalize",

@@ -53,12 +53,12 @@ from mnistcnn._io import atomic_write
 from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint_kind
 from mnistcnn.artifact.sniff import describe_non_checkpoint
 from mnistcnn.artifact.trained import (
-    MNIST_PREPARATION,
     PRECISIONS,
     TrainedModel,
     stored_preparation,
 )
 from mnistcnn.errors import CheckpointError
+from mnistcnn.prepare.records import MNIST_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Checkpoint:
     classes: list[str]
     normalization: dict[str, list[float]]
     input_size: list[int]
-    preparation: dict[str, Any] = field(default_factory=lambda: dict(MNIST_PREPARATION))
+    preparation: dict[str, Any] = field(default_factory=lambda: dict(MNIST_RECORD))
     precision: str = "fp32"
     epoch: int = 0
     step: int = 0
@@ -320,7 +320,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
         raw["extra"] = extra
         config = _field(raw, "config", dict, {})
         raw.setdefault("precision", str(config.get("precision") or "fp32"))
-        raw.setdefault("preparation", dict(MNIST_PREPARATION))
+        raw.setdefault("preparation", dict(MNIST_RECORD))
         raw["format_version"] = 2
     return raw
 
@@ -384,7 +384,7 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
         normalization={"mean": list(mean), "std": list(std)},
         input_size=list(size),
         preparation=stored_preparation(
-            _field(raw, "preparation", dict, MNIST_PREPARATION), raw.get("dataset")
+            _field(raw, "preparation", dict, dict(MNIST_RECORD)), raw.get("dataset")
         ),
         precision=precision,
         epoch=_field(raw, "epoch", int, 0),

@@ -7,27 +7,27 @@ scale and nobody can forget or repeat the normalization. It also carries what
 every consumer needs: class names, the dataset's picture preparation, the
 calibration temperature, the precision it was trained in and its provenance
 (the :class:`~mnistcnn.artifact.schema.Checkpoint` it came from).
+``model.prepare(picture)`` makes a picture its input, as torchvision's
+``weights.transforms()`` does for its weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mnistcnn.config import PRECISIONS  # re-exported: the checkpoint format reads it
-from mnistcnn.data.preparation import preparation_record
+from mnistcnn.prepare import MNIST_RECORD, Preparation, preparation_record
 
 if TYPE_CHECKING:
-    from mnistcnn.artifact.schema import Checkpoint
+    from PIL import Image
 
-#: The picture preparation of MNIST-style digits (LeCun et al. 1998, the MNIST
-#: page: the digit's box scaled into 20x20, centred by its centre of mass in 28x28);
-#: the other datasets' records: :data:`mnistcnn.data.preparation.PREPARATIONS`.
-MNIST_PREPARATION: dict[str, Any] = preparation_record("mnist")
+    from mnistcnn.artifact.schema import Checkpoint
+    from mnistcnn.prepare import PreparationSettings, PreparedPicture
 
 
 def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
     from mnistcnn.data.specs import preparation_method
 
     prep = dict(record)
-    if prep == MNIST_PREPARATION and isinstance(dataset, str) and dataset:
+    if prep == MNIST_RECORD and isinstance(dataset, str) and dataset:
         method = preparation_method(dataset.strip().lower().replace("_", "-"))
         if method != prep["method"]:
             return preparation_record(method)
@@ -114,7 +114,9 @@ class TrainedModel(nn.Module):
         model_kwargs: arguments the registry builds ``net`` with.
         dataset: the dataset it was trained on (``""`` if unknown).
         input_size: [channels, height, width] it takes.
-        preparation: how a picture becomes its input (e.g. ``MNIST_PREPARATION``).
+        preparation: the record of how a picture becomes its input, as the
+            checkpoint stores it (``{"method": "mnist", "box": 20, "canvas": 28}``,
+            :mod:`mnistcnn.prepare.records`); run it with :meth:`prepare`.
         calibration: the fitted temperature record, or None (not calibrated).
         precision: ``"fp32"`` or ``"bf16"``: the arithmetic it was trained and evaluated in.
         checkpoint: the checkpoint it was loaded from (provenance), or None.
@@ -146,7 +148,7 @@ class TrainedModel(nn.Module):
         self.model_kwargs = dict(model_kwargs or {})
         self.dataset = dataset
         self.input_size = list(input_size)
-        self.preparation = dict(preparation if preparation is not None else MNIST_PREPARATION)
+        self.preparation = dict(preparation if preparation is not None else MNIST_RECORD)
         self.calibration = calibration
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -156,6 +158,40 @@ class TrainedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """float (N, C, H, W) pixels in [0, 1] -> logits float (N, num_classes)."""
         return self.net(self.normalize(x))
+
+    def preparer(
+        self,
+        invert: Literal["auto", "yes", "no"] = "auto",
+        settings: PreparationSettings | None = None,
+    ) -> Preparation:
+        """This model's :class:`~mnistcnn.prepare.Preparation` (its record), callable on pictures.
+
+        Raises:
+            ValueError: a preparation this version does not know (an ImageNet
+                network's, for one), or a bad ``invert``.
+        """
+        return Preparation.from_record(self.preparation, invert=invert, settings=settings)
+
+    def prepare(
+        self,
+        picture: Image.Image | Any,
+        *,
+        invert: Literal["auto", "yes", "no"] = "auto",
+        settings: PreparationSettings | None = None,
+        keep_preview: bool = False,
+    ) -> PreparedPicture:
+        """A decoded picture (Pillow image or array) -> this model's input, prepared its way.
+
+        ``model.prepare(picture).tensor`` is float32 (1, 28, 28) in [0, 1] for
+        ``model(x[None])``; :class:`~mnistcnn.prepare.PreparedPicture` also
+        says where the ink was and whether the picture was inverted.
+
+        Raises:
+            mnistcnn._io.ImageInputError: a size no digit picture has.
+            ValueError: a preparation this version does not know, a bad
+                ``invert``, or an array of another shape, type or range.
+        """
+        return self.preparer(invert, settings)(picture, keep_preview=keep_preview)
 
     @property
     def mean(self) -> list[float]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mnistcnn.predict import Prediction, Predictor
-    from mnistcnn.predict.ink import InvertMode
+    from mnistcnn.prepare import InvertMode
 
 #: Exit status when some inputs could not be predicted (the others were).
 EXIT_SOME_FAILED = exit_codes.SOME_INPUTS

@@ -12,7 +12,7 @@ from mnistcnn.cli import exit_codes
 from mnistcnn.cli.common import device_option, invert_option, threshold_option, user_errors
 
 if TYPE_CHECKING:
-    from mnistcnn.predict.ink import InvertMode
+    from mnistcnn.prepare import InvertMode
 
 
 @click.command()

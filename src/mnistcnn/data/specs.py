@@ -119,7 +119,7 @@ class DatasetSpec:
         archive: an official archive holding the ``.gz`` files (EMNIST), tried
             after the per-file sources.
         preparation: how the dataset's pictures were made into 28x28 images, a
-            method of :data:`mnistcnn.data.preparation.PREPARATIONS` (``"mnist"``,
+            method of :data:`mnistcnn.prepare.records.PREPARATIONS` (``"mnist"``,
             ``"fashion-mnist"``, ``"kmnist"``, ``"emnist"``); training records it in
             the checkpoint so that ``predict`` prepares pictures the same way.
     """
@@ -286,7 +286,7 @@ _EXTRA_NAMES: tuple[str, ...] = (
 
 
 def preparation_method(name: str) -> str:
-    """The picture preparation of registered dataset ``name`` (:mod:`mnistcnn.data.preparation`).
+    """The picture preparation of registered dataset ``name`` (:mod:`mnistcnn.prepare.records`).
 
     MNIST and QMNIST (which re-made MNIST's process): ``"mnist"``; Fashion-MNIST:
     ``"fashion-mnist"``; KMNIST: ``"kmnist"``; the EMNIST splits: ``"emnist"``.

@@ -25,7 +25,6 @@ from mnistcnn._text import plural
 from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
-from mnistcnn.data.preparation import preparation_record
 from mnistcnn.engine.distributed import DistContext, distributed_session
 from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_hooks
 from mnistcnn.engine.finish import complete_run_report, divergence, write_run_report
@@ -45,6 +44,7 @@ from mnistcnn.engine.sources import DataSources, build_sources, check_folder_unc
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.errors import SettingError
 from mnistcnn.models import check_model_name, create_model
+from mnistcnn.prepare import preparation_record
 
 log = logging.getLogger(__name__)
 

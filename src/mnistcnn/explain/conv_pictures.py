@@ -24,13 +24,13 @@ def load_image_matrix(
 ) -> Matrix:
     """Read a picture as a grayscale matrix of pixel values, as ``mnistcnn predict`` reads it.
 
-    Decoding is :func:`mnistcnn.predict.decode_image` (the formats of
+    Decoding is :func:`mnistcnn._io.decode_picture` (the formats of
     :data:`mnistcnn._io.IMAGE_FORMATS`, EXIF orientation, refused bombs and degenerate sizes). With
     ``preprocess`` (the default) the picture becomes the 28x28 image the model
-    sees, by :func:`mnistcnn.predict.preprocess_image`: transparency, polarity
+    sees, by MNIST's :class:`mnistcnn.prepare.Preparation`: transparency, polarity
     (light ink on black, as MNIST), contrast, fitted into 20x20 and centred.
     Without it the picture keeps its size and is only made grayscale by
-    :func:`mnistcnn.predict.preprocess.to_grayscale` (transparency composited
+    :func:`mnistcnn.prepare.to_grayscale` (transparency composited
     onto white, or black behind light ink; ITU-R 601 luma). ``size`` then
     resizes to ``size x size`` with bilinear filtering.
 
@@ -54,8 +54,8 @@ def load_image_matrix(
     import numpy as np
     from PIL import Image
 
-    from mnistcnn.predict import ImageInputError, decode_image, preprocess_image
-    from mnistcnn.predict.preprocess import to_grayscale
+    from mnistcnn._io import ImageInputError, decode_picture
+    from mnistcnn.prepare import Preparation, to_grayscale
 
     if size is not None and not 1 <= size <= MAX_INPUT_SIDE:
         raise ConvInputError("size", f"size must be in 1..{MAX_INPUT_SIDE}, got {size}")
@@ -66,9 +66,9 @@ def load_image_matrix(
     except OSError as exc:
         raise ConvInputError("image", f"cannot read image {path}: {exc.strerror or exc}") from None
     try:
-        with decode_image(data) as img:
+        with decode_picture(data) as img:
             if preprocess:
-                result = preprocess_image(img, invert)  # type: ignore[arg-type]
+                result = Preparation(invert=invert).apply(img)  # type: ignore[arg-type]
                 pixels, how = result.image, "MNIST-style 28x28"
                 if not result.ink_found:
                     raise ConvInputError(

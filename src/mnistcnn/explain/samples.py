@@ -130,9 +130,9 @@ def check_classes(
 def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:
     """A picture as float32 (28, 28) in [0, 1], light ink on black like MNIST.
 
-    Read as ``mnistcnn predict`` reads it: :func:`mnistcnn.predict.decode_image`
-    (formats, EXIF, refused bombs and sizes) and
-    :func:`mnistcnn.predict.preprocess_image` (transparency, polarity, MNIST's
+    Read as ``mnistcnn predict`` reads it: :func:`mnistcnn._io.decode_picture`
+    (formats, EXIF, refused bombs and sizes) and MNIST's
+    :class:`mnistcnn.prepare.Preparation` (transparency, polarity, MNIST's
     own recipe: ink found, fitted into 20x20, centred by mass). A blank picture
     gives all zeros (:func:`mnistcnn.explain.activations.explain_for_predictor` says it is unsure).
 
@@ -143,11 +143,12 @@ def load_image_file(path: str | Path) -> tuple[torch.Tensor, str]:
         ValueError: the file cannot be read as a picture of a digit (the
             message is predict's: empty, not an image, 1x1 px, ...).
     """
-    from mnistcnn.predict import ImageInputError, decode_image, preprocess_image
+    from mnistcnn._io import ImageInputError, decode_picture
+    from mnistcnn.prepare import Preparation
 
     try:
-        with decode_image(Path(path).read_bytes()) as picture:
-            result = preprocess_image(picture)
+        with decode_picture(Path(path).read_bytes()) as picture:
+            result = Preparation().apply(picture)
     except ImageInputError as exc:
         raise SettingError(f"cannot read image {path}: {exc}", path=path) from None
     except OSError as exc:

@@ -31,10 +31,9 @@ import numpy as np
 from mnistcnn.artifact import CheckpointError
 from mnistcnn.data import same_class_names
 from mnistcnn.data.specs import shown_class_names
-from mnistcnn.predict.ink import InvertMode
 from mnistcnn.predict.predictor import DEFAULT_THRESHOLD, Predictor
-from mnistcnn.predict.preprocess import PreprocessSettings
 from mnistcnn.predict.tta import DEFAULT_VIEWS, IDENTITY, View, apply_views
+from mnistcnn.prepare import InvertMode, PreparationSettings
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class EnsemblePredictor(Predictor):
         threshold: float = DEFAULT_THRESHOLD,
         invert: InvertMode = "auto",
         top_k: int = 3,
-        settings: PreprocessSettings | None = None,
+        settings: PreparationSettings | None = None,
     ) -> None:
         check_members(members)
         if not views:

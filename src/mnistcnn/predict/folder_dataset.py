@@ -1,8 +1,8 @@
 """Prepare a picture folder (``PATH/<class>/*``) into the tensor cache training reads.
 
-Every file goes through ``mnistcnn predict``'s preparation
-(:func:`~mnistcnn.predict.preparation.prepare_item`: the same decoding, the
-same allow-list of formats, the same MNIST-style 28x28 preprocessing), so a
+Every file goes through ``mnistcnn predict``'s reading and preparation
+(:func:`~mnistcnn.predict.inputs.prepare_item`: the same decoding, the same
+allow-list of formats, MNIST's :class:`~mnistcnn.prepare.Preparation`), so a
 model trained on the folder saw each picture as ``predict`` shows it pictures
 later. The cache format, its checksum and where it lives are the data layer's
 (:mod:`mnistcnn.data.folder`); this module only makes its contents, because
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnistcnn._io import ImageInputError
 from mnistcnn.data.folder import (
     FOLDER_PREFIX,
     FolderCache,
@@ -38,10 +39,8 @@ from mnistcnn.data.folder import (
 )
 from mnistcnn.data.sources import resolve_root
 from mnistcnn.errors import SettingError
-from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import expand_inputs
-from mnistcnn.predict.preparation import prepare_item
-from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
+from mnistcnn.predict.inputs import expand_inputs, prepare_item
+from mnistcnn.prepare import INVERT_MODES, InvertMode, Preparation, PreparationSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +68,10 @@ class PreparedFolder:
 
 
 def preparation_settings(
-    invert: InvertMode = "auto", settings: PreprocessSettings | None = None
+    invert: InvertMode = "auto", settings: PreparationSettings | None = None
 ) -> dict[str, Any]:
     """The preparation as plain data (part of the cache's key): method, invert mode, geometry."""
-    geometry = dataclasses.asdict(settings or PreprocessSettings())
+    geometry = dataclasses.asdict(settings or PreparationSettings())
     body = {"method": "mnist", "invert": invert, "settings": geometry}
     return dict(json.loads(json.dumps(body)))  # tuples -> lists: equal after a round trip
 
@@ -82,7 +81,7 @@ def prepare_folder(
     *,
     root: PathLike | None = None,
     invert: InvertMode = "auto",
-    settings: PreprocessSettings | None = None,
+    settings: PreparationSettings | None = None,
 ) -> PreparedFolder:
     """Prepare every picture of ``folder/<class>/*`` as ``predict`` would, cached under ``root``.
 
@@ -97,7 +96,7 @@ def prepare_folder(
         folder: the picture folder (``folder:PATH``'s PATH; a ``folder:`` prefix is accepted).
         root: the data root (``resolve_root``: ``$MNISTCNN_DATA``, else ``~/.cache/mnistcnn``).
         invert: polarity handling, as ``mnistcnn predict --invert`` (``auto``, ``yes``, ``no``).
-        settings: preprocessing geometry and thresholds (predict's defaults).
+        settings: preparation geometry and thresholds (predict's defaults).
 
     Returns:
         A :class:`PreparedFolder`: images uint8 (N, 28, 28), labels int64 (N,),
@@ -138,19 +137,22 @@ def _prepare(
     listing: FolderListing,
     preparation: dict[str, Any],
     invert: InvertMode,
-    settings: PreprocessSettings | None,
+    settings: PreparationSettings | None,
 ) -> FolderCache:
     """Run every file of ``listing`` through predict's preparation."""
+    prep = Preparation("mnist", invert=invert, settings=settings or PreparationSettings())
     images, labels, files = [], [], []
     skipped = [(name, "in no class folder (PATH/<class>/<picture>)") for name in listing.outside]
     for rel, index, _size, _mtime in listing.files:
         path = listing.root / rel
         for item in expand_inputs([str(path)]):
             name = rel + item.name[len(str(path)) :]  # "a/b.idx#3", "a/c.tif#page2"
-            prepared = prepare_item(item, invert, settings)
-            if prepared.error is not None or prepared.image is None:
-                skipped.append((name, prepared.error or "no picture"))
-            elif prepared.blank:
+            try:
+                prepared = prepare_item(item, prep)
+            except ImageInputError as exc:
+                skipped.append((name, str(exc)))
+                continue
+            if prepared.blank:
                 skipped.append((name, "no ink found: a blank picture"))
             else:
                 images.append(prepared.image)

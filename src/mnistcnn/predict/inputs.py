@@ -16,14 +16,15 @@ an item that carries its error, so one bad file never stops a batch:
 
 :func:`python_inputs` does the same for what :meth:`~mnistcnn.predict.Predictor.predict`
 is given (paths, bytes, arrays, Pillow images). Decoding, and what a file that
-is not a picture is: :mod:`mnistcnn.predict.decoding`; arrays:
-:mod:`mnistcnn.predict.arrays`.
+is not a picture is: :mod:`mnistcnn._io.pictures`; arrays are pictures the
+preparation reads (:mod:`mnistcnn.prepare.pixels`).
 """
 
 from __future__ import annotations
 
 import glob
 import io
+import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -35,9 +36,7 @@ import numpy as np
 from PIL import Image
 
 from mnistcnn import _io
-from mnistcnn._io import upright
-from mnistcnn.predict.arrays import array_to_image, dataset_format
-from mnistcnn.predict.decoding import (
+from mnistcnn._io.pictures import (
     ImageInputError,
     gunzip_idx,
     gz_head,
@@ -45,7 +44,9 @@ from mnistcnn.predict.decoding import (
     is_idx,
     tiff_pages,
 )
-from mnistcnn.predict.preprocess import to_grayscale
+from mnistcnn.prepare import Preparation, PreparedPicture
+
+log = logging.getLogger(__name__)
 
 #: File extensions a folder is searched for (lower case). Named files are never filtered.
 IMAGE_SUFFIXES = frozenset(
@@ -53,8 +54,6 @@ IMAGE_SUFFIXES = frozenset(
     + (".pgm", ".ppm", ".pbm", ".pnm", ".ico", ".avif")
 )
 _TIFF_SUFFIXES = frozenset((".tif", ".tiff"))
-#: Longest side of the copy of a picture kept for display (``keep_previews``).
-PREVIEW_SIZE = 256
 
 #: What :meth:`~mnistcnn.predict.Predictor.predict` accepts.
 Input = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
@@ -211,48 +210,20 @@ def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[Input
     return items
 
 
-def preview_copy(img: Image.Image) -> Image.Image:
-    """A copy of ``img`` for display: RGB, RGBA or L, upright, longest side <= PREVIEW_SIZE px.
+def python_inputs(
+    inputs: Iterable[Input],
+) -> list[tuple[str, InputItem | Image.Image | np.ndarray]]:
+    """Python inputs -> (name, item, Pillow image or array); paths of folders and IDX files expand.
 
-    Every mode Pillow decodes becomes one of the three modes a plot shows
-    (matplotlib draws (H, W), (H, W, 3) and (H, W, 4) arrays, never two
-    channels): grayscale with alpha (``LA``, ``La``, ``PA``) and palette
-    transparency become RGBA; 1-bit, 16-bit, 32-bit and float pictures become L
-    with the same scaling :func:`~mnistcnn.predict.preprocess.to_grayscale`
-    uses; CMYK, YCbCr, LAB and HSV become RGB.
+    Pillow images and arrays are pictures already decoded: they go to the
+    preparation as they are (:class:`mnistcnn.prepare.Preparation` reads arrays).
     """
-    img = upright(img)
-    mode = img.mode
-    if mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-    elif mode == "P":
-        img = img.convert("RGB")
-    elif mode not in ("RGB", "RGBA", "L"):
-        if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-            img = img.convert("RGB")
-        else:
-            img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
-    img = img.copy()
-    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
-    return img
-
-
-def python_inputs(inputs: Iterable[Input]) -> list[tuple[str, InputItem | Image.Image]]:
-    """Python inputs -> (name, item or Pillow image); paths of folders and IDX files expand."""
-    out: list[tuple[str, InputItem | Image.Image]] = []
+    out: list[tuple[str, InputItem | Image.Image | np.ndarray]] = []
     for i, x in enumerate(inputs):
         if isinstance(x, Image.Image):
             out.append((getattr(x, "filename", "") or f"<image {i}>", x))
         elif isinstance(x, np.ndarray):
-            name = f"<array {i}>"
-            prepared = dataset_format(x)
-            if prepared is not None:  # already what the model takes: no preparation
-                out.append((name, InputItem(name, prepared=prepared)))
-                continue
-            try:
-                out.append((name, array_to_image(x)))
-            except ValueError as exc:
-                out.append((name, InputItem(name, error=str(exc))))
+            out.append((f"<array {i}>", x))
         elif isinstance(x, (bytes, bytearray)):  # always one picture (1:1 for servers)
             out.append((f"<bytes {i}>", InputItem(f"<bytes {i}>", data=bytes(x))))
         elif isinstance(x, (str, os.PathLike)):
@@ -261,3 +232,73 @@ def python_inputs(inputs: Iterable[Input]) -> list[tuple[str, InputItem | Image.
             error = f"unsupported input type {type(x).__name__}"
             out.append((f"<input {i}>", InputItem(f"<input {i}>", error=error)))
     return out
+
+
+def read_item(item: InputItem) -> Image.Image:
+    """Read and decode one :class:`InputItem` (:func:`mnistcnn._io.decode_picture`).
+
+    A multi-page TIFF given without a page gives its first page (logged as a warning).
+
+    Raises:
+        ImageInputError: every way it fails, in words: a file that cannot be
+            read, is not a picture, is corrupt, or a decoder failure.
+    """
+    try:
+        data = item.data if item.data is not None else Path(item.path or "").read_bytes()
+        picture = _io.decode_picture(data, item.page)
+    except ImageInputError:
+        raise
+    except OSError as exc:
+        raise ImageInputError(f"cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # a decoder bug on a hostile file: report, carry on
+        log.debug("%s: decoding failed", item.name, exc_info=True)
+        raise ImageInputError(f"cannot decode the picture: {type(exc).__name__}: {exc}") from None
+    if item.page is None and len(tiff_pages(picture)) > 1:
+        log.warning(
+            "%s: a %d-page TIFF; only page 1 is predicted (give it as a path "
+            "to predict every page)",
+            item.name,
+            len(tiff_pages(picture)),
+        )
+    return picture
+
+
+def prepare_picture(
+    picture: Image.Image | np.ndarray, preparation: Preparation, keep_preview: bool = False
+) -> PreparedPicture:
+    """``preparation(picture)``, every failure an :class:`ImageInputError` in words.
+
+    A refused size says so; a bad array says what was expected; any other
+    failure (an unusual mode, damaged data Pillow only notices now) is
+    ``cannot preprocess the picture: <error>``, so one odd file never stops a batch.
+    """
+    try:
+        return preparation(picture, keep_preview=keep_preview)
+    except ImageInputError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, ValueError) and isinstance(picture, np.ndarray):
+            raise ImageInputError(str(exc)) from None  # an array of another shape or range
+        log.debug("preparation failed", exc_info=True)
+        raise ImageInputError(
+            f"cannot preprocess the picture: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def prepare_item(
+    item: InputItem, preparation: Preparation, keep_preview: bool = False
+) -> PreparedPicture:
+    """Read, decode (:func:`read_item`) and prepare (:func:`prepare_picture`) one item.
+
+    An IDX image (``item.prepared``) is already the model's input: used as given.
+
+    Raises:
+        ImageInputError: the item's own error, or why it could not be read,
+            decoded or prepared.
+    """
+    if item.error is not None:
+        raise ImageInputError(item.error)
+    if item.prepared is not None:
+        return preparation.as_given(np.asarray(item.prepared, np.uint8))
+    with read_item(item) as picture:
+        return prepare_picture(picture, preparation, keep_preview)

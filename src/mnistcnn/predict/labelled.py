@@ -21,7 +21,7 @@ from PIL import Image
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.errors import SettingError
 from mnistcnn.evaluation.core import Evaluation, summarize
-from mnistcnn.predict.ink import InvertMode
+from mnistcnn.prepare import InvertMode
 
 log = logging.getLogger(__name__)
 

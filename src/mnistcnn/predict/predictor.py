@@ -1,11 +1,13 @@
 """Predict digits on people's pictures with a trained checkpoint.
 
 :class:`Predictor` = a :class:`~mnistcnn.artifact.TrainedModel` (which normalizes
-its own pixels, and knows its classes and calibration temperature) + MNIST-style
-preprocessing (:func:`preprocess_image`) + the
-"unsure" rule. :meth:`Predictor.predict` returns one :class:`Prediction` per
-picture; a picture that cannot be read gives a Prediction with ``error`` set
-and the others are still predicted.
+its own pixels, and knows its classes, calibration temperature and picture
+preparation) + the "unsure" rule. A picture's way: :mod:`mnistcnn._io` decodes
+it, the model's :class:`~mnistcnn.prepare.Preparation` makes the 28x28 input,
+the model answers, and this module turns the logits into a verdict.
+:meth:`Predictor.predict` returns one :class:`Prediction` per picture; a
+picture that cannot be read gives a Prediction with ``error`` set and the
+others are still predicted.
 
 **Unsure.** A picture with no ink (blank) is not shown to the model: it is
 reported unsure, without probabilities. Otherwise the probabilities are
@@ -43,23 +45,21 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from mnistcnn._io import ImageInputError, decode_picture
 from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
 from mnistcnn.models.fast_path import fast_path_enabled
-from mnistcnn.predict.decoding import decode_image
-from mnistcnn.predict.ink import InvertMode
-from mnistcnn.predict.inputs import Input, InputItem, python_inputs
-from mnistcnn.predict.methods import preparation_method
+from mnistcnn.predict.inputs import Input, InputItem, prepare_picture, python_inputs, read_item
 from mnistcnn.predict.prediction import Prediction, short_label
-from mnistcnn.predict.preparation import (
-    PreparedPicture,
-    given_format,
-    prepare_item,
-    prepare_picture,
-)
-from mnistcnn.predict.preprocess import INVERT_MODES, PreprocessSettings
 from mnistcnn.predict.unsure import unsure_threshold
+from mnistcnn.prepare import (
+    INVERT_MODES,
+    InvertMode,
+    Preparation,
+    PreparationSettings,
+    PreparedPicture,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,19 @@ class Predictor:
         temperature: overrides the model's calibration temperature (> 0;
             1.0 gives the raw softmax); None: the model's.
         threshold: top probability below which a prediction is unsure, in [0, 1].
-        invert: ``auto``, ``yes`` or ``no`` (see :func:`preprocess_image`).
+        invert: ``auto``, ``yes`` or ``no`` (see :class:`~mnistcnn.prepare.Preparation`).
         device: where the model runs.
         top_k: how many classes :class:`Prediction` lists.
-        settings: ink-finding thresholds of the preprocessing (the geometry: the
-            model's preparation record, :mod:`mnistcnn.predict.methods`).
+        settings: ink-finding thresholds of the preparation (the geometry: the
+            model's preparation record, :mod:`mnistcnn.prepare.records`).
+
+    Attributes:
+        preparation: the model's :class:`~mnistcnn.prepare.Preparation` with
+            ``invert`` and ``settings``: what every picture goes through.
 
     Raises:
-        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or ``top_k``.
+        ValueError: a bad ``threshold``, ``temperature``, ``invert`` or
+            ``top_k``, or a model whose preparation this version does not know.
     """
 
     def __init__(
@@ -105,7 +110,7 @@ class Predictor:
         invert: InvertMode = "auto",
         device: torch.device | str = "cpu",
         top_k: int = 3,
-        settings: PreprocessSettings | None = None,
+        settings: PreparationSettings | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -123,9 +128,8 @@ class Predictor:
         self.threshold = float(threshold)
         self.invert: InvertMode = invert
         self.top_k = top_k
-        self.settings = settings or PreprocessSettings()
-        #: How pictures are prepared: the model's dataset's method (mnistcnn.predict.methods).
-        self.preparation = dict(model.preparation)
+        self.settings = settings or PreparationSettings()
+        self.preparation = model.preparer(invert, self.settings)
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
         self.checkpoint: Checkpoint | None = model.checkpoint
 
@@ -143,7 +147,7 @@ class Predictor:
         Args:
             path: checkpoint written by training.
             device: ``cpu``, ``cuda``, ``mps``, ``auto``, ...
-            invert: polarity handling (see :func:`preprocess_image`).
+            invert: polarity handling (see :class:`~mnistcnn.prepare.Preparation`).
             threshold: unsure below this calibrated top probability; when None,
                 :data:`DEFAULT_THRESHOLD`, or 0.4 for a model trained with outlier
                 exposure (:func:`mnistcnn.predict.unsure.unsure_threshold`).
@@ -166,7 +170,7 @@ class Predictor:
             )
         temperature_of(ckpt)  # checks the stored calibration
         try:
-            preparation_method(model.preparation)
+            Preparation.from_record(model.preparation)
         except ValueError as exc:
             raise CheckpointError(f"{ckpt.path}: {exc}") from None
         if not model.calibrated:
@@ -247,25 +251,24 @@ class Predictor:
         return out
 
     def predict_picture(
-        self, image: Image.Image, name: str = "<image>", keep_preview: bool = False
+        self, image: Image.Image | np.ndarray, name: str = "<image>", keep_preview: bool = False
     ) -> Prediction:
-        """Preprocess one decoded picture and predict it.
+        """Prepare one decoded picture (or picture array) and predict it.
 
-        A picture that cannot be preprocessed (a refused size, an unusual
-        mode or damaged data Pillow only notices now) gives a Prediction with
-        ``error`` set; errors of the model itself are raised. The preparation
-        is :func:`~mnistcnn.predict.preparation.prepare_picture`.
+        The preparation is the model's (:attr:`preparation`, the same as
+        ``model.prepare``). A picture that cannot be prepared (a refused size,
+        a bad array, an unusual mode or damaged data Pillow only notices now)
+        gives a Prediction with ``error`` set; errors of the model itself are raised.
         """
-        prepared = prepare_picture(
-            image, name, self.invert, self.settings, keep_preview, self.preparation
-        )
-        return self._verdict(prepared)
+        try:
+            prepared = prepare_picture(image, self.preparation, keep_preview)
+        except ImageInputError as exc:
+            return _failed(name, str(exc))
+        return self._verdict(name, prepared)
 
-    def _verdict(self, prepared: PreparedPicture) -> Prediction:
-        """The Prediction of a prepared picture (its error, blank, or the model's answer)."""
-        name, image = prepared.name, prepared.image
-        if prepared.error is not None or image is None:
-            return _failed(name, prepared.error or "no picture")
+    def _verdict(self, name: str, prepared: PreparedPicture) -> Prediction:
+        """The Prediction of a prepared picture (blank, or the model's answer)."""
+        image = prepared.image
         if prepared.as_given:
             pred = self.judge_prepared([image], [name])[0]
         elif prepared.blank:
@@ -287,8 +290,8 @@ class Predictor:
             if path.stat().st_size > SMALL_FILE:
                 return item
             data = path.read_bytes()
-            with decode_image(data, item.page) as picture:
-                prepared = given_format(picture, self.invert, self.preparation)
+            with decode_picture(data, item.page) as picture:
+                prepared = self.preparation.given(picture)
         except Exception:  # predict_item reports it
             return item
         if prepared is None:
@@ -299,10 +302,19 @@ class Predictor:
         """Predict one :class:`InputItem` (see :func:`~mnistcnn.predict.inputs.expand_inputs`).
 
         Never raises for a bad input: every failure is the Prediction's ``error``.
-        Reading and preparing: :func:`~mnistcnn.predict.preparation.prepare_item`.
+        Reading and decoding: :func:`~mnistcnn.predict.inputs.read_item`; then
+        :meth:`predict_picture`.
         """
-        prepared = prepare_item(item, self.invert, self.settings, keep_preview, self.preparation)
-        return self._verdict(prepared)
+        if item.error is not None:
+            return _failed(item.name, item.error)
+        if item.prepared is not None:  # an IDX image: already the model's input
+            return self.judge_prepared([np.asarray(item.prepared, np.uint8)], [item.name])[0]
+        try:
+            picture = read_item(item)
+        except ImageInputError as exc:
+            return _failed(item.name, str(exc))
+        with picture:
+            return self.predict_picture(picture, item.name, keep_preview)
 
     def predict_items(
         self,
@@ -348,7 +360,7 @@ class Predictor:
 
         Args:
             inputs: Pillow images; arrays (see
-                :func:`~mnistcnn.predict.arrays.array_to_image`); bytes of an
+                :func:`~mnistcnn.prepare.pixels.array_to_image`); bytes of an
                 image file; paths (``str``/``PathLike``) of image files,
                 folders or IDX files. A folder path gives one prediction per
                 image file in it, an IDX path one per image it holds; every
@@ -363,7 +375,10 @@ class Predictor:
         out: list[Prediction] = []
         items: list[InputItem] = []  # consecutive items, predicted together (IDX batches)
         for name, x in python_inputs(inputs):
-            if isinstance(x, Image.Image):
+            if isinstance(x, np.ndarray):
+                given = self.preparation.given(x)
+                x = InputItem(name, prepared=given) if given is not None else x
+            if isinstance(x, (Image.Image, np.ndarray)):
                 out += self.predict_items(items, keep_previews)
                 items = []
                 out.append(self.predict_picture(x, name, keep_previews))

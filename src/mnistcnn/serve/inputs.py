@@ -160,9 +160,8 @@ def _too_large(raw: RawInput, w: int, h: int, max_side: int, max_pixels: int) ->
 
 def _what_instead(data: bytes) -> str:
     """``": <what it is and what to do>"`` for a HEIC/HEIF picture or a byte-swapped
-    IDX file (:func:`mnistcnn.predict.decoding.not_an_image`), else ``""``."""
-    from mnistcnn._io import is_byteswapped_idx
-    from mnistcnn.predict.decoding import not_an_image
+    IDX file (:func:`mnistcnn._io.not_an_image`), else ``""``."""
+    from mnistcnn._io import is_byteswapped_idx, not_an_image
 
     if sniff(data[:SNIFF_BYTES]) == "heic" or is_byteswapped_idx(data[:4]):
         return f": {not_an_image(data)}"
@@ -179,7 +178,7 @@ def _load(raw: RawInput, img: Image.Image | np.ndarray) -> Image.Image | np.ndar
     """
     if isinstance(img, np.ndarray):
         return img
-    from mnistcnn.predict.decoding import tiff_pages
+    from mnistcnn._io import tiff_pages
 
     pages = len(tiff_pages(img))
     if pages > 1:

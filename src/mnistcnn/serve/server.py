@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from mnistcnn.errors import MnistcnnError
-from mnistcnn.predict.ink import InvertMode
+from mnistcnn.prepare import InvertMode
 from mnistcnn.serve.app import ServeSettings, create_app
 
 log = logging.getLogger(__name__)

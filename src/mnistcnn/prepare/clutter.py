@@ -1,6 +1,6 @@
 """Find the one character among the clutter of a real photo or scan.
 
-:func:`mnistcnn.predict.ink.ink_map` keeps everything that stands out from the
+:func:`mnistcnn.prepare.ink.ink_map` keeps everything that stands out from the
 paper: the digit, but also a table edge along one side, the page's corner, a
 scanner's dark border, ruled lines, punch holes, stray pen marks. Cropping to
 all of that ink shrinks the digit to a corner of the 20x20 box. :func:`isolate`
@@ -163,7 +163,7 @@ def isolate(strength: np.ndarray, s: ClutterSettings | None = None) -> np.ndarra
 
     Args:
         strength: float32 (H, W) in [0, 1], background exactly 0
-            (:func:`mnistcnn.predict.ink.ink_map`).
+            (:func:`mnistcnn.prepare.ink.ink_map`).
         s: thresholds; :class:`ClutterSettings` defaults when None.
 
     Returns:

@@ -1,16 +1,24 @@
-"""Pictures given as NumPy arrays: their value range, and the datasets' own format.
+"""A picture's pixels: any Pillow image or NumPy array -> grey values in [0, 1].
 
-:func:`array_range` reads the range of an array by the documented rule (uint8
-0..255, uint16 0..65535, float 0..1 or 0..255, ...); :func:`to_unit` scales it
-to 0..1; :func:`dataset_format` recognises an image already in the datasets'
-format (28x28, light ink on black), which goes to the model unchanged;
-:func:`array_to_image` makes any other array a Pillow image.
+* :func:`to_grayscale`: any decoded Pillow image (EXIF orientation, every
+  mode, transparency) -> float32 (H, W) in [0, 1], 0 black;
+* :func:`array_range`, :func:`to_unit`, :func:`array_to_image`: pictures given
+  as arrays, read by the documented range rule (uint8 0..255, uint16
+  0..65535, float 0..1 or 0..255, ...);
+* :func:`dataset_format`: an image already in the datasets' own format
+  (28x28, light ink on black), which goes to the model unchanged;
+* :func:`preview_copy`: a small displayable copy of a picture (``--show-input``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+from mnistcnn._io import upright
+
+#: Longest side of the copy of a picture kept for display (:func:`preview_copy`).
+PREVIEW_SIZE = 256
 
 #: The mean of a dataset-format image's outer frame of pixels stays under this
 #: (0..255): the datasets store light ink on a black background.
@@ -144,3 +152,67 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     if unit.ndim == 2:
         return Image.fromarray(np.ascontiguousarray(unit), "F")
     return Image.fromarray(np.ascontiguousarray(np.round(unit * 255).astype(np.uint8)))
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """RGB(A)/LA/PA image -> RGB composited onto white (black if the visible ink is light)."""
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), np.float32) / 255
+    luma = np.asarray(rgba.convert("L"), np.float32) / 255
+    visible = float(alpha.sum())
+    light_ink = visible > 0 and float((luma * alpha).sum()) / visible > 0.5 and alpha.min() < 0.5
+    backdrop = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if light_ink else (255,) * 4)
+    return Image.alpha_composite(backdrop, rgba).convert("RGB")
+
+
+def to_grayscale(img: Image.Image) -> np.ndarray:
+    """Upright grayscale copy of any Pillow image: float32 (H, W) in [0, 1], 0 black.
+
+    Handles EXIF orientation, transparency (alpha or palette transparency),
+    1-bit, palette, 16-bit (``I;16``, ``I``), float (``F``), CMYK, YCbCr, LAB
+    and HSV images; animated images give their current (first) frame.
+    Colour is reduced to ITU-R 601 luma (Pillow's ``L``). Transparency is
+    composited onto white, or onto black for light ink on a transparent
+    canvas (so the drawing stays visible).
+    """
+    img = upright(img)
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if mode == "F" and arr.max(initial=0) <= 1.0:
+            top = 1.0
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or img.mode == "RGBA":
+        img = _flatten_alpha(img)
+    elif img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")
+    return np.asarray(img.convert("L"), np.float32) / 255
+
+
+def preview_copy(img: Image.Image) -> Image.Image:
+    """A copy of ``img`` for display: RGB, RGBA or L, upright, longest side <= PREVIEW_SIZE px.
+
+    Every mode Pillow decodes becomes one of the three modes a plot shows
+    (matplotlib draws (H, W), (H, W, 3) and (H, W, 4) arrays, never two
+    channels): grayscale with alpha (``LA``, ``La``, ``PA``) and palette
+    transparency become RGBA; 1-bit, 16-bit, 32-bit and float pictures become L
+    with the same scaling :func:`to_grayscale` uses; CMYK, YCbCr, LAB and HSV
+    become RGB.
+    """
+    img = upright(img)
+    mode = img.mode
+    if mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+    elif mode == "P":
+        img = img.convert("RGB")
+    elif mode not in ("RGB", "RGBA", "L"):
+        if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            img = img.convert("RGB")
+        else:
+            img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
+    img = img.copy()
+    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    return img

@@ -1,4 +1,4 @@
-"""Pictures that are not quite pictures, and safe decoding (what ``mnistcnn predict`` says).
+"""Pictures that are not quite pictures, and safe decoding, in words for people.
 
 * IDX files given to predict (:func:`idx_images`: MNIST's format, plain or
   gzipped, many 28x28 images), checked against their header;
@@ -6,7 +6,7 @@
 * what a file that is not an image is (:func:`not_an_image`): SVG, IDX and
   byte-swapped IDX, gzip, text, HEIC/HEIF (with :data:`HEIC_ADVICE`), a
   truncated image or another format; the server says the same;
-* :func:`decode_image`: encoded bytes opened with :func:`mnistcnn._io.decode_image`
+* :func:`decode_picture`: encoded bytes opened with :func:`mnistcnn._io.decode_image`
   (the allow-list of decoders), every way it can fail turned into an
   :class:`ImageInputError` with a message for people: an empty file, a text or
   SVG file, another format, a truncated file, a decompression bomb (Pillow's
@@ -24,8 +24,23 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from mnistcnn import _io
-from mnistcnn._io import IdxFormatError, ImageDecodeError, idx_array, parse_idx_header
+from mnistcnn._io.idx import (
+    IdxFormatError,
+    IdxHeader,
+    idx_array,
+    is_byteswapped_idx,
+    is_idx_magic,
+    parse_idx_header,
+)
+from mnistcnn._io.images import (
+    KIND_FORMATS,
+    ImageDecodeError,
+    accepted_formats,
+    load_image,
+    open_image,
+)
+from mnistcnn._io.images import decode_image as _decode
+from mnistcnn._io.sniff import SNIFF_BYTES, describe_kind, sniff
 from mnistcnn.errors import MnistcnnError
 
 #: A picture needs at least this many pixels on its shorter side ...
@@ -46,7 +61,7 @@ _IDX_WORDS = {"magic": "not an IDX file (no IDX magic number)", "header": "a tru
 
 def is_idx(head: bytes) -> bool:
     """True when ``head`` starts with an IDX magic number (:func:`mnistcnn._io.is_idx_magic`)."""
-    return _io.is_idx_magic(head)
+    return is_idx_magic(head)
 
 
 def gz_head(data: bytes, n: int = 16) -> bytes:
@@ -57,7 +72,7 @@ def gz_head(data: bytes, n: int = 16) -> bytes:
         return b""
 
 
-def _idx_header(head: bytes) -> _io.IdxHeader:
+def _idx_header(head: bytes) -> IdxHeader:
     """:func:`mnistcnn._io.parse_idx_header` (no length check), errors as ImageInputError."""
     try:
         return parse_idx_header(head)
@@ -164,14 +179,14 @@ def not_an_image(data: bytes) -> str:
     text, HEIC/HEIF (named: it is what phones save), a truncated image of an
     accepted format, or another format. The server says the same.
     """
-    kind = _io.sniff(data[: _io.SNIFF_BYTES])
-    accepted = _io.accepted_formats()
+    kind = sniff(data[:SNIFF_BYTES])
+    accepted = accepted_formats()
     if kind == "svg":
         return "an SVG (vector) file, which Pillow cannot read; export it as PNG"
     if kind == "heic":
         return f"a HEIC/HEIF image (a phone camera's format), which is not read here: {HEIC_ADVICE}"
     gz = gz_head(data) if kind == "gzip" else b""
-    if _io.is_byteswapped_idx(data[:4]) or _io.is_byteswapped_idx(gz):
+    if is_byteswapped_idx(data[:4]) or is_byteswapped_idx(gz):
         return (
             f"an IDX file whose header is byte-swapped (little-endian: magic bytes "
             f"{(gz or data)[:4].hex(' ')}); the IDX format is big-endian "
@@ -184,13 +199,13 @@ def not_an_image(data: bytes) -> str:
         return "a gzip file that does not hold an IDX file"
     if kind in ("text", "json", "html", "xml"):
         return "a text file, not an image"
-    if _io.KIND_FORMATS.get(kind) in accepted:
-        return f"truncated or corrupt image: {_io.describe_kind(kind)} that cannot be read"
-    found = "" if kind == "binary" else f"{_io.describe_kind(kind)}, "
+    if KIND_FORMATS.get(kind) in accepted:
+        return f"truncated or corrupt image: {describe_kind(kind)} that cannot be read"
+    found = "" if kind == "binary" else f"{describe_kind(kind)}, "
     return f"{found}not an image format accepted here ({', '.join(accepted)})"
 
 
-def decode_image(data: bytes, page: int | None = None) -> Image.Image:
+def decode_picture(data: bytes, page: int | None = None) -> Image.Image:
     """Decode image file bytes, fully (the first frame of an animation, or ``page``).
 
     :func:`mnistcnn._io.decode_image`: only the decoders of
@@ -215,14 +230,14 @@ def decode_image(data: bytes, page: int | None = None) -> Image.Image:
     """
     try:
         if not page:
-            return _io.decode_image(data, check_size=check_size)
-        img = _io.open_image(data)
+            return _decode(data, check_size=check_size)
+        img = open_image(data)
         try:
             img.seek(page)
         except (EOFError, OSError, ValueError) as exc:
             raise ImageInputError(f"cannot read page {page + 1}: {exc}") from None
         check_size(*img.size)
-        return _io.load_image(img)
+        return load_image(img)
     except ImageDecodeError as exc:
         if exc.reason == "empty":
             raise ImageInputError("an empty file (0 bytes)") from None

@@ -33,7 +33,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+#: Polarity handling: ``auto`` (detect dark-on-light and invert it), ``yes`` (dark ink:
+#: always invert), ``no`` (light ink on dark, as MNIST: never).
 InvertMode = Literal["auto", "yes", "no"]
+INVERT_MODES: tuple[str, ...] = ("auto", "yes", "no")
 
 #: 1.4826 * MAD estimates the standard deviation of Gaussian noise.
 _MAD_TO_SIGMA = 1.4826

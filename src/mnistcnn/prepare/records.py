@@ -2,9 +2,10 @@
 
 A trained model must see a user's picture prepared the way its dataset's images
 were, so each :class:`~mnistcnn.data.DatasetSpec` names a preparation method and
-the checkpoint records it (``TrainedModel.preparation``). This module holds the
-records as data (method name -> settings); :mod:`mnistcnn.predict.methods`
-holds the functions that carry them out. Sources:
+the checkpoint records it (``TrainedModel.preparation``, a record: the method's
+name and its settings). This module holds the records as data (method name ->
+settings); :mod:`mnistcnn.prepare.methods` holds the steps that carry them out
+and :class:`mnistcnn.prepare.Preparation` runs a record. Sources:
 
 * ``mnist`` (MNIST, QMNIST): LeCun, Bottou, Bengio, Haffner 1998, section III-A,
   and http://yann.lecun.com/exdb/mnist/: the digit "size normalized to fit in a
@@ -72,6 +73,11 @@ PREPARATIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "kmnist": MappingProxyType({"method": "kmnist", "box": 28, "canvas": 28, "center": "box"}),
     }
 )
+
+
+#: MNIST's record: what pictures get when no model says otherwise, and what
+#: checkpoints written before records existed are read with.
+MNIST_RECORD: Mapping[str, Any] = PREPARATIONS["mnist"]
 
 
 def preparation_record(method: str) -> dict[str, Any]:
