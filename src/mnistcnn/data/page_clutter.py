@@ -3,7 +3,7 @@
 The look of the pages :mod:`mnistcnn.data.numbers` writes on: light grey paper
 with a gentle lighting gradient and sensor noise, a slightly blurred (lens) dark
 pen, and one kind of clutter (the kinds ``mnistcnn predict`` removes,
-:mod:`mnistcnn.predict.clutter`), :data:`CLUTTER_KINDS`:
+:mod:`mnistcnn.prepare.clutter`), :data:`CLUTTER_KINDS`:
 
 * ``frame``: a dark border around the whole picture, 2-4 % of the side thick;
 * ``box``: a rectangle drawn around the number, not touching the picture's edges;

@@ -24,11 +24,13 @@ The modules, in the order a picture meets them:
 :mod:`.records`        each dataset's record (method name -> settings)
 :mod:`.methods`        each method's two steps and its dataset-format rule
 :mod:`.preparation`    :class:`Preparation` and :class:`PreparedPicture`
+:mod:`.segment`        a written number's ink -> lines, digits, separators
+:mod:`.split`          touching digits cut apart, a classifier choosing the cuts
 =====================  ======================================================
 
-A reader of several digits cuts a page into characters with
-:func:`ink_page` (and its own segmentation, ``prepare/segment.py``) and gives
-each crop to :meth:`Preparation.fit`.
+A reader of several digits takes the cleaned page (:func:`ink_page`), finds
+its characters (:mod:`.segment`, :mod:`.split`) and gives each character's
+crop to the crop -> 28x28 step (:meth:`Preparation.fit`).
 
 Nothing here imports torch, torchvision or matplotlib (NumPy, SciPy,
 scikit-image and Pillow only): ``PreparedPicture.tensor`` imports torch when asked.

@@ -2,7 +2,7 @@
 
 The geometry of reading (no model here; :mod:`mnistcnn.prepare.split` cuts
 touching digits apart with a classifier it is given). From the ink map of a
-picture (:func:`mnistcnn.predict.ink.ink_map`, ruled lines removed), in the order
+picture (:func:`mnistcnn.prepare.ink.ink_map`, ruled lines removed), in the order
 of document-image analysis (Casey & Lecolinet 1996, "A survey of methods and
 strategies in character segmentation", IEEE PAMI 18(7): connected components,
 then dissection of what is too wide, recognition deciding):
@@ -387,7 +387,7 @@ def find_characters(ink: np.ndarray, settings: SegmentSettings | None = None) ->
 
     Args:
         ink: float32 (H, W) in [0, 1], background exactly 0, ruled lines removed
-            (:func:`mnistcnn.predict.clutter.remove_lines`).
+            (:func:`mnistcnn.prepare.clutter.remove_lines`).
         settings: thresholds; :class:`SegmentSettings` defaults when None.
 
     Returns:
