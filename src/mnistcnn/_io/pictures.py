@@ -36,6 +36,7 @@ from mnistcnn._io.images import (
     KIND_FORMATS,
     ImageDecodeError,
     accepted_formats,
+    bomb_limit,
     load_image,
     open_image,
 )
@@ -248,7 +249,7 @@ def decode_picture(data: bytes, page: int | None = None) -> Image.Image:
         if exc.reason == "bomb":
             raise ImageInputError(
                 f"refused as a possible decompression bomb: {exc.detail} (the limit is "
-                f"{_io.bomb_limit():,} pixels): scale the picture down"
+                f"{bomb_limit():,} pixels): scale the picture down"
             ) from None
         if exc.reason == "format":
             raise ImageInputError(not_an_image(data)) from None
