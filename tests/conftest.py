@@ -6,6 +6,8 @@ Data layer (``mnistcnn.data``):
   (the repo's sibling folder); skips when absent.
 * ``mnist_root``: a data root holding real, verified MNIST, extracted once per
   session from ``shared_datasets`` (engine and CLI tests train on it).
+* ``trained_checkpoint``: a tutorial model trained for one epoch on 20,000 of
+  those images, once per session (serve and read tests).
 * ``tiny``: a synthetic 3-train / 2-test dataset with its own
   :class:`~mnistcnn.data.DatasetSpec` (md5 sums of its files, no mirrors), and
   helpers to lay its files out as a raw folder or a mirror.
@@ -45,6 +47,21 @@ def mnist_root(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) 
         "mnist", root=root, mirror=shared_datasets, allow_download=False, allow_pypi=False
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of the tutorial recipe after 1 epoch on 20,000 MNIST images (~97% test).
+
+    Shared by the slow tests that need a model that reads digits (serve, read).
+    """
+    from mnistcnn.config import recipe_config
+    from mnistcnn.engine import train
+
+    out = tmp_path_factory.mktemp("serve") / "run"
+    cfg = recipe_config("tutorial", epochs=1, seed=0, train_subset=20000)
+    train(cfg, out=out, data_root=mnist_root, handle_signals=False)
+    return out / "best.pt"
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -67,7 +67,7 @@ def test_separators_are_kept_and_specks_dropped():
         one(d, 170, 50)
         d.line((215, 118, 250, 42), fill=255, width=6)  # slash, taller than the digits
         zero(d, 260, 50)
-        zero(d, 340, 50)  # after a space
+        zero(d, 350, 50)  # after a space
         d.ellipse((70, 150, 72, 152), fill=255)  # specks
         d.point((300, 20), fill=255)
 

@@ -41,18 +41,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-@pytest.fixture(scope="session")
-def trained_checkpoint(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """best.pt of the tutorial recipe after 1 epoch on 20,000 MNIST images (~97% test)."""
-    from mnistcnn.config import recipe_config
-    from mnistcnn.engine import train
-
-    out = tmp_path_factory.mktemp("serve") / "run"
-    cfg = recipe_config("tutorial", epochs=1, seed=0, train_subset=20000)
-    train(cfg, out=out, data_root=mnist_root, handle_signals=False)
-    return out / "best.pt"
-
-
 @pytest.fixture(scope="module")
 def mnist_test_images(mnist_root: Path) -> tuple[np.ndarray, np.ndarray]:
     from mnistcnn.data.idx import read_idx
@@ -242,13 +230,16 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-def draw(driver: Any, strokes: list[list[tuple[float, float]]], kind: str) -> None:
-    """Draw ``strokes`` on #pad with W3C pointer actions of pointer type ``kind``."""
+def draw(
+    driver: Any, strokes: list[list[tuple[float, float]]], kind: str, target: str = "pad"
+) -> None:
+    """Draw ``strokes`` on #``target`` with W3C pointer actions of pointer type ``kind``."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
     from selenium.webdriver.common.by import By
 
-    pad = driver.find_element(By.ID, "pad")
+    pad = driver.find_element(By.ID, target)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", pad)
     w, h = pad.size["width"], pad.size["height"]
     actions = ActionBuilder(driver, mouse=PointerInput(kind, kind), duration=15)
     for stroke in strokes:
@@ -326,3 +317,38 @@ def test_photo_upload(browser: Any, server: str, mnist_test_images: Any, tmp_pat
     got = answer(browser)
     browser.save_screenshot(str(tmp_path / "photo.png"))
     assert got["state"] == "done" and got["label"] == str(labels[2]), got
+
+
+def test_a_number_is_written_and_read(browser: Any, server: str, tmp_path: Path) -> None:
+    """The wide canvas: three digits written with the mouse, each boxed and read."""
+    browser.set_window_size(900, 800)
+    browser.get(server + "/")
+    written = "703"
+    strokes = []
+    for i, digit in enumerate(written):  # each digit in a square of 80 % of the height
+        x0 = 0.15 + 0.22 * i
+        for stroke in DIGITS[digit]:
+            strokes.append([(x0 + 0.8 / 3 * x, 0.1 + 0.8 * y) for x, y in stroke])
+    draw(browser, strokes, "mouse", target="numpad")
+    script = """const t = document.getElementById('number');
+      return {state: t.dataset.state, text: t.dataset.text || '',
+              boxes: t.dataset.digits || '[]'};"""
+    deadline = time.monotonic() + 30
+    got = browser.execute_script(script)
+    while time.monotonic() < deadline and not (got["state"] == "done" and got["text"]):
+        time.sleep(0.3)
+        got = browser.execute_script(script)
+    browser.save_screenshot(str(tmp_path / "number.png"))
+    assert got["state"] == "done" and got["text"] == written, got
+    boxes = json.loads(got["boxes"])
+    assert len(boxes) == 3 and [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    inked = browser.execute_script(
+        "const c = document.getElementById('numboxes');"
+        "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+        ".filter((v, i) => i % 4 == 3 && v > 0).length;"
+    )
+    assert inked > 100  # the boxes and readings are drawn over the writing
+    browser.find_element("id", "numclear").click()
+    assert browser.execute_script("return document.getElementById('number').dataset.state") == (
+        "empty"
+    )

@@ -7,6 +7,7 @@ The public API, imported on first use (so ``import mnistcnn`` stays cheap)::
     model = mnistcnn.load(result.run_dir / "best.pt")   # pixels in [0, 1] in, logits out
     print(mnistcnn.evaluate(model).accuracy)
     mnistcnn.Predictor(model).predict(["digit.png"])
+    mnistcnn.read(model, ["date.png"])[0].text          # "12/05/24": every digit, in order
 
 ``train`` also takes your own ``nn.Module`` (``net=``); ``load`` gives a
 :class:`TrainedModel` that normalizes its own inputs and knows its classes,
@@ -26,6 +27,8 @@ _API = {
     "create_model": "mnistcnn.models",
     "list_models": "mnistcnn.models",
     "Predictor": "mnistcnn.predict",
+    "Reader": "mnistcnn.predict.reader",
+    "read": "mnistcnn.predict.reader",
     "TrainedModel": "mnistcnn.artifact",
     "Evaluation": "mnistcnn.evaluation",
     "TrainConfig": "mnistcnn.config",

@@ -80,6 +80,7 @@ def _register() -> None:
     from mnistcnn.cli import export as export_cmd
     from mnistcnn.cli import lr_find as lr_find_cmd
     from mnistcnn.cli import predict as predict_cmd
+    from mnistcnn.cli import read as read_cmd
     from mnistcnn.cli import runs as runs_cmd
     from mnistcnn.cli import serve as serve_cmd
     from mnistcnn.cli import train as train_cmd
@@ -92,6 +93,7 @@ def _register() -> None:
     main.add_command(explain_cmd.explain)
     main.add_command(predict_cmd.predict)
     main.add_command(predict_cmd.calibrate)
+    main.add_command(read_cmd.read)
     main.add_command(serve_cmd.serve)
     main.add_command(lr_find_cmd.lr_find)
     main.add_command(runs_cmd.runs)

@@ -191,6 +191,17 @@ class Predictor:
             logits = self.model(x).float()  # (N, C); the model normalizes its pixels itself
         return F.softmax(logits / self.temperature, dim=1).cpu().numpy()
 
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of uint8 (N, 28, 28) images in one forward pass of N.
+
+        For a few images at a time (the reader's digits); a row may differ from
+        :meth:`probabilities`' in the last bits (another batch size).
+
+        Returns:
+            float32 (N, C), each row ``softmax(logits / T)``.
+        """
+        return self._forward(np.array(images, np.uint8).reshape(-1, 28, 28))
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities of MNIST-style images, batched.
 

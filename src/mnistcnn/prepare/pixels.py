@@ -192,8 +192,8 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), np.float32) / 255
 
 
-def preview_copy(img: Image.Image) -> Image.Image:
-    """A copy of ``img`` for display: RGB, RGBA or L, upright, longest side <= PREVIEW_SIZE px.
+def preview_copy(img: Image.Image, size: int = PREVIEW_SIZE) -> Image.Image:
+    """A copy of ``img`` for display: RGB, RGBA or L, upright, longest side <= ``size`` px.
 
     Every mode Pillow decodes becomes one of the three modes a plot shows
     (matplotlib draws (H, W), (H, W, 3) and (H, W, 4) arrays, never two
@@ -214,5 +214,5 @@ def preview_copy(img: Image.Image) -> Image.Image:
         else:
             img = Image.fromarray(np.round(to_grayscale(img) * 255).astype(np.uint8), "L")
     img = img.copy()
-    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
     return img

@@ -68,7 +68,7 @@ class SegmentSettings:
     dash_min: float = 0.15
     slash_angle: float = 22.0
     slash_height: float = 1.04
-    space: float = 0.6
+    space: float = 0.75
     edge_contact: float = 0.5
 
 

@@ -6,6 +6,11 @@ Routes:
   answers ``{"model": name, "predictions": [obj, ...]}``, each ``obj`` the object
   ``mnistcnn predict --json`` prints, plus ``"input"`` (the 28x28 uint8 image
   the model saw, as 28 lists of 28 ints) with ``?return_input=true``.
+* ``POST /v1/read``: the numbers written in one image or a batch (the same
+  forms and limits): ``{"model": name, "readings": [obj, ...]}``, each ``obj``
+  the object ``mnistcnn read --json`` prints (the text, and each digit's box,
+  label, probability and unsure flag), plus each digit's ``"input"`` with
+  ``?return_input=true``. 501 when the server has no reader (an ensemble).
 * ``GET /v1/model``: :func:`mnistcnn.serve.info.model_info`.
 * ``GET /healthz``: ``{"status": "ok"}``.
 * ``GET /``: the drawing page; ``/static/...`` its script and style.
@@ -38,7 +43,7 @@ from mnistcnn.serve.batching import MicroBatcher, Overloaded
 from mnistcnn.serve.body import parse_body
 from mnistcnn.serve.inputs import InputError, RawInput, decode_images
 from mnistcnn.serve.middleware import AccessLogMiddleware, BodyLimitMiddleware, BodyTooLarge
-from mnistcnn.serve.openapi import MODEL_RESPONSE, PREDICT_BODY, PREDICT_RESPONSES
+from mnistcnn.serve.openapi import MODEL_RESPONSE, PREDICT_BODY, PREDICT_RESPONSES, READ_RESPONSES
 
 STATIC = Path(__file__).with_name("static")
 INLINE_DECODE_BYTES = 32 * 1024  # smaller requests are decoded on the event loop (< ~1 ms)
@@ -57,6 +62,12 @@ class PredictorLike(Protocol):
     """What the app needs of a predictor (:class:`mnistcnn.predict.Predictor`)."""
 
     def predict(self, inputs: Sequence[Any]) -> Sequence[PredictionLike]: ...
+
+
+class ReaderLike(Protocol):
+    """What the app needs of a reader (:class:`mnistcnn.predict.reader.Reader`)."""
+
+    def read(self, inputs: Sequence[Any]) -> Sequence[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,7 @@ class _State:
     settings: ServeSettings
     info: dict[str, Any]
     batcher: MicroBatcher
+    reads: MicroBatcher | None = None
 
 
 router = APIRouter()
@@ -141,8 +153,10 @@ def _state(request: Request) -> _State:
     return request.app.state.serve
 
 
-async def _run(request: Request) -> tuple[list[RawInput], bool, Sequence[PredictionLike]]:
-    """Read, parse and decode the body, then wait for the model's predictions."""
+async def _run(
+    request: Request, batcher: MicroBatcher | None = None
+) -> tuple[list[RawInput], bool, Sequence[Any]]:
+    """Read, parse and decode the body, then wait for the model's answers (``batcher``'s)."""
     st = _state(request)
     body = await request.body()
     parsed = parse_body(request.headers.get("content-type"), body, st.settings.max_images)
@@ -150,7 +164,7 @@ async def _run(request: Request) -> tuple[list[RawInput], bool, Sequence[Predict
         images = _decode_all(parsed.inputs, st.settings)
     else:
         images = await run_in_threadpool(_decode_all, parsed.inputs, st.settings)
-    return parsed.inputs, parsed.batch, await st.batcher.submit(images)
+    return parsed.inputs, parsed.batch, await (batcher or st.batcher).submit(images)
 
 
 @router.post(
@@ -176,6 +190,40 @@ async def predict(
         return _error(422, f"{inputs[0].name}: {preds[0].error}")
     out = [_prediction_json(raw, p, return_input) for raw, p in zip(inputs, preds)]
     return JSONResponse({"model": st.info.get("name"), "predictions": out})
+
+
+@router.post(
+    "/v1/read",
+    summary="Read the number written in one image or a batch: every digit, in order",
+    openapi_extra=PREDICT_BODY,
+    responses=READ_RESPONSES,
+)
+async def read(
+    request: Request,
+    return_input: bool = Query(False, description="Add each digit's 28x28 image the model saw."),
+) -> JSONResponse:
+    """One reading per image, in order; the forms, limits and errors of ``/v1/predict``."""
+    st = _state(request)
+    if st.reads is None:
+        return _error(501, "this server reads no numbers (it serves an ensemble)")
+    timeout = st.settings.timeout_s
+    try:
+        inputs, batch, readings = await asyncio.wait_for(_run(request, st.reads), timeout)
+    except asyncio.TimeoutError:
+        return _error(503, f"the request did not finish within {timeout:g} s; retry later")
+    except Overloaded as exc:
+        return _error(503, f"server overloaded ({exc}); retry later")
+    if not batch and readings[0].error:
+        return _error(422, f"{inputs[0].name}: {readings[0].error}")
+    out = []
+    for raw, r in zip(inputs, readings):
+        obj = r.to_dict()
+        obj["path"] = raw.filename
+        if return_input:
+            for d, dj in zip(r.digits, obj["digits"]):
+                dj["input"] = None if d.input is None else np.asarray(d.input).tolist()
+        out.append(obj)
+    return JSONResponse({"model": st.info.get("name"), "readings": out})
 
 
 @router.get("/v1/model", summary="The served model", responses=MODEL_RESPONSE)
@@ -225,6 +273,7 @@ def create_app(
     predictor: PredictorLike,
     settings: ServeSettings | None = None,
     info: dict[str, Any] | None = None,
+    reader: ReaderLike | None = None,
 ) -> FastAPI:
     """Build the FastAPI app around an already loaded ``predictor``.
 
@@ -236,17 +285,26 @@ def create_app(
         settings: limits; :class:`ServeSettings` defaults.
         info: what ``GET /v1/model`` answers (:func:`mnistcnn.serve.info.model_info`);
             its ``name`` is echoed as ``model`` in predictions.
+        reader: what ``POST /v1/read`` uses (:class:`mnistcnn.predict.reader.Reader`);
+            None: a Reader over ``predictor`` when it is a plain
+            :class:`~mnistcnn.predict.Predictor`, else ``/v1/read`` answers 501.
 
     Returns:
         The app; run it with uvicorn (``mnistcnn serve`` does).
     """
     s = settings or ServeSettings()
     batcher = MicroBatcher(lambda xs: predictor.predict(xs), s.batch_size, s.max_pending)
+    reader = reader if reader is not None else _default_reader(predictor)
+    reads = None
+    if reader is not None:
+        reads = MicroBatcher(lambda xs: reader.read(xs), s.batch_size, s.max_pending)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await batcher.aclose()
+        if reads is not None:
+            await reads.aclose()
 
     app = FastAPI(
         title="mnistcnn",
@@ -254,7 +312,7 @@ def create_app(
         summary="Handwritten-digit recognition with a trained mnistcnn checkpoint.",
         lifespan=lifespan,
     )
-    app.state.serve = _State(s, dict(info or {}), batcher)
+    app.state.serve = _State(s, dict(info or {}), batcher, reads)
     app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_body_bytes)
     if s.cors_origins:  # answers preflights itself; outside the body limit
         from fastapi.middleware.cors import CORSMiddleware
@@ -273,6 +331,14 @@ def create_app(
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _default_reader(predictor: PredictorLike) -> ReaderLike | None:
+    """A Reader over a plain Predictor (an ensemble or a stand-in has none)."""
+    from mnistcnn.predict import Predictor
+    from mnistcnn.predict.reader import Reader
+
+    return Reader(predictor) if type(predictor) is Predictor else None
 
 
 def _decode_all(inputs: list[RawInput], s: ServeSettings) -> list[Any]:

@@ -109,6 +109,74 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "Overloaded, or past the per-request timeout.", **_DETAIL},
 }
 
+_BOX = {
+    "type": "array",
+    "items": {"type": "integer"},
+    "minItems": 4,
+    "maxItems": 4,
+    "description": "[left, top, right, bottom] in the picture's pixels (right, bottom exclusive).",
+}
+_DIGIT = {
+    "type": "object",
+    "properties": {
+        "box": _BOX,
+        "label": {"type": ["string", "null"], "description": "The digit; null when unsure."},
+        "probability": {"type": "number", "description": "Its probability, 0..1."},
+        "unsure": {"type": "boolean"},
+        "line": {"type": "integer", "description": "Its line, from 0 (top)."},
+        "topk": {"type": "array", "items": _TOPK},
+        "input": {
+            "type": "array",
+            "description": "Only with ?return_input=true: the 28x28 uint8 image the model saw.",
+            "items": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+}
+_READING = {
+    "type": "object",
+    "properties": {
+        "path": {"type": ["string", "null"], "description": "Upload's file name, if any."},
+        "text": {
+            "type": "string",
+            "description": "The digits left to right, lines joined by a newline, separators "
+            "(space, -, ., /) as written, an unsure digit as ?.",
+        },
+        "unsure": {"type": "boolean", "description": "No digit found, or some digit unsure."},
+        "digits": {"type": "array", "items": _DIGIT},
+        "separators": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "char": {"type": "string"},
+                    "box": _BOX,
+                    "line": {"type": "integer"},
+                },
+            },
+        },
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PREDICT_RESPONSES,
+    200: {
+        "description": "One reading per image, in order.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "model": {"type": "string"},
+                        "readings": {"type": "array", "items": _READING},
+                    },
+                }
+            }
+        },
+    },
+    501: {"description": "The server reads no numbers (it serves an ensemble).", **_DETAIL},
+}
+
 MODEL_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Architecture, dataset, classes, parameter count, test accuracy "

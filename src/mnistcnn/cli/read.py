@@ -1,0 +1,197 @@
+"""``mnistcnn read``: the numbers written in pictures, digit by digit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import click
+
+from mnistcnn._text import pad_display, plural, printable, tail_display
+from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.predict import EXIT_SOME_FAILED, _safe_stem
+
+if TYPE_CHECKING:
+    from mnistcnn.predict.ink import InvertMode
+    from mnistcnn.predict.reading import Reading
+
+CSV_HEADER = [
+    "path",
+    "text",
+    "digit",
+    "line",
+    "label",
+    "probability",
+    "unsure",
+    "left",
+    "top",
+    "right",
+    "bottom",
+    "error",
+]
+
+
+def _table(readings: list[Reading], notes: dict[int, str]) -> str:
+    """One row per picture (more for a picture of several lines); then its digits' probabilities."""
+    width = min(max([len(printable(r.path)) for r in readings] + [4]), 50)
+    lines = [f"{pad_display('file', width)}  text"]
+    for r in readings:
+        name = pad_display(tail_display(printable(r.path), width), width)
+        if r.error is not None:
+            lines.append(f"{name}  error: {r.error}")
+            continue
+        rows = r.text.split("\n") if r.text else ["-"]
+        unsure = sum(d.unsure for d in r.digits)
+        status = f"{plural(len(r.digits), 'digit')}" + (f", {unsure} unsure" if unsure else "")
+        if id(r) in notes:
+            status += f" ({notes[id(r)]})"
+        lines.append(f"{name}  {rows[0]:<12}  {status}")
+        lines += [f"{'':{width}}  {row}" for row in rows[1:]]
+        probs = "  ".join(f"{d.label or '?'} {100 * d.probability:.1f}%" for d in r.digits)
+        if probs:
+            lines.append(f"{'':{width}}    {probs}")
+    return "\n".join(lines)
+
+
+def _write_csv(readings: list[Reading]) -> None:
+    """One row per digit (a picture without digits, or with an error: one row)."""
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(CSV_HEADER)
+    for r in readings:
+        if not r.digits:
+            w.writerow([r.path, r.text, "", "", "", "", "", "", "", "", "", r.error or ""])
+        for i, d in enumerate(r.digits):
+            row = [
+                r.path,
+                r.text,
+                i,
+                d.line,
+                d.label or "",
+                f"{d.probability:.6f}",
+                str(d.unsure).lower(),
+                *d.box,
+                "",
+            ]
+            w.writerow(row)
+
+
+def _show(folder: Path, index: int, r: Reading) -> str | None:
+    """Write ``NNNN-name.boxes.png`` and ``NNNN-name.digits.png``; a failure as a few words."""
+    from mnistcnn._io import atomic_write
+    from mnistcnn.predict.reading import boxes_picture, inputs_strip
+
+    base = folder / f"{index:04d}-{_safe_stem(r.path)}"
+    try:
+        if r.preview is not None:
+            boxed = boxes_picture(r.preview, r)
+            atomic_write(base.with_name(base.name + ".boxes.png"), lambda fh: boxed.save(fh, "PNG"))
+        strip = inputs_strip(r)
+        if strip is not None:
+            atomic_write(
+                base.with_name(base.name + ".digits.png"), lambda fh: strip.save(fh, "PNG")
+            )
+    except OSError as exc:
+        from mnistcnn.cli.common import os_error_message
+
+        return f"--show-input pictures not written: {os_error_message(exc)}"
+    finally:
+        r.preview = None
+    return None
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("pictures", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per picture.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row, one row per digit.")
+@click.option(
+    "--invert",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="Dark ink on light paper? auto detects it from the picture; yes/no force it.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="A digit below this calibrated top probability is unsure and shows as ? "
+    "(0.4 for a model trained with outlier exposure, as recipe robust is). [default: 0.5]",
+)
+@click.option(
+    "--show-input",
+    type=click.Path(file_okay=False),
+    help="Folder to save, per picture, the picture with each digit's box and reading "
+    "(.boxes.png) and the 28x28 inputs the model saw (.digits.png).",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@user_errors
+def read(
+    checkpoint: str,
+    pictures: tuple[str, ...],
+    as_json: bool,
+    as_csv: bool,
+    invert: str,
+    threshold: float | None,
+    show_input: str | None,
+    device: str,
+) -> None:
+    """Read the numbers written in PICTURES with CHECKPOINT: every digit, left to right.
+
+    PICTURES are what `mnistcnn predict` takes: image files, folders, glob
+    patterns, - (standard input) or IDX files. In each picture the digits are
+    found (touching digits cut apart, a digit's separate strokes joined,
+    specks, frames, ruled lines and page edges left out), read left to right and
+    line by line, and each is prepared the way the model's dataset was (for
+    MNIST: fitted into 20x20, centred by its centre of mass in 28x28). Spaces,
+    dashes, dots and slashes between digits are kept; lines are separated by a
+    newline (JSON) or printed one under the other.
+
+    A digit whose calibrated top probability is below --threshold is unsure
+    and shows as ? in the text.
+
+    Exit status: 0 when every picture was read, 2 when some could not be
+    (each says why; the others are still read), 1 on other errors.
+
+    \b
+    Example:
+      mnistcnn read runs/latest/best.pt meter.jpg
+      mnistcnn read runs/latest/best.pt forms/ --json
+      mnistcnn read runs/latest/best.pt date.png --show-input shown/
+      cat number.png | mnistcnn read runs/latest/best.pt - --csv
+    """
+    from mnistcnn.predict import expand_inputs
+    from mnistcnn.predict.reader import Reader
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be combined")
+    reader = Reader.from_checkpoint(
+        checkpoint, device=device, invert=cast("InvertMode", invert), threshold=threshold
+    )
+    items = expand_inputs(list(pictures), sys.stdin.buffer)
+    folder = Path(show_input) if show_input else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    readings, notes = [], {}
+    for i, item in enumerate(items):
+        r = reader.read_item(item, keep_preview=folder is not None)
+        if folder is not None and r.error is None:
+            why = _show(folder, i, r)
+            if why is not None:
+                notes[id(r)] = why
+                click.echo(f"warning: {printable(r.path)}: {why}", err=True)
+        readings.append(r)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in readings], indent=2))
+    elif as_csv:
+        _write_csv(readings)
+    elif readings:
+        click.echo(_table(readings, notes))
+    failed = sum(r.error is not None for r in readings)
+    if not readings:
+        click.echo("error: no pictures found in the inputs", err=True)
+        sys.exit(1)
+    if failed:
+        sys.exit(EXIT_SOME_FAILED)
