@@ -64,7 +64,7 @@ def written(mnist_test: Any, lines: list[list[tuple[int, int]]], height: int = 6
         for digit, gap in line:
             item = _Placed(digit_ink(first(mnist_test, digit, len(inks) % 3), height), 40, y)
             if placed:
-                item.x = _next_x(placed[-1], item.ink, y, gap)
+                item.x = _next_x(placed[-1:], item.ink, y, gap)
             placed.append(item)
         inks += placed
         y += round(1.5 * height)

@@ -127,23 +127,25 @@ def _trim(ink: np.ndarray, level: float = 0.05) -> np.ndarray:
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def _next_x(prev: _Placed, ink: np.ndarray, y: int, gap: float) -> int:
-    """x of ``ink`` (top row ``y``) so that its ink is ``gap`` px right of ``prev``'s ink.
+def _next_x(placed: list[_Placed], ink: np.ndarray, y: int, gap: float) -> int:
+    """x of ``ink`` (top row ``y``) so that its ink is ``gap`` px right of the ink placed.
 
     The gap is measured row by row where both have ink (so slanted digits are
     as far apart as the number says), on the ink above half strength; ``gap`` <= 0
     makes them touch (0) or overlap. Without a common row: box to box.
     """
-    a, b = prev.ink > 0.5, ink > 0.5
-    top, bottom = max(prev.y, y), min(prev.y + a.shape[0], y + b.shape[0])
     worst = None
-    for row in range(top, bottom):
-        ra, rb = a[row - prev.y], b[row - y]
-        if ra.any() and rb.any():
-            need = prev.x + int(np.flatnonzero(ra)[-1]) - int(np.flatnonzero(rb)[0])
-            worst = need if worst is None else max(worst, need)
+    b = ink > 0.5
+    for prev in placed:
+        a = prev.ink > 0.5
+        top, bottom = max(prev.y, y), min(prev.y + a.shape[0], y + b.shape[0])
+        for row in range(top, bottom):
+            ra, rb = a[row - prev.y], b[row - y]
+            if ra.any() and rb.any():
+                need = prev.x + int(np.flatnonzero(ra)[-1]) - int(np.flatnonzero(rb)[0])
+                worst = need if worst is None else max(worst, need)
     if worst is None:
-        worst = prev.x + prev.ink.shape[1] - 1
+        worst = max(p.x + p.ink.shape[1] for p in placed) - 1
     return int(round(worst + 1 + gap))
 
 
@@ -212,9 +214,12 @@ def _line(
         if placed:
             lo, hi = style.gap
             gap = hh * (rng.uniform(0.9, 1.4) if space else rng.uniform(lo, hi))
-            if not item.digit or not placed[-1].digit:
-                gap = hh * rng.uniform(0.1, 0.25)
-            item.x = _next_x(placed[-1], item.ink, item.y, gap)
+            if not item.digit or not placed[-1].digit:  # a separator: box to box
+                item.x = max(p.x + p.ink.shape[1] for p in placed) + round(
+                    hh * rng.uniform(0.1, 0.25)
+                )
+            else:
+                item.x = _next_x(placed[-2:], item.ink, item.y, gap)
         placed.append(item)
         space = False
     return placed

@@ -25,8 +25,9 @@ then dissection of what is too wide, recognition deciding):
 6. **Separators**, between two digits: a dash (a flat stroke in the middle
    band), a dot (a round blob on the baseline, at least ``dot`` x ``H`` across),
    a slash (a straight stroke taller than the line's digits, leaning right by
-   more than ``slash_angle`` degrees from the line's slant) and a space (an ink
-   gap wider than ``space`` x ``H``). Anything else small is a speck: ignored.
+   more than ``slash_angle`` degrees from the line's slant and twice that from
+   upright) and a space (an ink gap wider than ``space`` x ``H``). Anything
+   else small is a speck: ignored.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class SegmentSettings:
         one_digit: two tall pieces joined are at most this wide.
         dot: a dot is at least this wide and high (a speck is smaller).
         dot_max: and at most this.
-        dash_min: a dash is at least this long, and at least twice as long as thick.
-        slash_angle: degrees a slash leans right of the line's slant, at least.
+        dash_min: a dash is at least this long, and 1.5 times as long as thick.
+        slash_angle: degrees a slash leans right of the line's slant, at least
+            (and twice this from upright).
         slash_height: a slash is at least this many times the line's median digit height.
         space: an ink gap at least this wide between two characters is a space.
         edge_contact: a component covering more than this fraction of one edge
@@ -66,8 +68,8 @@ class SegmentSettings:
     dot: float = 0.07
     dot_max: float = 0.35
     dash_min: float = 0.15
-    slash_angle: float = 22.0
-    slash_height: float = 1.04
+    slash_angle: float = 10.0
+    slash_height: float = 1.06
     space: float = 0.75
     edge_contact: float = 0.5
 
@@ -246,16 +248,20 @@ def _group_lines(tall: list[Glyph]) -> list[list[Glyph]]:
 
 
 def _line_slant(gs: list[Glyph], ink: np.ndarray) -> float:
-    """Step 4: the slant of a line's near-vertical strokes.
+    """Step 4: the slant of a line.
 
-    The mass-weighted median, over the edges of the line's near-vertical strokes
-    (Sobel gradient more horizontal than vertical: strokes within 45 degrees of
-    upright), of the stroke's lean ``gy / gx`` (a stroke ``x = x0 - s (y - c)``
+    With three digits or more, the median of their second-moment slants (one
+    vote each: a slash or a long 1 does not outweigh the rest). Otherwise the
+    mass-weighted median, over the edges of the line's near-vertical strokes
+    (Sobel gradient at least twice as horizontal as vertical: strokes within
+    27 degrees of upright), of the stroke's lean ``gy / gx`` (a stroke ``x = x0 - s (y - c)``
     has its gradient along ``(1, s)``): the edge-direction slant estimate (Ding,
     Kimura et al. 1999, "Slant estimation for handwritten words by directionally
     refined chain code"). It holds for touching digits too, where one glyph's
     moments would measure the digits' arrangement. Limited to [-0.6, 0.6].
     """
+    if len(gs) >= 3:
+        return float(np.clip(np.median([slant_of(g) for g in gs]), -0.6, 0.6))
     gx_all, gy_all = [], []
     for g in gs:
         left, top, right, bottom = g.box
@@ -265,7 +271,7 @@ def _line_slant(gs: list[Glyph], ink: np.ndarray) -> float:
         gy_all.append(gy.ravel())
     gx, gy = np.concatenate(gx_all), np.concatenate(gy_all)
     mag = np.hypot(gx, gy)
-    use = (np.abs(gx) > np.abs(gy)) & (mag > 0.25 * (mag.max() if mag.size else 0))
+    use = (np.abs(gx) > 2 * np.abs(gy)) & (mag > 0.25 * (mag.max() if mag.size else 0))
     if use.sum() < 5:
         return 0.0
     lean, weight = gy[use] / gx[use], mag[use]
@@ -285,8 +291,11 @@ def _straightness(g: Glyph) -> float:
 
 
 def _is_slash(g: Glyph, slant: float, height: float, s: SegmentSettings) -> bool:
-    lean = math.degrees(math.atan(slant_of(g))) - math.degrees(math.atan(slant))
-    return g.height >= s.slash_height * height and lean >= s.slash_angle and _straightness(g) < 0.2
+    """A straight stroke taller than the digits, leaning right of them and of upright."""
+    angle = math.degrees(math.atan(slant_of(g)))
+    lean = angle - math.degrees(math.atan(slant))
+    tall = g.height >= s.slash_height * height
+    return tall and angle >= 2 * s.slash_angle and lean >= s.slash_angle and _straightness(g) < 0.15
 
 
 def _separator(g: Glyph, rel_y: float, height: float, s: SegmentSettings) -> str | None:
@@ -295,7 +304,7 @@ def _separator(g: Glyph, rel_y: float, height: float, s: SegmentSettings) -> str
     ``rel_y``: its centre's row within the neighbouring digits' band, 0 top .. 1 bottom.
     """
     w, h = g.width, g.height
-    if w >= s.dash_min * height and w >= 2 * h and h <= 0.3 * height and 0.25 <= rel_y <= 0.8:
+    if w >= s.dash_min * height and w >= 1.5 * h and h <= 0.3 * height and 0.25 <= rel_y <= 0.8:
         return "-"
     small, large = s.dot * height, s.dot_max * height
     roundish = max(w, h) <= 2.5 * min(w, h)

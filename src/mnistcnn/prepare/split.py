@@ -17,8 +17,9 @@ scheme as LeCun et al. 1998, section V, "heuristic over-segmentation"):
    ``max_width`` x ``H`` wide is shown to the classifier.
 4. The cuts chosen are the path through the seams that maximises the sum of the
    pieces' log top probability, less ``cut_cost`` per stroke a cut crosses
-   (a seam's ink over the stroke width) and ``piece_cost`` per extra piece;
-   the whole glyph (no cut) is one of the paths.
+   (a seam's ink over the stroke width), ``piece_cost`` per extra piece and
+   ``wide_cost`` per ``H`` a piece is wider than ``wide`` x ``H``; the whole
+   glyph (no cut) is one of the paths.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class SplitSettings:
         max_cuts: candidate cuts per glyph, at most.
         cut_cost: log-probability cost per stroke a cut crosses.
         piece_cost: log-probability cost per piece beyond the first.
+        wide_cost: log-probability cost per ``H`` of a piece's width beyond ``wide``
+            (handwritten digits are rarely wider than high: two read as one are).
         stroke: the stroke width, a fraction of ``H`` (MNIST: 2.5 px of 20).
     """
 
@@ -65,6 +68,7 @@ class SplitSettings:
     max_cuts: int = 8
     cut_cost: float = 0.3
     piece_cost: float = 0.1
+    wide_cost: float = 5.0
     stroke: float = 0.125
 
 
@@ -231,7 +235,11 @@ def split_glyph(
     log.debug("pieces %s", [(k, _extent(pieces[k], 0), _extent(pieces[k], 1)) for k in keys])
     masks = {k: _reslant(pieces[k], offset, w) for k in keys}
     probs = classify([np.where(masks[k], ink, 0.0).astype(np.float32) for k in keys])
-    score = {k: math.log(max(float(p.max()), 1e-9)) for k, p in zip(keys, probs)}
+    score = {
+        k: math.log(max(float(p.max()), 1e-9))
+        - s.wide_cost * max(0.0, _extent(pieces[k], 0) / height - s.wide)
+        for k, p in zip(keys, probs)
+    }
     row = {k: r for r, k in enumerate(keys)}
     best = [-math.inf] * n
     came = [-1] * n
