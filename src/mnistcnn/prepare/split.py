@@ -65,10 +65,10 @@ class SplitSettings:
     max_width: float = 1.4
     min_height: float = 0.6
     reach: float = 0.3
-    max_cuts: int = 8
-    cut_cost: float = 0.3
-    piece_cost: float = 0.1
-    wide_cost: float = 5.0
+    max_cuts: int = 10
+    cut_cost: float = 0.8
+    piece_cost: float = 0.2
+    wide_cost: float = 3.0
     stroke: float = 0.125
 
 
@@ -126,16 +126,16 @@ def seams_of(img: np.ndarray, starts: Sequence[int], reach: int) -> list[np.ndar
 def _candidates(img: np.ndarray, height: float, s: SplitSettings) -> list[np.ndarray]:
     """The seams worth trying: the cheapest local minima of the seam cost over start columns.
 
-    A seam starts every 2 px across the ink (leaving ``min_width`` x ``H`` at
-    either end); the cost of each is the ink it crosses. Kept: seams whose
-    cost is a local minimum over the start columns, cheapest first, distinct,
-    starting ``min_width`` x ``H`` apart, at most ``max_cuts``.
+    A seam starts every 2 px across the ink; the cost of each is the ink it
+    crosses. Kept: seams whose cost is a local minimum over the start columns,
+    cheapest first, distinct, starting ``min_width / 2`` x ``H`` apart, at most
+    ``max_cuts``.
     """
     cols = np.flatnonzero(img.any(0))
     if cols.size == 0:
         return []
     gap = max(1, round(s.min_width * height))
-    starts = list(range(int(cols[0]) + gap, int(cols[-1]) - gap + 1, 2))
+    starts = list(range(int(cols[0]) + 2, int(cols[-1]) - 1, 2))
     if not starts:
         return []
     paths = seams_of(img, starts, max(1, round(s.reach * height)))
@@ -148,7 +148,7 @@ def _candidates(img: np.ndarray, height: float, s: SplitSettings) -> list[np.nda
     ]
     chosen: list[int] = []
     for i in order:
-        if all(abs(starts[i] - starts[c]) >= gap for c in chosen) and not any(
+        if all(abs(starts[i] - starts[c]) >= gap // 2 for c in chosen) and not any(
             np.array_equal(paths[i], paths[c]) for c in chosen
         ):
             chosen.append(i)
