@@ -152,8 +152,9 @@ def read(
     A digit whose calibrated top probability is below --threshold is unsure
     and shows as ? in the text.
 
-    Exit status: 0 when every picture was read, 2 when some could not be
-    (each says why; the others are still read), 1 on other errors.
+    Exit status: 0 when every picture was read, 3 when some could not be
+    (each says why; the others are still read), 1 on other errors, 2 on a
+    wrong command line.
 
     \b
     Example:
