@@ -15,8 +15,8 @@ from mnistcnn.cli.common import user_errors
 from mnistcnn.cli.predict import EXIT_SOME_FAILED, _safe_stem
 
 if TYPE_CHECKING:
-    from mnistcnn.predict.ink import InvertMode
     from mnistcnn.predict.reading import Reading
+    from mnistcnn.prepare.ink import InvertMode
 
 CSV_HEADER = [
     "path",

@@ -6,14 +6,14 @@ calibration temperature and the unsure threshold) + the segmentation of
 
 1. The picture is decoded and made grey (as ``predict`` does), shrunk to at
    most ``work_area`` pixels, and its ink found (background, polarity,
-   contrast: :func:`~mnistcnn.predict.ink.ink_map`); ruled lines are removed
-   (:func:`~mnistcnn.predict.clutter.remove_lines`).
+   contrast: :func:`~mnistcnn.prepare.ink.ink_map`); ruled lines are removed
+   (:func:`~mnistcnn.prepare.clutter.remove_lines`).
 2. :func:`~mnistcnn.prepare.segment.find_characters` finds the lines, the
    digit glyphs (pieces joined), the separators and the spaces; frames, border
    clutter and specks are left out.
 3. Each glyph's ink is prepared the way the model's dataset made its images
-   (for MNIST: fitted into 20x20, centre of mass at (14, 14)) and classified,
-   all glyphs of a picture in one forward pass.
+   (:meth:`mnistcnn.prepare.Preparation.fit`; for MNIST: fitted into 20x20,
+   centre of mass at (14, 14)) and classified, a line's glyphs in one forward pass.
 4. A glyph wider than one digit, or read unsure, is cut by
    :func:`~mnistcnn.prepare.split.split_glyph`: the cuts the model reads best.
 
@@ -23,28 +23,24 @@ and shows as ``?`` in the text.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from mnistcnn._io import ImageInputError, check_size
 from mnistcnn.artifact import TrainedModel
-from mnistcnn.predict.clutter import ClutterSettings, remove_lines
-from mnistcnn.predict.datasets_prep import emnist_fit
-from mnistcnn.predict.decoding import ImageInputError, check_size, decode_image
-from mnistcnn.predict.ink import InkSettings, ink_map
-from mnistcnn.predict.inputs import Input, InputItem, preview_copy, python_inputs
+from mnistcnn.predict.inputs import Input, InputItem, python_inputs, read_item
 from mnistcnn.predict.prediction import short_label
 from mnistcnn.predict.predictor import Predictor
-from mnistcnn.predict.preparation import given_format
-from mnistcnn.predict.preprocess import PreprocessSettings, fit_and_center, to_grayscale
 from mnistcnn.predict.reading import UNSURE_MARK, ReadDigit, Reading, Separator
+from mnistcnn.prepare.clutter import ClutterSettings, remove_lines
+from mnistcnn.prepare.ink import InkSettings, ink_map
+from mnistcnn.prepare.pixels import array_to_image, preview_copy, to_grayscale
 from mnistcnn.prepare.segment import Glyph, Line, SegmentSettings, find_characters
 from mnistcnn.prepare.split import SplitSettings, split_glyph
 
@@ -61,8 +57,8 @@ class ReadSettings:
         work_area: the picture is shrunk to at most this many pixels before its
             ink is searched (the time grows with it; 90,000 keeps a 4-digit
             number's digits over 40 px tall on a page twice the number's size).
-        ink: thresholds of :func:`~mnistcnn.predict.ink.ink_map`.
-        clutter: the ruled-line thresholds of :func:`~mnistcnn.predict.clutter.remove_lines`.
+        ink: thresholds of :func:`~mnistcnn.prepare.ink.ink_map`.
+        clutter: the ruled-line thresholds of :func:`~mnistcnn.prepare.clutter.remove_lines`.
         segment: :class:`~mnistcnn.prepare.segment.SegmentSettings`.
         split: :class:`~mnistcnn.prepare.split.SplitSettings`.
     """
@@ -72,34 +68,6 @@ class ReadSettings:
     clutter: ClutterSettings = field(default_factory=ClutterSettings)
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     split: SplitSettings = field(default_factory=SplitSettings)
-
-
-def prepare_ink(crop: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
-    """One digit's ink crop -> uint8 (28, 28) the way the record's dataset made its images.
-
-    Args:
-        crop: float32 (h, w) in [0, 1], background 0 (one digit's ink).
-        record: the model's preparation record (``TrainedModel.preparation``).
-
-    Returns:
-        uint8 (canvas, canvas), 0 background .. 255 ink.
-    """
-    inked = _bbox(crop > 0) if crop.any() else None
-    if inked is not None:  # the digit's own box, whatever margin the crop had
-        crop = crop[inked[1] : inked[3], inked[0] : inked[2]]
-    method = str(record.get("method", "mnist"))
-    if method == "emnist":
-        out = emnist_fit(crop, record)
-    else:
-        s = PreprocessSettings()
-        s = dataclasses.replace(
-            s, box=int(record.get("box", s.box)), field=int(record.get("canvas", s.field))
-        )
-        if method != "mnist":  # kmnist's box centring, no stroke change
-            mass = record.get("center") == "mass"
-            s = dataclasses.replace(s, centring="mass" if mass else "box", stroke=None)
-        out = fit_and_center(crop, s)
-    return np.round(out * 255).astype(np.uint8)
 
 
 _Seen = dict[tuple[tuple[int, ...], bytes], np.ndarray]
@@ -144,6 +112,15 @@ class Reader:
         """
         return cls(Predictor.from_checkpoint(path, **kwargs))
 
+    def _fit(self, crop: np.ndarray) -> np.ndarray:
+        """One digit's ink, float32 (h, w) in [0, 1] -> uint8 (28, 28) through the model's
+        own preparation (:meth:`mnistcnn.prepare.Preparation.fit`: for MNIST the stroke
+        width, the 20x20 box and the centre of mass), cut to the digit's own box first."""
+        if crop.any():
+            left, top, right, bottom = _bbox(crop > 0)
+            crop = crop[top:bottom, left:right]
+        return self.predictor.preparation.fit(np.ascontiguousarray(crop, np.float32))
+
     def _classify(self, crops: Sequence[np.ndarray], seen: _Seen) -> np.ndarray:
         """Ink crops -> float32 (N, C) calibrated probabilities (one forward pass).
 
@@ -152,10 +129,9 @@ class Reader:
         """
         if not crops:
             return np.zeros((0, len(self.predictor.classes)), np.float32)
-        record = self.predictor.preparation
         images = []
         for c in crops:
-            image = prepare_ink(c, record)
+            image = self._fit(c)
             seen[_key(c)] = image
             images.append(image)
         return self.predictor.forward(np.stack(images))
@@ -178,7 +154,7 @@ class Reader:
         full = np.where(mask, region, 0.0).astype(np.float32)
         image = seen.get(_key(full))
         if image is None:
-            image = prepare_ink(full, self.predictor.preparation)
+            image = self._fit(full)
         box = (
             int((gl + left) * scale),
             int((gt + top) * scale),
@@ -197,26 +173,26 @@ class Reader:
         return ReadDigit(box, None if unsure else topk[0][0], topk[0][1], unsure, topk, line, image)
 
     def read_picture(
-        self, image: Image.Image, name: str = "<image>", keep_preview: bool = False
+        self, image: Image.Image | np.ndarray, name: str = "<image>", keep_preview: bool = False
     ) -> Reading:
-        """Read one decoded picture (see the module docstring).
+        """Read one decoded picture, or a picture array (see the module docstring).
 
-        Never raises for a bad picture: a refused size or damaged data gives a
-        Reading with ``error`` set; errors of the model itself are raised.
+        Never raises for a bad picture: a refused size, a bad array or damaged
+        data gives a Reading with ``error`` set; errors of the model itself are raised.
         """
         try:
-            check_size(*image.size)
-            preview = preview_copy(image, PREVIEW_SIZE) if keep_preview else None
-            given = given_format(image, self.predictor.invert, self.predictor.preparation)
-            gray = None if given is not None else to_grayscale(image)
-        except ImageInputError as exc:
+            given = self.predictor.preparation.given(image)
+            if given is not None:  # already the model's 28x28 input: one digit
+                return self._one(name, given, (given.shape[1], given.shape[0]))
+            picture = array_to_image(image) if isinstance(image, np.ndarray) else image
+            check_size(*picture.size)
+            preview = preview_copy(picture, PREVIEW_SIZE) if keep_preview else None
+            gray = to_grayscale(picture)
+        except (ImageInputError, ValueError) as exc:
             return Reading(name, error=str(exc))
         except Exception as exc:  # one odd file must not stop a batch
             log.debug("%s: reading failed", name, exc_info=True)
             return Reading(name, error=f"cannot read the picture: {type(exc).__name__}: {exc}")
-        if given is not None:  # already the model's 28x28 input: one digit
-            return self._one(name, given, image.size, preview)
-        assert gray is not None
         reading = self._read_gray(gray, name)
         reading.preview = preview
         return reading
@@ -246,7 +222,7 @@ class Reader:
             size = (max(1, round(w / scale)), max(1, round(h / scale)))
             small = Image.fromarray(np.ascontiguousarray(gray, np.float32), "F")
             work = np.asarray(small.resize(size, Image.Resampling.BOX), np.float32)
-        found = ink_map(work, self.predictor.invert, s.ink)
+        found = ink_map(work, self.predictor.preparation.invert, s.ink)
         ink = remove_lines(found.strength, s.clutter) if found.ink_found else found.strength
         scale = w / work.shape[1]
         reading = Reading(name, inverted=found.inverted, size=(w, h))
@@ -307,15 +283,9 @@ class Reader:
             image = np.asarray(item.prepared, np.uint8)
             return self._one(item.name, image, (image.shape[1], image.shape[0]))
         try:
-            data = item.data if item.data is not None else Path(item.path or "").read_bytes()
-            picture = decode_image(data, item.page)
+            picture = read_item(item)
         except ImageInputError as exc:
             return Reading(item.name, error=str(exc))
-        except OSError as exc:
-            return Reading(item.name, error=f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a decoder bug on a hostile file: report, carry on
-            log.debug("%s: decoding failed", item.name, exc_info=True)
-            return Reading(item.name, error=f"cannot decode the picture: {type(exc).__name__}")
         with picture:
             return self.read_picture(picture, item.name, keep_preview)
 
@@ -327,10 +297,10 @@ class Reader:
         """
         out = []
         for name, x in python_inputs(inputs):
-            if isinstance(x, Image.Image):
-                out.append(self.read_picture(x, name, keep_previews))
-            else:
+            if isinstance(x, InputItem):
                 out.append(self.read_item(x, keep_previews))
+            else:
+                out.append(self.read_picture(x, name, keep_previews))
         return out
 
 

@@ -9,7 +9,7 @@ then dissection of what is too wide, recognition deciding):
 
 1. **Components**: 8-connected components of the ink (``skimage.measure.label``).
    Frames (a component whose holes hold others) and clutter along the border (a
-   component touching the picture's edge that is not digit-sized) are dropped.
+   component touching the picture's edge, when others do not) are dropped.
 2. **Digit height** ``H``: the median height of the tall components (at least
    half as tall as the tallest).
 3. **Lines**: components at least ``tall`` x ``H`` high are grouped by vertical
@@ -175,10 +175,7 @@ def components(ink: np.ndarray, s: SegmentSettings) -> list[Glyph]:
         (touching if touches else inside).append(g)
     if not inside:
         return touching or kept  # the number fills the picture: keep its ink
-    heights = sorted(g.height for g in inside)
-    ref = heights[len(heights) // 2] if heights else 0
-    extra = [g for g in touching if 0.5 * ref <= g.height <= 1.5 * ref and g.width <= 1.5 * ref]
-    return inside + extra
+    return inside  # what touches the edge is the page's (a corner, a table, a shadow)
 
 
 def _holds_others(region, regions) -> bool:
