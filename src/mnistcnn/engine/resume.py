@@ -16,6 +16,7 @@ from mnistcnn.artifact import Checkpoint, CheckpointError, load_checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.sources import ENV_MIRROR, ENV_ROOT
 from mnistcnn.engine.loop_state import epochs_without_improvement
+from mnistcnn.engine.top_k import RECORD_NAME, TOP_FOLDER
 from mnistcnn.errors import SettingError
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,32 @@ PathLike = str | os.PathLike[str]
 
 
 def resume_checkpoint_path(path: PathLike) -> Path:
-    """The checkpoint a ``--resume`` argument means: a file, or a run directory's last.pt."""
+    """The checkpoint a ``--resume`` argument means: a file, or a run directory's last.pt.
+
+    A resumed run continues in the checkpoint's folder, so a checkpoint inside a
+    folder the run manages is refused: a top-k copy (``<run>/top/``, kept by
+    ``keep_top``) would start a second run inside ``top/``.
+
+    Raises:
+        CheckpointError: no checkpoint at ``path``, or a top-k copy (``setting``
+            is ``resume``); the message says what to do instead.
+    """
     p = Path(path)
     if p.is_dir():
         p = p / "last.pt"
     if not p.is_file():
         raise CheckpointError(
             f"resume {p}: no such checkpoint, nothing to resume", setting="resume", path=p
+        )
+    top = p.parent
+    if top.name == TOP_FOLDER and (top / RECORD_NAME).is_file():
+        run = top.parent
+        raise CheckpointError(
+            f"resume {p}: a top-k copy that run {run} keeps in {top} (keep_top); resuming "
+            f"it would start a second run inside {top}. Continue the run from its last "
+            f"checkpoint (resume {run}), or start a new run from these weights (init {p})",
+            setting="resume",
+            path=p,
         )
     return p
 
