@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import json
 import logging
 import os
 import subprocess
@@ -58,7 +59,9 @@ def test_an_empty_folder_is_named_and_no_summary_comes_first(ckpt: Path, tmp_pat
     (empty / "notes.txt").write_text("not a picture")
     r = _predict(str(ckpt), str(empty))
     assert r.returncode == 1 and "0 pictures" not in r.stderr
-    assert f"error: no pictures found in {empty} (a folder of 1 file, none named as a " in r.stderr
+    assert f"error: no pictures found in {empty} (1 file, none a picture: 1 a text file)" in (
+        r.stderr
+    )
 
 
 @pytest.fixture
@@ -120,3 +123,40 @@ def test_two_steps_on_three_images_are_not_called_diverged(mnist_root: Path, tmp
     assert r.returncode == 0, r.stderr
     assert "epoch   1  train_loss" in r.stdout + r.stderr  # it ran: 2 steps on 3 images
     assert "diverged" not in r.stdout + r.stderr and "did not learn" not in r.stdout + r.stderr
+
+
+def test_folders_read_every_extension_the_decoder_accepts(ckpt: Path, tmp_path: Path) -> None:
+    """nomacs#627 kind: a folder holding only x.jfif gave 'no pictures found'; in a mixed
+    folder .jfif and .pjpeg were dropped silently."""
+    from mnistcnn.predict.inputs import IMAGE_SUFFIXES
+    from test_predict_inputs import encoded
+    from test_predict_preprocess import digit
+
+    assert {".jfif", ".jpg", ".png", ".apng"} <= IMAGE_SUFFIXES  # Pillow's names for them
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "x.jfif").write_bytes(encoded(digit("3"), "JPEG"))
+    r = _predict(str(ckpt), str(only), "--json")
+    assert r.returncode == 0, r.stderr
+    assert '"path": "' + str(only / "x.jfif") + '"' in r.stdout
+
+    mixed = tmp_path / "mixed"
+    (mixed / ".thumbs").mkdir(parents=True)
+    (mixed / "a.png").write_bytes(encoded(digit("7")))
+    (mixed / "b.jfif").write_bytes(encoded(digit("3"), "JPEG"))
+    (mixed / "c.pjpeg").write_bytes(encoded(digit("1"), "JPEG"))  # no decoder registers .pjpeg
+    (mixed / "d").write_bytes(encoded(digit("4")))  # a PNG without an extension
+    (mixed / "notes.txt").write_text("scanned on Monday\n")
+    (mixed / "e.txt").write_text("more notes\n")
+    (mixed / ".thumbs" / "a.png").write_bytes(encoded(digit("7")))
+    r = _predict(str(ckpt), str(mixed), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [p["path"] for p in json.loads(r.stdout)]
+    assert rows == [str(mixed / n) for n in ("a.png", "b.jfif", "c.pjpeg", "d")]
+    assert "note: 3 files in the folders were not read: 2 a text file, 1 hidden" in r.stderr
+
+    (only / "x.jfif").unlink()
+    (only / "readme.txt").write_text("nothing here\n")
+    r = _predict(str(ckpt), str(only))
+    assert r.returncode == 1
+    assert f"error: no pictures found in {only} (1 file, none a picture: 1 a text file)" in r.stderr

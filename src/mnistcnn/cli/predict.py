@@ -8,6 +8,7 @@ import math
 import re
 import sys
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -233,7 +234,7 @@ def predict(
     torch's hub cache (see `mnistcnn weights list`).
     """
     from mnistcnn.predict import Predictor, expand_inputs
-    from mnistcnn.predict.inputs import no_pictures_message
+    from mnistcnn.predict.inputs import no_pictures_message, skipped_note
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be combined")
@@ -283,7 +284,10 @@ def predict(
             "(see `mnistcnn calibrate`)",
             err=True,
         )
-    items = expand_inputs(list(inputs), sys.stdin.buffer)
+    skipped: Counter[str] = Counter()
+    items = expand_inputs(list(inputs), sys.stdin.buffer, skipped)
+    if items and skipped:
+        click.echo(f"note: {skipped_note(skipped)}", err=True)
     if not items:  # only folders (or patterns matching folders) without pictures
         click.echo(f"error: {no_pictures_message(list(inputs))}", err=True)
         sys.exit(exit_codes.ERROR)

@@ -6,7 +6,8 @@ an item that carries its error, so one bad file never stops a batch:
 
 * an image file in one of :data:`mnistcnn._io.IMAGE_FORMATS` (PNG, JPEG, GIF,
   BMP, WebP, TIFF, PBM/PGM/PPM, ICO, AVIF: the formats the server accepts too);
-* a folder: the image files in it and its sub-folders (by extension, sorted);
+* a folder: the pictures in it and its sub-folders (named as one, or whose first
+  bytes are one; sorted), the other files counted by why they were not read;
 * a glob pattern (``"scans/*.png"``, ``"**/*.jpg"``), sorted;
 * ``-``: the bytes of standard input;
 * an IDX file (MNIST's format; plain or ``.gz``, found by its magic number,
@@ -22,6 +23,7 @@ preparation reads (:mod:`mnistcnn.prepare.pixels`).
 
 from __future__ import annotations
 
+import collections
 import glob
 import io
 import logging
@@ -48,11 +50,19 @@ from mnistcnn.prepare import Preparation, PreparedPicture
 
 log = logging.getLogger(__name__)
 
-#: File extensions a folder is searched for (lower case). Named files are never filtered.
-IMAGE_SUFFIXES = frozenset(
-    (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp")
-    + (".pgm", ".ppm", ".pbm", ".pnm", ".ico", ".avif")
-)
+
+def _picture_suffixes() -> frozenset[str]:
+    """The extensions Pillow registers for the decoders :data:`mnistcnn._io.IMAGE_FORMATS`
+    allows (``.jfif``, ``.apng``, ``.avifs``, ...), lower case."""
+    Image.init()
+    accepted = set(_io.accepted_formats())
+    return frozenset(e.lower() for e, f in Image.registered_extensions().items() if f in accepted)
+
+
+#: File extensions a folder's pictures are found by at once (lower case), derived from the
+#: decoders' allow-list; a file named otherwise is a picture when its first bytes are one
+#: of those formats (``.pjpeg``, no extension). Named files are never filtered.
+IMAGE_SUFFIXES = _picture_suffixes()
 _TIFF_SUFFIXES = frozenset((".tif", ".tiff"))
 
 #: What :meth:`~mnistcnn.predict.Predictor.predict` accepts.
@@ -132,55 +142,82 @@ def _file_items(path: Path, name: str) -> list[InputItem]:
     return [InputItem(name, path=path)]
 
 
-def _folder_items(folder: Path) -> list[InputItem]:
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-    return [
-        it
-        for p in files
-        for it in (
-            _page_items(str(p), path=p)
-            if p.suffix.lower() in _TIFF_SUFFIXES
-            else [InputItem(str(p), path=p)]
-        )
-    ]
+#: Why a file in a folder was not read (:func:`expand_inputs`'s ``skipped``): "hidden",
+#: "unreadable", or what the file is (:func:`mnistcnn._io.describe_kind`: "a text file").
+Skipped = collections.Counter
+
+
+def _folder_items(folder: Path, skipped: Skipped[str] | None = None) -> list[InputItem]:
+    """The pictures in ``folder`` and its sub-folders, sorted: files named as pictures
+    (:data:`IMAGE_SUFFIXES`), and others whose first bytes are an accepted picture format.
+    Hidden files, unreadable ones and the rest are counted in ``skipped`` by reason."""
+    skipped = skipped if skipped is not None else collections.Counter()
+    items: list[InputItem] = []
+    accepted = set(_io.accepted_formats())
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        if any(part.startswith(".") for part in p.relative_to(folder).parts):
+            skipped["hidden"] += 1
+            continue
+        tiff = p.suffix.lower() in _TIFF_SUFFIXES
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            try:
+                kind, _ = _io.sniff_file(p)
+            except OSError:
+                skipped["unreadable"] += 1
+                continue
+            if _io.KIND_FORMATS.get(kind) not in accepted:  # IDX files too: name them
+                skipped[_io.describe_kind(kind)] += 1
+                continue
+            tiff = kind == "tiff"
+        items += _page_items(str(p), path=p) if tiff else [InputItem(str(p), path=p)]
+    return items
+
+
+def skipped_note(skipped: Skipped[str]) -> str:
+    """``3 files in the folders were not read: 2 a text file, 1 hidden`` (empty: "")."""
+    if not skipped:
+        return ""
+    total = sum(skipped.values())
+    parts = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items(), key=lambda x: -x[1]))
+    return f"{total} file{'s' if total != 1 else ''} in the folders were not read: {parts}"
 
 
 def no_pictures_message(specs: list[str]) -> str:
     """Why ``specs`` gave no picture (:func:`expand_inputs` returned nothing), naming each:
-    ``no pictures found in scans/ (an empty folder)``."""
+    ``no pictures found in scans/ (an empty folder)``, ``... (2 files, none a picture:
+    2 a text file)``."""
     whys = []
     for spec in specs:
         path = Path(spec)
         if not path.is_dir():
             whys.append(f"{spec} (no folder among its matches holds pictures)")
             continue
-        files = [p for p in path.rglob("*") if p.is_file()]
-        if not files:
+        skipped: Skipped[str] = collections.Counter()
+        _folder_items(path, skipped)
+        total = sum(skipped.values())
+        if not total:
             whys.append(f"{spec} (an empty folder)")
-        else:
-            names = ", ".join(sorted(IMAGE_SUFFIXES))
-            whys.append(
-                f"{spec} (a folder of {len(files)} file{'s' if len(files) != 1 else ''}, "
-                f"none named as a picture: {names}; give a file by name to read it whatever "
-                "its name)"
-            )
+            continue
+        parts = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items(), key=lambda x: -x[1]))
+        whys.append(f"{spec} ({total} file{'s' if total != 1 else ''}, none a picture: {parts})")
     return "no pictures found in " + "; ".join(whys)
 
 
-def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[InputItem]:
+def expand_inputs(
+    specs: list[str], stdin: BinaryIO | None = None, skipped: Skipped[str] | None = None
+) -> list[InputItem]:
     """Command-line inputs -> one :class:`InputItem` per picture, in the order given.
 
     Args:
         specs: files, folders, glob patterns, ``-`` (stdin) or IDX files (see
-            the module docstring). A folder gives its image files only (by
-            extension); IDX files must be named (or matched by a glob).
+            the module docstring). A folder gives its pictures only: files named
+            as one (:data:`IMAGE_SUFFIXES`) or whose first bytes are one; IDX
+            files must be named (or matched by a glob).
         stdin: binary stream ``-`` reads (``sys.stdin.buffer`` in the CLI).
+        skipped: counts, by reason, the files of folders that were not read
+            (hidden, unreadable, not a picture: :func:`skipped_note` says them).
 
     Returns:
         Items in argument order (folder and glob matches sorted). An argument
@@ -195,7 +232,7 @@ def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[Input
             continue
         path = Path(spec)
         if path.is_dir():
-            items += _folder_items(path)
+            items += _folder_items(path, skipped)
         elif path.exists():
             items += _file_items(path, spec)
         elif glob.has_magic(spec):
@@ -204,7 +241,7 @@ def expand_inputs(specs: list[str], stdin: BinaryIO | None = None) -> list[Input
                 items.append(InputItem(spec, error="no file matches this pattern"))
             for m in matches:
                 mp = Path(m)
-                items += _folder_items(mp) if mp.is_dir() else _file_items(mp, m)
+                items += _folder_items(mp, skipped) if mp.is_dir() else _file_items(mp, m)
         else:
             items.append(InputItem(spec, error="no such file or folder"))
     return items
