@@ -150,6 +150,16 @@ def test_cli_table_csv_and_show_input(trained_checkpoint: Path, mnist_test: Any,
     assert "Example:" in res.output and "--show-input" in res.output
 
 
+def test_predict_does_not_answer_one_confident_digit(trained_checkpoint: Path,
+                                                      mnist_test: Any) -> None:  # fmt: skip
+    predictor = Predictor.from_checkpoint(trained_checkpoint)
+    pred = predictor.predict([page_6342(mnist_test)])[0]
+    assert pred.unsure and pred.label is None
+    assert pred.digits_found == 4 and pred.to_dict()["digits_found"] == 4
+    one = predictor.predict([written(mnist_test, [[(7, 0)]])])[0]
+    assert one.label == "7" and one.digits_found is None and "digits_found" not in one.to_dict()
+
+
 @pytest.fixture(scope="module")
 def api(trained_checkpoint: Path) -> Any:
     app = create_app(Predictor.from_checkpoint(trained_checkpoint), ServeSettings(max_images=4))

@@ -42,6 +42,8 @@ def _status(p: Prediction) -> str:
         return "error"
     if p.blank:
         return "unsure (no ink)"
+    if p.digits_found:
+        return f"unsure ({p.digits_found} digits: read them with `mnistcnn read`)"
     return "unsure" if p.unsure else "confident"
 
 

@@ -39,6 +39,9 @@ class Prediction:
             most 256 px), kept only when asked for (``keep_previews``).
         size: (width, height) of the (EXIF-rotated) picture in pixels (None
             for IDX images and errors).
+        digits_found: how many digits standing apart the picture holds, when
+            it holds several (None otherwise): the prediction is then unsure,
+            ``label`` None; ``mnistcnn read`` reads them (docs/read.md).
     """
 
     path: str
@@ -53,11 +56,13 @@ class Prediction:
     probabilities: np.ndarray | None = field(default=None, repr=False)
     preview: Image.Image | None = field(default=None, repr=False)
     size: tuple[int, int] | None = None
+    digits_found: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"path", "label", "probability", "topk": [{"label", "probability"}], "unsure",
-        "error"}`` with plain Python values (JSON-ready)."""
-        return {
+        "error"}`` with plain Python values (JSON-ready), and ``"digits_found"`` when the
+        picture holds several digits."""
+        out = {
             "path": self.path,
             "label": self.label,
             "probability": self.probability,
@@ -65,3 +70,6 @@ class Prediction:
             "unsure": self.unsure,
             "error": self.error,
         }
+        if self.digits_found is not None:
+            out["digits_found"] = self.digits_found
+        return out

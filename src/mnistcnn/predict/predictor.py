@@ -59,7 +59,10 @@ from mnistcnn.prepare import (
     Preparation,
     PreparationSettings,
     PreparedPicture,
+    array_to_image,
+    to_grayscale,
 )
+from mnistcnn.prepare.segment import digits_on_page
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +278,21 @@ class Predictor:
             prepared = prepare_picture(image, self.preparation, keep_preview)
         except ImageInputError as exc:
             return _failed(name, str(exc))
-        return self._verdict(name, prepared)
+        pred = self._verdict(name, prepared)
+        if not (prepared.as_given or prepared.blank) and self.preparation.method != "fashion-mnist":
+            self._several(image, pred)
+        return pred
+
+    def _several(self, image: Image.Image | np.ndarray, pred: Prediction) -> None:
+        """Make ``pred`` unsure, with :attr:`Prediction.digits_found`, when the picture
+        holds several digits standing apart (:func:`mnistcnn.prepare.segment.digits_on_page`):
+        one confident digit would be one of them, read as if it were the whole."""
+        picture = array_to_image(image) if isinstance(image, np.ndarray) else image
+        gray = to_grayscale(picture)
+        found = digits_on_page(gray, self.preparation.invert, self.preparation.settings)
+        if found >= 2:
+            pred.digits_found = found
+            pred.unsure, pred.label = True, None
 
     def _verdict(self, name: str, prepared: PreparedPicture) -> Prediction:
         """The Prediction of a prepared picture (blank, or the model's answer)."""

@@ -155,8 +155,16 @@ def fit_background(gray: np.ndarray, fit_size: int = 48) -> np.ndarray:
         if np.array_equal(new, inl):
             break
         inl = new
-    full = _design(*gray.shape) @ coef
-    return np.clip(full, 0.0, 1.0).reshape(gray.shape).astype(np.float32)
+    full = _surface(coef, *gray.shape)
+    return np.clip(full, 0.0, 1.0).astype(np.float32)
+
+
+def _surface(coef: np.ndarray, h: int, w: int) -> np.ndarray:
+    """float64 (h, w): the quadratic ``coef`` of :func:`_design`'s basis on the full grid,
+    evaluated row by column (the (h*w, 6) design matrix is never built)."""
+    y = np.linspace(-1, 1, h)[:, None]  # (h, 1)
+    x = np.linspace(-1, 1, w)[None, :]  # (1, w)
+    return coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y + coef[5] * y * y
 
 
 def local_background(

@@ -39,6 +39,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.measure import label, regionprops
 
+from mnistcnn.prepare.ink import InvertMode
+from mnistcnn.prepare.settings import PreparationSettings
+
 Box = tuple[int, int, int, int]
 
 
@@ -424,3 +427,31 @@ def find_characters(ink: np.ndarray, settings: SegmentSettings | None = None) ->
     for gs, own in zip(groups, owned):
         lines.append(_read_line(gs, own, ink, s))
     return lines
+
+
+def digits_on_page(
+    gray: np.ndarray, invert: InvertMode = "auto", settings: PreparationSettings | None = None
+) -> int:
+    """How many digit glyphs a picture holds (``predict`` asks before answering one digit).
+
+    The whole page's ink (:func:`~mnistcnn.prepare.locate.ink_page`, at the
+    preparation's working size), ruled lines removed, its characters found by
+    :func:`find_characters`: the number of ``"digit"`` glyphs on all lines.
+    Touching digits are one glyph, so this counts at least the digits standing apart.
+
+    Args:
+        gray: float32 (H, W) in [0, 1], 0 black.
+        invert: polarity, as the preparation's.
+        settings: the preparation's settings (working size, ink thresholds).
+
+    Returns:
+        The count, 0 for a blank page.
+    """
+    from mnistcnn.prepare.clutter import ClutterSettings, remove_lines
+    from mnistcnn.prepare.locate import ink_page
+
+    page = ink_page(gray, invert, settings)
+    if not page.ink.ink_found:
+        return 0
+    ink = remove_lines(page.ink.strength, ClutterSettings())
+    return sum(g.kind == "digit" for line in find_characters(ink) for g in line.glyphs)

@@ -6,18 +6,19 @@ scheme as LeCun et al. 1998, section V, "heuristic over-segmentation"):
 
 1. The glyph's ink is deslanted (each row shifted by the line's slant), so the
    gaps between digits run vertically.
-2. **Candidate cuts** start at the local minima of the column ink profile
-   (at most ``max_cuts``, the deepest first, ``min_width`` x ``H`` apart and from
-   the ends); each becomes a **seam**: the path from the top row to the bottom
-   row that crosses the least ink, moving at most one column per row and
-   staying within ``reach`` x ``H`` of its start (dynamic programming, as in
-   seam carving: Avidan & Shamir 2007), so a cut follows the valley between two
-   overlapping digits instead of a straight line through them.
+2. **Candidate cuts**: seams, and straight vertical cuts every ``straight`` x
+   ``H`` (plain dissection, for digits whose strokes interleave). A **seam**
+   is the path from the top row to the bottom row that crosses the least ink,
+   moving at most one column per row and staying within ``reach`` x ``H`` of
+   its start (dynamic programming, as in seam carving: Avidan & Shamir 2007),
+   so a cut follows the valley between two overlapping digits instead of a
+   straight line through them; the seams kept are the local minima of that
+   cost over the start columns (at most ``max_cuts``).
 3. Every run of pieces between two seams whose ink is between ``min_width`` and
    ``max_width`` x ``H`` wide is shown to the classifier.
 4. The cuts chosen are the path through the seams that maximises the sum of the
    pieces' log top probability, less ``cut_cost`` per stroke a cut crosses
-   (a seam's ink over the stroke width), ``piece_cost`` per extra piece and
+   (a cut's ink over the stroke width), ``piece_cost`` per extra piece and
    ``wide_cost`` per ``H`` a piece is wider than ``wide`` x ``H``; the whole
    glyph (no cut) is one of the paths.
 """
@@ -56,6 +57,7 @@ class SplitSettings:
         wide_cost: log-probability cost per ``H`` of a piece's width beyond ``wide``
             (handwritten digits are rarely wider than high: two read as one are).
         stroke: the stroke width, a fraction of ``H`` (MNIST: 2.5 px of 20).
+        straight: also straight vertical cuts every this x ``H`` (0: none).
     """
 
     wide: float = 0.8
@@ -66,10 +68,11 @@ class SplitSettings:
     min_height: float = 0.6
     reach: float = 0.3
     max_cuts: int = 10
-    cut_cost: float = 0.8
+    cut_cost: float = 0.3
     piece_cost: float = 0.2
     wide_cost: float = 3.0
     stroke: float = 0.125
+    straight: float = 0.2
 
 
 def deslant(ink: np.ndarray, slant: float) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +213,13 @@ def split_glyph(
     h, w = ink.shape
     img, offset = deslant(ink, slant)
     inner = _candidates(img, height, s)
+    if s.straight > 0:  # straight cuts too, every ``straight`` x H (dissection)
+        cols = np.flatnonzero(img.any(0))
+        step = max(2, round(s.straight * height))
+        for x in range(int(cols[0]) + step, int(cols[-1]) - step // 2, step):
+            if all(abs(int(p.mean()) - x) > step // 3 for p in inner):
+                inner.append(np.full(h, x))
+        inner.sort(key=lambda p: float(p.mean()))
     seams = [np.full(h, -1), *inner, np.full(h, img.shape[1])]
     stroke = max(1.0, s.stroke * height)
     crossing = [0.0] + [float(img[np.arange(h), sm].sum()) / stroke for sm in seams[1:-1]] + [0.0]
