@@ -29,8 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.model import trained_model
 from mnistcnn.engine.optim import build_optimizer
-from mnistcnn.engine.session import trained_model
 from mnistcnn.engine.sources import DataSources
 from mnistcnn.models.imagenet import INPUT_SIZES
 from mnistcnn.models.outputs import training_loss

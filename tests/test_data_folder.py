@@ -24,7 +24,7 @@ from mnistcnn.data import DataError, get_spec, pixel_stats
 from mnistcnn.data.loaders import split_indices
 from mnistcnn.engine import train as engine_train
 from mnistcnn.engine.init import init_weights
-from mnistcnn.engine.session import trained_model
+from mnistcnn.engine.model import trained_model
 from mnistcnn.engine.sources import build_sources
 from mnistcnn.errors import SettingError
 from mnistcnn.models import classifier_name, create_model, list_models

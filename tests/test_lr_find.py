@@ -28,6 +28,7 @@ from mnistcnn.engine.lr_find import (
     steepest_index,
     sweep_lrs,
 )
+from mnistcnn.engine.model import trained_model
 from mnistcnn.evaluation.plots import save_figure
 from test_train_session import synthetic
 
@@ -53,7 +54,7 @@ def fake_sources(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 def _model(config):
     torch.manual_seed(0)
-    return session.trained_model(config, _sources(config.batch_size))
+    return trained_model(config, _sources(config.batch_size))
 
 
 def test_sweep_is_exponential_from_start_to_end() -> None:

@@ -19,6 +19,7 @@ from mnistcnn.data import load_arrays
 from mnistcnn.data.loaders import TensorSource
 from mnistcnn.engine import session
 from mnistcnn.engine.loop import fit
+from mnistcnn.engine.model import trained_model
 from mnistcnn.engine.sources import DataSources
 from mnistcnn.errors import SettingError
 from mnistcnn.models import create_model
@@ -143,7 +144,7 @@ def test_fine_tuning_on_an_mnist_subset_lowers_the_loss(mnist_root, standins):
     config = TrainConfig(model="googlenet", pretrained=True, lr=1e-3,
                          weights=str(standins["googlenet"]), epochs=3, device="cpu")  # fmt: skip
     torch.manual_seed(0)
-    model = session.trained_model(config, sources)
+    model = trained_model(config, sources)
     assert model.mean == [0.5] and model.model_kwargs["imagenet"] is True
     history = fit(model, sources.train, sources.evals, config)
     losses = [row["train_loss"] for row in history.rows]

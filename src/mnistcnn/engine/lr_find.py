@@ -291,7 +291,7 @@ def lr_find_for_config(
 
     The data come from :func:`mnistcnn.engine.session.build_sources` (the
     training split, with the recipe's ``train_subset``, ``val_fraction`` and
-    augmentation), the model from :func:`mnistcnn.engine.session.trained_model`
+    augmentation), the model from :func:`mnistcnn.engine.model.trained_model`
     (freshly initialized with ``config.seed``, with the dataset's
     normalization), on ``config.device``. ``sweep``: ``start_lr``, ``end_lr``,
     ``steps``, ``beta``, ``diverge``.
@@ -301,13 +301,14 @@ def lr_find_for_config(
         ValueError: as :func:`lr_find`, or an invalid config.
     """
     from mnistcnn.engine import session
+    from mnistcnn.engine.model import trained_model
     from mnistcnn.engine.utils import seed_everything, select_device
 
     device = select_device(config.device)
     seed_everything(config.seed)
     sources = session.build_sources(config, device, data_root=data_root, mirror=mirror)
     seed_everything(config.seed)
-    model = session.trained_model(config, sources).to(device)
+    model = trained_model(config, sources).to(device)
     if config.init is not None:  # the sweep starts where fine-tuning would
         from mnistcnn.engine.init import init_weights
 

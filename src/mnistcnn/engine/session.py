@@ -22,7 +22,7 @@ from torch import nn
 
 from mnistcnn import data as mdata
 from mnistcnn._text import plural
-from mnistcnn.artifact import Checkpoint, TrainedModel
+from mnistcnn.artifact import Checkpoint
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.folder import dataset_slug, folder_path, is_folder_dataset
 from mnistcnn.engine.distributed import DistContext, distributed_session
@@ -30,6 +30,7 @@ from mnistcnn.engine.epoch_hooks import chain_hooks, check_epoch_hooks, epoch_ho
 from mnistcnn.engine.finish import complete_run_report, divergence, write_run_report
 from mnistcnn.engine.init import init_weights, sources_record
 from mnistcnn.engine.loop import EpochCallback, History, fit
+from mnistcnn.engine.model import trained_model
 from mnistcnn.engine.resume import (
     check_resume_out,
     checked_resume,
@@ -43,8 +44,7 @@ from mnistcnn.engine.signals import graceful_stop
 from mnistcnn.engine.sources import DataSources, build_sources, check_folder_unchanged
 from mnistcnn.engine.utils import seed_everything, versions
 from mnistcnn.errors import SettingError
-from mnistcnn.models import check_model_name, create_model
-from mnistcnn.prepare import preparation_record
+from mnistcnn.models import check_model_name
 
 log = logging.getLogger(__name__)
 
@@ -467,53 +467,6 @@ def _config_record(
         "versions": versions(),
         **sources_record(config, data_root),  # folder:PATH's checksum, --init's file
     }
-
-
-def _preparation(dataset: str) -> dict[str, Any]:
-    """The dataset's picture preparation record; a picture folder's pictures are digits
-    prepared as ``predict`` prepares them (MNIST's method)."""
-    method = "mnist" if is_folder_dataset(dataset) else mdata.get_spec(dataset).preparation
-    return preparation_record(method)
-
-
-def trained_model(
-    config: TrainConfig, sources: DataSources, net: nn.Module | None = None
-) -> TrainedModel:
-    """The model to train: ``net`` (or ``config.model`` built from the registry) in a
-    :class:`TrainedModel` with the dataset's normalization, classes and preparation.
-
-    With ``config.pretrained``: the ImageNet-pretrained network
-    (:func:`~mnistcnn.models.imagenet.pretrained_net`) with the ImageNet
-    normalization instead of the dataset's.
-
-    Raises:
-        ValueError: ``config.model`` is not a registered model (and no ``net``).
-        WeightsError: ``config.pretrained`` and no usable ImageNet weights file.
-    """
-    kwargs: dict[str, Any] = {"num_classes": len(sources.classes), "in_chans": 1}
-    name = "custom" if net is not None else config.model
-    mean, std = list(sources.mean), list(sources.std)
-    if net is None and config.pretrained:  # ImageNet weights, ImageNet normalization
-        from mnistcnn.models.imagenet import imagenet_normalization, pretrained_net
-
-        net, kwargs = pretrained_net(
-            config.model, len(sources.classes), weights=config.weights, freeze=config.freeze
-        )
-        mean, std = map(list, imagenet_normalization(config.model))
-    if net is None:
-        net = create_model(config.model, **kwargs)
-    return TrainedModel(
-        net,
-        mean,
-        std,
-        classes=sources.classes,
-        model_name=name,
-        model_kwargs=kwargs if name != "custom" else {},
-        dataset=config.dataset,
-        input_size=[1, 28, 28],
-        preparation=_preparation(config.dataset),
-        precision=config.precision,
-    )
 
 
 def _save_curves(folder: Path, history: History, label_smoothing: float = 0.0) -> None:
