@@ -207,3 +207,23 @@ def write_digits(folder: Path, n: int, seed: int = 0) -> list[tuple[Path, int]]:
         path.write_bytes(d.data)
         out.append((path, d.label))
     return out
+
+
+def digit(
+    text: str = "7",
+    size: tuple[int, int] = (120, 160),
+    at: tuple[int, int] = (25, 15),
+    ink: int = 0,
+    paper: int = 255,
+    font_size: int = 110,
+) -> Image.Image:
+    """A grayscale picture of ``text`` drawn with DejaVu Sans at ``at`` (left, top)."""
+    img = Image.new("L", size, paper)
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), font_size)
+    ImageDraw.Draw(img).text(at, text, fill=ink, font=font)
+    return img
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images, in grey levels."""
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())

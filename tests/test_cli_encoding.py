@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import mnistcnn
+from digits_synth import digit
 from mnistcnn.cli.common import tolerant_std_streams
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 SRC = str(Path(mnistcnn.__file__).resolve().parents[1])
 

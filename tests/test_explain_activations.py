@@ -185,8 +185,8 @@ def test_activations_say_unsure_and_fail_like_predict(tmp_path):
 
     from PIL import Image
 
+    from digits_synth import digit
     from test_predict_predictor import make_checkpoint
-    from test_predict_preprocess import digit
 
     ckpt = make_checkpoint(tmp_path / "model.pt")
     Image.new("L", (60, 60), 255).save(tmp_path / "blank.png")

@@ -18,8 +18,7 @@ from conftest import idx_bytes
 from mnistcnn import _io
 from mnistcnn._io import ImageInputError
 from mnistcnn._io import decode_picture as predict_decode
-from mnistcnn.serve.inputs import InputError, RawInput
-from mnistcnn.serve.inputs import decode_image as serve_decode
+from mnistcnn.serve.inputs import InputError, RawInput, decode_images
 
 # --- atomic writes ------------------------------------------------------------------------
 
@@ -296,7 +295,7 @@ def _sample(fmt: str) -> bytes:
 
 def _serve_accepts(data: bytes) -> bool:
     try:
-        serve_decode(RawInput("body", data), max_side=8192, max_pixels=40_000_000)
+        decode_images([RawInput("body", data)], max_side=8192, max_pixels=40_000_000)
     except InputError as exc:
         assert exc.status == 422 and "accepted formats: PNG, JPEG" in exc.message
         return False

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import idx_bytes
+from digits_synth import digit
 from mnistcnn.cli import main
 from test_predict_inputs import encoded, png_header
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 
 @pytest.fixture

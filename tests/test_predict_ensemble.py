@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from ckpt_files import write_checkpoint
+from digits_synth import digit
 from mnistcnn.artifact import TrainedModel
 from mnistcnn.cli import main
 from mnistcnn.errors import CheckpointError
@@ -20,7 +21,6 @@ from mnistcnn.predict.ensemble import EnsemblePredictor
 from mnistcnn.predict.tta import DEFAULT_VIEWS, IDENTITY, View, apply_views
 from test_predict_inputs import encoded
 from test_predict_predictor import make_checkpoint, pictures
-from test_predict_preprocess import digit
 
 KEYS = ["path", "label", "probability", "topk", "unsure", "error"]
 

@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import mnistcnn
+from digits_synth import digit
 from mnistcnn.cli import main
 from mnistcnn.errors import CheckpointError
 from mnistcnn.predict import Predictor
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 200
 

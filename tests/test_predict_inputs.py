@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from conftest import idx_bytes
+from digits_synth import diff, digit
 from mnistcnn._io import ImageInputError
 from mnistcnn._io import decode_picture as decode_image
 from mnistcnn.predict import expand_inputs
 from mnistcnn.prepare import Preparation
-from test_predict_preprocess import diff, digit
 
 
 def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digits_synth import digit
 from mnistcnn._io import decode_picture as decode_image
 from mnistcnn.cli import main
 from mnistcnn.predict import Predictor
 from mnistcnn.prepare import Preparation, preview_copy
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 MODES = ("1", "L", "LA", "P", "I;16", "I", "F", "RGB", "RGBA", "CMYK", "YCbCr")
 

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from ckpt_files import write_checkpoint
 from conftest import idx_bytes
+from digits_synth import digit
 from mnistcnn.engine import load_checkpoint, load_model
 from mnistcnn.evaluation.calibration import (
     calibrate_checkpoint,
@@ -23,7 +24,6 @@ from mnistcnn.evaluation.calibration import (
 )
 from mnistcnn.models import create_model
 from mnistcnn.predict import DEFAULT_THRESHOLD, Prediction, Predictor, expand_inputs
-from test_predict_preprocess import digit
 
 MEAN, STD = 0.1307, 0.3081
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

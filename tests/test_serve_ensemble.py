@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from digits_synth import digit
 from mnistcnn.predict.ensemble import EnsemblePredictor
 from mnistcnn.predict.tta import DEFAULT_VIEWS
 from mnistcnn.serve import ModelSource, build_app
 from test_predict_inputs import encoded
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 
 def test_serve_two_checkpoints_answers_and_lists_them(tmp_path: Path) -> None:

@@ -3,12 +3,11 @@
 ``PATH`` is laid out as torchvision's ``ImageFolder``: ``PATH/<class>/<picture>``,
 one subfolder per class (its name is the class name; classes sorted by name,
 as :func:`torchvision.datasets.folder.find_classes` sorts them). This module
-knows only the folder's *listing* and the *tensor cache* made from it; it does
-not know how a picture becomes a 28x28 image. That is ``mnistcnn predict``'s
-preparation (layer 4, :mod:`mnistcnn.predict.folder_dataset`), which writes
-the cache; training (layer 3) reads it here (layer 1). So the one picture
-preparation the package has is not copied into the data layer, and the data
-layer stays free of the model-facing code.
+knows only the folder's *listing* and the *tensor cache* made from it. The
+cache is written by :mod:`mnistcnn.predict.folder_dataset`, which reads each
+file as ``mnistcnn predict`` reads its inputs and prepares it by MNIST's
+:class:`~mnistcnn.prepare.Preparation` (the one picture preparation);
+training reads it here.
 
 The cache: one file per folder, ``<data root>/folders/<name>-<sha256(PATH)[:12]>.pt``,
 written atomically, holding uint8 (N, 28, 28) images, int64 (N,) labels, the

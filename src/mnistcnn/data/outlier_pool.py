@@ -31,11 +31,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from mnistcnn.config import OUTLIER_KINDS  # the kinds of TrainConfig.outliers
 from mnistcnn.data import outliers
 from mnistcnn.data.loaders import Augment, Batch, BatchSource
+from mnistcnn.prepare.fit import bbox, fit_and_center
+from mnistcnn.prepare.settings import PreparationSettings
+from mnistcnn.prepare.stroke import dilate_disk, stroke_width
 
 PathLike = str | os.PathLike[str]
 
@@ -45,18 +47,24 @@ OUTLIER_LABEL = -1
 TRAIN_SEED = 1_000_003
 
 
+#: The geometry of :func:`mnist_style`'s fit: MNIST's 20x20 box and centre of mass,
+#: the stroke width set before it (no stroke step in the fit).
+_FIT = PreparationSettings(stroke=None)
+
+
 def mnist_style(pictures: list[Image.Image], stroke: tuple[float, float] = (2.0, 3.5),
                 seed: int = 0) -> np.ndarray:  # fmt: skip
     """Dark-on-light pictures -> uint8 (N, 28, 28) light-on-dark, as MNIST was made.
 
     For clean generated pictures (flat paper, one ink colour; not a user's
-    photo, which ``predict``'s preparation handles): ink = paper level - grey,
-    stretched to 0..1; cropped to the ink; at 4x the final size the stroke is
-    dilated towards a width ~ U(``stroke``) px of the 20 px box (MNIST's
-    strokes are about 2.5 px there; ``predict`` brings pictures into that
-    range too); fitted into a 20x20 box (aspect kept, area averaging) and
-    pasted so that its centre of mass is at pixel (14, 14) (LeCun et al. 1998).
-    The stroke width is estimated as ``2 * area / perimeter`` of the ink.
+    photo, which the model's :class:`~mnistcnn.prepare.Preparation` handles):
+    ink = paper level - grey, stretched to 0..1; cropped to the ink above 0.25;
+    at 4x the final size the stroke is dilated by a disk
+    (:func:`mnistcnn.prepare.stroke.dilate_disk`) towards a width ~ U(``stroke``)
+    px of the 20 px box (MNIST's strokes are about 2.5 px there; the width is
+    :func:`mnistcnn.prepare.stroke.stroke_width`); cropped to the ink above
+    0.05, fitted into a 20x20 box and centred by its mass at pixel (14, 14)
+    (:func:`mnistcnn.prepare.fit.fit_and_center`; LeCun et al. 1998).
     """
     rng = np.random.default_rng([seed, 0x57_0E])
     out = np.zeros((len(pictures), 28, 28), np.uint8)
@@ -66,51 +74,19 @@ def mnist_style(pictures: list[Image.Image], stroke: tuple[float, float] = (2.0,
         if ink.max() <= 0:
             continue
         ink /= ink.max()
-        rows, cols = np.nonzero(ink > 0.25)
-        crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        left, top, right, bottom = bbox(ink > 0.25) or (0, 0, ink.shape[1], ink.shape[0])
+        crop = ink[top:bottom, left:right]
         f = 80 / max(crop.shape)  # the 20 px box at 4x
         size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
         big = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
         target = 4 * rng.uniform(*stroke)
-        radius = int(max(0.0, (target - _stroke_width(big)) / 2))
+        radius = int(max(0.0, (target - stroke_width(big)) / 2))
         if radius:
-            big = _dilate_disk(np.pad(big, radius), radius)
-        out[i] = _fit_and_center(big)
+            big = dilate_disk(np.pad(big, radius), radius)
+        left, top, right, bottom = bbox(big > 0.05) or (0, 0, big.shape[1], big.shape[0])
+        fitted = fit_and_center(big[top:bottom, left:right], _FIT)
+        out[i] = np.round(fitted * 255).astype(np.uint8)
     return out
-
-
-def _dilate_disk(ink: np.ndarray, radius: int) -> np.ndarray:
-    """Grey dilation of float32 (H, W) by a disk of ``radius`` px (outside counts as 0)."""
-    k = 2 * radius + 1
-    offsets = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disk = torch.from_numpy(np.hypot(*offsets).reshape(-1) <= radius)  # (k * k,)
-    patches = F.unfold(torch.from_numpy(ink)[None, None], k, padding=radius)  # (1, k*k, H*W)
-    return patches[0, disk].amax(0).reshape(ink.shape).numpy()
-
-
-def _stroke_width(ink: np.ndarray) -> float:
-    """``2 * area / perimeter`` of the ink above 0.5, px (perimeter: pixel edges * pi / 4)."""
-    m = np.pad(ink > 0.5, 1)
-    edges = int((m[:, 1:] != m[:, :-1]).sum() + (m[1:] != m[:-1]).sum())
-    return 0.0 if edges == 0 else 2.0 * int(m.sum()) / (edges * math.pi / 4)
-
-
-def _fit_and_center(ink: np.ndarray) -> np.ndarray:
-    """float ink (h, w) in [0, 1] -> uint8 (28, 28): 20 px box, centre of mass at (14, 14)."""
-    rows, cols = np.nonzero(ink > 0.05)
-    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    f = 20 / max(ink.shape)
-    size = (max(1, round(ink.shape[1] * f)), max(1, round(ink.shape[0] * f)))
-    patch = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BOX)).clip(0, 1)
-    ph, pw = patch.shape
-    total = patch.sum()
-    cy = (patch.sum(1) @ np.arange(ph)) / total
-    cx = (patch.sum(0) @ np.arange(pw)) / total
-    top = int(np.clip(round(14 - cy), 0, 28 - ph))
-    left = int(np.clip(round(14 - cx), 0, 28 - pw))
-    out = np.zeros((28, 28), np.float32)
-    out[top : top + ph, left : left + pw] = patch
-    return np.round(out * 255).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=4)

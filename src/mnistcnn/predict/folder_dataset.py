@@ -5,8 +5,9 @@ Every file goes through ``mnistcnn predict``'s reading and preparation
 allow-list of formats, MNIST's :class:`~mnistcnn.prepare.Preparation`), so a
 model trained on the folder saw each picture as ``predict`` shows it pictures
 later. The cache format, its checksum and where it lives are the data layer's
-(:mod:`mnistcnn.data.folder`); this module only makes its contents, because
-the preparation lives here, in layer 4, above training (layer 3).
+(:mod:`mnistcnn.data.folder`); this module only makes its contents, reading
+the files as ``predict`` reads its inputs (:mod:`mnistcnn.predict.inputs`:
+IDX images, TIFF pages).
 
 A file that gives no image (not a picture, corrupt, unreadable, or a picture
 without ink) is skipped and listed in :attr:`PreparedFolder.skipped`, with

@@ -62,14 +62,13 @@ def bbox(mask: np.ndarray) -> Box | None:
 def center_of_mass(image: np.ndarray) -> tuple[float, float] | None:
     """Intensity-weighted (row, col) centre of (H, W); pixel ``i`` at coordinate ``i``.
 
-    None when the image has no positive mass.
+    ``scipy.ndimage.center_of_mass`` in float64. None when the image has no positive mass.
     """
     w = image.astype(np.float64)
-    total = w.sum()
-    if total <= 0:
+    if w.sum() <= 0:
         return None
-    rows, cols = np.arange(w.shape[0]), np.arange(w.shape[1])
-    return float((w.sum(1) * rows).sum() / total), float((w.sum(0) * cols).sum() / total)
+    row, col = ndimage.center_of_mass(w)
+    return float(row), float(col)
 
 
 def resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:

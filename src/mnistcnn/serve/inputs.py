@@ -98,20 +98,6 @@ def decode_images(
     return [_load(raw, img) for raw, img in zip(inputs, opened)]
 
 
-def decode_image(raw: RawInput, max_side: int, max_pixels: int) -> Image.Image | np.ndarray:
-    """Open one image as a decoded Pillow image (arrays pass through unchanged).
-
-    :func:`decode_images` for a request of one image: the header is read and
-    the dimensions checked (``max_side`` per side, ``max_pixels`` width * height)
-    before any pixel is decoded. Animated images give their first frame.
-
-    Raises:
-        InputError: 422 when the bytes are not an image in :data:`IMAGE_FORMATS`
-            or are truncated; 413 when the image is larger than the limits.
-    """
-    return decode_images([raw], max_side, max_pixels)[0]
-
-
 def _pixel_count(img: Image.Image | np.ndarray) -> int:
     if isinstance(img, np.ndarray):
         return int(img.size)

@@ -1,4 +1,4 @@
-"""MNIST-style preprocessing of pictures: modes, polarity, crop, centring, stroke width."""
+"""MNIST's preparation of pictures: modes, polarity, crop, centring, stroke width."""
 
 from __future__ import annotations
 
@@ -6,31 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from digits_synth import FONT_DIR, make_digits
+from digits_synth import diff, digit, make_digits
 from mnistcnn.prepare import Preparation, center_of_mass, to_grayscale
 from mnistcnn.prepare.stroke import stroke_width
-
-
-def digit(
-    text: str = "7",
-    size: tuple[int, int] = (120, 160),
-    at: tuple[int, int] = (25, 15),
-    ink: int = 0,
-    paper: int = 255,
-    font_size: int = 110,
-) -> Image.Image:
-    """A grayscale picture of ``text`` drawn with DejaVu Sans at ``at`` (left, top)."""
-    img = Image.new("L", size, paper)
-    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), font_size)
-    ImageDraw.Draw(img).text(at, text, fill=ink, font=font)
-    return img
-
-
-def diff(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two uint8 images, in grey levels."""
-    return float(np.abs(a.astype(int) - b.astype(int)).mean())
 
 
 def test_dark_on_light_is_inverted_and_light_on_dark_is_not():

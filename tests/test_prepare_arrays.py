@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from digits_synth import digit
 from mnistcnn.predict import Predictor
 from mnistcnn.prepare import array_range, array_to_image, dataset_format
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 
 @pytest.fixture(scope="module")
