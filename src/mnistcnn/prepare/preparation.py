@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedPicture:
     """One picture made ready for a model, and what the preview and explanations need.
 
@@ -75,7 +75,7 @@ class PreparedPicture:
     size: tuple[int, int] | None = None
     as_given: bool = False
     ink: np.ndarray | None = field(default=None, repr=False)
-    preview: Image.Image | None = field(default=None, repr=False, compare=False)
+    preview: Image.Image | None = field(default=None, repr=False)
 
     @property
     def blank(self) -> bool:
