@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 import mnistcnn
+from digits_synth import digit
 from mnistcnn.cli import exit_codes, main
 from test_predict_inputs import encoded
 from test_predict_predictor import make_checkpoint
-from test_predict_preprocess import digit
 
 SRC = str(Path(mnistcnn.__file__).resolve().parents[1])
 ROOT = Path(__file__).resolve().parents[1]
