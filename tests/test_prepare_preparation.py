@@ -52,6 +52,24 @@ def test_importing_and_running_prepare_loads_no_torch_torchvision_or_matplotlib(
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_a_picture_already_in_the_format_is_judged_without_scipy():
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "import mnistcnn.prepare as p\n"
+        "a = np.zeros((28, 28), np.uint8)\n"
+        "a[5:20, 12:15] = 255\n"
+        "assert p.Preparation()(Image.fromarray(a)).as_given\n"
+        "print(sorted(m for m in ('scipy.ndimage', 'skimage', 'torch') if m in sys.modules))\n"
+    )
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("method", sorted(PREPARATIONS))
 def test_records_round_trip_and_name_their_method(method):
     record = dict(PREPARATIONS[method])

@@ -40,8 +40,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from skimage.measure import label, regionprops
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,8 @@ def _lines(mask: np.ndarray, s: ClutterSettings, axis: int) -> np.ndarray:
     and their ink reaches across ``line_reach`` of the picture (a ruled line
     runs from edge to edge, a digit's stroke stops inside its margins).
     """
+    from scipy import ndimage  # SciPy and scikit-image load when a picture is prepared
+
     m = mask if axis == 1 else mask.T  # lines run along the rows of m
     near = ndimage.binary_dilation(m, structure=np.ones((3, 1), bool))
     hit = near.mean(axis=1) >= s.line_span  # (rows,)
@@ -104,6 +104,8 @@ def _lines(mask: np.ndarray, s: ClutterSettings, axis: int) -> np.ndarray:
 
 def remove_lines(strength: np.ndarray, s: ClutterSettings) -> np.ndarray:
     """``strength`` without ruled lines (step 1 of the module docstring); a copy."""
+    from scipy import ndimage
+
     mask = strength > 0
     out = strength.copy()
     total = float(strength.sum())
@@ -169,6 +171,8 @@ def isolate(strength: np.ndarray, s: ClutterSettings | None = None) -> np.ndarra
     Returns:
         float32 (H, W): ``strength`` where the character is, 0 elsewhere.
     """
+    from skimage.measure import label, regionprops
+
     s = s or ClutterSettings()
     h, w = strength.shape
     if not strength.any() or min(h, w) < 8:

@@ -32,7 +32,6 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 #: Polarity handling: ``auto`` (detect dark-on-light and invert it), ``yes`` (dark ink:
 #: always invert), ``no`` (light ink on dark, as MNIST: never).
@@ -191,6 +190,8 @@ def local_background(
     Returns:
         float32 (H, W) in [0, 1].
     """
+    from scipy import ndimage  # here: a picture already in MNIST's format needs no SciPy
+
     size = max(3, round(fraction * max(gray.shape)))
     if inverted:
         wide = ndimage.grey_closing(gray, size=(size, size), mode="nearest")
@@ -248,6 +249,8 @@ def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     hysteresis; ``skimage.filters.apply_hysteresis_threshold`` does the same
     for two thresholds of one image, with 4-connected components).
     """
+    from scipy import ndimage
+
     labels, n = ndimage.label(weak, structure=np.ones((3, 3), bool))
     if n == 0:
         return np.zeros_like(weak, dtype=bool)

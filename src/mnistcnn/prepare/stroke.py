@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -45,6 +44,8 @@ def _morph(ink: np.ndarray, radius: int, grow: bool) -> np.ndarray:
     ignored (``mode="nearest"``: with a 3x3 element the nearest pixel is in the
     window already).
     """
+    from scipy import ndimage  # here: a picture already in MNIST's format needs no SciPy
+
     t = np.asarray(ink, np.float32)
     op = ndimage.grey_dilation if grow else ndimage.grey_erosion
     for i in range(radius):
@@ -58,6 +59,8 @@ def dilate_disk(ink: np.ndarray, radius: int) -> np.ndarray:
     The disk: the offsets (dy, dx) with ``hypot(dy, dx) <= radius``
     (``scipy.ndimage.grey_dilation``). Same shape and dtype as ``ink``.
     """
+    from scipy import ndimage
+
     offsets = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     disk = np.hypot(*offsets) <= radius  # (2r + 1, 2r + 1)
     return ndimage.grey_dilation(ink, footprint=disk, mode="constant", cval=0.0)
