@@ -69,7 +69,9 @@ class Method:
     empty_is_blank: bool = False
 
 
-def geometry(record: Mapping[str, Any], settings: PreparationSettings | None = None):
+def geometry(
+    record: Mapping[str, Any], settings: PreparationSettings | None = None
+) -> PreparationSettings:
     """``settings`` (or the defaults) with the record's geometry over them.
 
     ``box`` and ``canvas`` from the record; ``kmnist`` centres the box
@@ -89,11 +91,15 @@ def geometry(record: Mapping[str, Any], settings: PreparationSettings | None = N
     return dataclasses.replace(s, **kw)
 
 
-def _find_ink(gray, invert, record, settings) -> InkCrop:
+def _find_ink(
+    gray: np.ndarray, invert: InvertMode, record: Mapping[str, Any], settings: PreparationSettings
+) -> InkCrop:
     return locate_ink(gray, invert, settings)
 
 
-def _find_product(gray, invert, record, settings) -> InkCrop:
+def _find_product(
+    gray: np.ndarray, invert: InvertMode, record: Mapping[str, Any], settings: PreparationSettings
+) -> InkCrop:
     return trim_product(gray, invert, record)
 
 
@@ -101,15 +107,21 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(image * 255).astype(np.uint8)
 
 
-def _fit_mnist(crop, record, settings) -> np.ndarray:
+def _fit_mnist(
+    crop: np.ndarray, record: Mapping[str, Any], settings: PreparationSettings
+) -> np.ndarray:
     return _to_uint8(fit_and_center(crop, settings))
 
 
-def _fit_emnist(crop, record, settings) -> np.ndarray:
+def _fit_emnist(
+    crop: np.ndarray, record: Mapping[str, Any], settings: PreparationSettings
+) -> np.ndarray:
     return _to_uint8(emnist_fit(crop, record))
 
 
-def _fit_fashion(crop, record, settings) -> np.ndarray:
+def _fit_fashion(
+    crop: np.ndarray, record: Mapping[str, Any], settings: PreparationSettings
+) -> np.ndarray:
     return fashion_fit(crop, record)
 
 
