@@ -137,7 +137,16 @@ def _photo() -> Image.Image:
     return make_digit(3, 14).image
 
 
-def test_predict_reaches_the_model_with_exactly_model_prepare_of_the_picture(tmp_path):
+def test_predict_reaches_the_model_with_exactly_model_prepare_of_the_picture(tmp_path, monkeypatch):
+    import mnistcnn._io.pictures as pictures
+
+    decodes: list[int] = []
+    prepares: list[int] = []
+    decode, call = pictures._decode, Preparation.__call__
+    monkeypatch.setattr(pictures, "_decode", lambda *a, **k: decodes.append(1) or decode(*a, **k))
+    monkeypatch.setattr(
+        Preparation, "__call__", lambda self, *a, **k: prepares.append(1) or call(self, *a, **k)
+    )
     torch.manual_seed(0)
     model = TrainedModel(create_model("tutorial", num_classes=10), [0.1307], [0.3081])
     seen: list[torch.Tensor] = []
@@ -149,9 +158,11 @@ def test_predict_reaches_the_model_with_exactly_model_prepare_of_the_picture(tmp
     path = tmp_path / "photo.jpg"
     path.write_bytes(buf.getvalue())
     for given in (pic, path, buf.getvalue()):
-        seen.clear()
+        seen.clear(), decodes.clear(), prepares.clear()
         (pred,) = predictor.predict([given])
         assert pred.error is None and not pred.blank
+        # decoded by _io once (a Pillow image: not at all), prepared once, in that order
+        assert decodes == ([] if isinstance(given, Image.Image) else [1]) and prepares == [1]
         decoded = given if isinstance(given, Image.Image) else Image.open(path)
         want = model.prepare(decoded)
         assert not want.as_given and want.ink_found

@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from mnistcnn._io import ImageInputError, decode_picture
+from mnistcnn._io import ImageInputError, decode_picture, open_image
 from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
 from mnistcnn.engine.utils import select_device
 from mnistcnn.evaluation.calibration import temperature_of
@@ -318,6 +318,10 @@ class Predictor:
             if path.stat().st_size > SMALL_FILE:
                 return item
             data = path.read_bytes()
+            if item.page is None:  # the header says the size: decode only a 28x28 picture
+                with open_image(data) as head:
+                    if head.size != (28, 28):
+                        return InputItem(item.name, data=data)
             with decode_picture(data, item.page) as picture:
                 prepared = self.preparation.given(picture)
         except Exception:  # predict_item reports it
