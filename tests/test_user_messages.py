@@ -128,9 +128,9 @@ def test_two_steps_on_three_images_are_not_called_diverged(mnist_root: Path, tmp
 def test_folders_read_every_extension_the_decoder_accepts(ckpt: Path, tmp_path: Path) -> None:
     """nomacs#627 kind: a folder holding only x.jfif gave 'no pictures found'; in a mixed
     folder .jfif and .pjpeg were dropped silently."""
+    from digits_synth import digit
     from mnistcnn.predict.inputs import IMAGE_SUFFIXES
     from test_predict_inputs import encoded
-    from test_predict_preprocess import digit
 
     assert {".jfif", ".jpg", ".png", ".apng"} <= IMAGE_SUFFIXES  # Pillow's names for them
     only = tmp_path / "only"
