@@ -27,6 +27,8 @@ from mnistcnn.serve.app import ServeSettings, create_app
 
 log = logging.getLogger(__name__)
 ENV_CONFIG = "MNISTCNN_SERVE_CONFIG"
+#: Seconds a worker process may take to answer its supervisor (uvicorn's health check).
+WORKER_START_S = 60
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,14 @@ def run_server(
             "settings": dataclasses.asdict(settings),
         }
         os.environ[ENV_CONFIG] = json.dumps(cfg)
+        # a worker imports torch and loads the model before it answers the supervisor's
+        # ping; uvicorn's 5 s default kills and restarts it for ever on a busy machine
         config = ServerConfig(
-            "mnistcnn.serve.server:app_from_env", factory=True, workers=workers, **options
+            "mnistcnn.serve.server:app_from_env",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_START_S,
+            **options,
         )
     sock = bind_socket(host, port)  # port 0 becomes a real port here
     sock.listen(config.backlog)  # connections wait in the backlog until the server starts
