@@ -60,7 +60,9 @@ def _cli(*args: str) -> dict:
     """Run ``mnistcnn ARGS --json`` (evaluate) and return its JSON."""
     cmd = [sys.executable, "-m", "mnistcnn", *args]
     print("$ mnistcnn " + " ".join(args), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    if out.returncode:
+        sys.exit(f"failed ({out.returncode}): {out.stderr[-2000:]}")
     return json.loads(out.stdout) if "--json" in args else {"output": out.stdout}
 
 
