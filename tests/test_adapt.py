@@ -136,3 +136,16 @@ def test_predict_adapt_leaves_the_checkpoint_file_unchanged(tmp_path: Path) -> N
     assert "nothing adapted" in r.output
     assert _sha(ckpt) == digest
     assert load(ckpt).checkpoint is not None
+
+
+def test_read_adapt_leaves_the_checkpoint_file_unchanged(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "bn.pt", _bn_model().net, model_name="bncnn")
+    page = np.full((60, 160), 255, np.uint8)
+    for k in range(4):  # four strokes side by side: four "digits"
+        page[10:50, 20 + 35 * k : 26 + 35 * k] = 0
+    Image.fromarray(page).save(tmp_path / "number.png")
+    digest = _sha(ckpt)
+    r = CliRunner().invoke(main, ["read", str(ckpt), str(tmp_path / "number.png"), "--adapt"])
+    assert r.exit_code == 0, r.output
+    assert "adapted to 4 digits (adabn):" in r.output
+    assert _sha(ckpt) == digest

@@ -127,6 +127,16 @@ def _show(folder: Path, index: int, r: Reading) -> str | None:
     "(.boxes.png) and the 28x28 inputs the model saw (.digits.png).",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option(
+    "--adapt",
+    type=click.Choice(["adabn", "tent"]),
+    is_flag=False,
+    flag_value="adabn",
+    help="Read all PICTURES once, adapt a copy of the model to every digit found, without "
+    "labels (adabn: BatchNorm statistics, Li et al. 2016; tent: also entropy minimisation, "
+    "Wang et al. 2021), then read them again with it; says how many readings changed. "
+    "The checkpoint file is not touched; one digit changes nothing. [--adapt alone: adabn]",
+)
 @user_errors
 def read(
     checkpoint: str,
@@ -137,6 +147,7 @@ def read(
     threshold: float | None,
     show_input: str | None,
     device: str,
+    adapt: str | None,
 ) -> None:
     """Read the numbers written in PICTURES with CHECKPOINT: every digit, left to right.
 
@@ -162,6 +173,7 @@ def read(
       mnistcnn read runs/latest/best.pt forms/ --json
       mnistcnn read runs/latest/best.pt date.png --show-input shown/
       cat number.png | mnistcnn read runs/latest/best.pt - --csv
+      mnistcnn read runs/latest/best.pt one-writers-forms/ --adapt
     """
     from mnistcnn.predict import expand_inputs
     from mnistcnn.predict.reader import Reader
@@ -175,6 +187,11 @@ def read(
     folder = Path(show_input) if show_input else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+    before = [reader.read_item(item) for item in items] if adapt else []
+    if adapt:
+        from mnistcnn.predict.adapt import adapted_reader
+
+        reader = adapted_reader(reader, before, adapt)
     readings, notes = [], {}
     for i, item in enumerate(items):
         r = reader.read_item(item, keep_preview=folder is not None)
@@ -184,6 +201,13 @@ def read(
                 notes[id(r)] = why
                 click.echo(f"warning: {printable(r.path)}: {why}", err=True)
         readings.append(r)
+    if adapt and not (as_json or as_csv):
+        from mnistcnn.predict.adapt import AdaptOutcome
+
+        changed = sum(a.text != b.text for a, b in zip(readings, before, strict=True))
+        digits = sum(len(r.digits) for r in before)
+        outcome = AdaptOutcome(adapt, len(readings), digits, changed)
+        click.echo(outcome.summary("digits", "reading"), err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in readings], indent=2))
     elif as_csv:

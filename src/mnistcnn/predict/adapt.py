@@ -41,6 +41,8 @@ from mnistcnn.artifact import TrainedModel
 from mnistcnn.errors import SettingError
 from mnistcnn.predict.prediction import Prediction
 from mnistcnn.predict.predictor import Predictor
+from mnistcnn.predict.reader import Reader
+from mnistcnn.predict.reading import Reading
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +200,16 @@ class AdaptOutcome:
     counted: int
     changed: int
 
-    def summary(self) -> str:
-        """One line for people: what was adapted and how many answers changed."""
+    def summary(self, unit: str = "pictures", answer: str = "answer") -> str:
+        """One line for people: what was adapted (``unit``: what ``counted`` counts) and how
+        many answers (``answer``: what ``changed`` counts, singular) changed."""
         if self.counted < MIN_PICTURES:
             return (
-                f"note: adapting needs at least {MIN_PICTURES} pictures with ink; "
+                f"note: adapting needs at least {MIN_PICTURES} {unit} with ink; "
                 f"{self.counted} given, nothing adapted"
             )
-        answers = "answer" if self.changed == 1 else "answers"
-        return (
-            f"adapted to {self.counted} pictures ({self.method}): {self.changed} {answers} changed"
-        )
+        answers = answer if self.changed == 1 else answer + "s"
+        return f"adapted to {self.counted} {unit} ({self.method}): {self.changed} {answers} changed"
 
 
 def adapt_predictions(
@@ -250,3 +251,23 @@ def adapt_predictions(
 
 
 _VERDICT = ("label", "probability", "topk", "unsure", "probabilities")
+
+
+def adapted_reader(reader: Reader, readings: Sequence[Reading], method: str = "adabn") -> Reader:
+    """A :class:`~mnistcnn.predict.reader.Reader` whose model is adapted to ``readings``' digits.
+
+    The batch is every digit the first reading saw (``ReadDigit.input``, uint8 (28, 28)),
+    of every picture; read the pictures again with the returned reader (the
+    segmentation of touching digits asks the model too, so a second reading is the
+    consistent one). ``reader`` and its model are unchanged.
+
+    Raises:
+        SettingError: as :func:`adapt`.
+    """
+    inputs = [d.input for r in readings for d in r.digits if d.input is not None]
+    batch = np.stack(inputs).astype(np.uint8) if inputs else np.zeros((0, 28, 28), np.uint8)
+    predictor = copy.copy(reader.predictor)
+    predictor.model = adapt(reader.predictor.model, batch, method)
+    again = copy.copy(reader)
+    again.predictor = predictor
+    return again
