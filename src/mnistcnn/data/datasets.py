@@ -62,7 +62,7 @@ def load_dataset(
     """
     result = fetch_dataset(name, root, mirror, **fetch_kwargs)
     spec = _spec(name, fetch_kwargs)
-    dataset: VisionDataset = spec.tv_class(
+    dataset: VisionDataset = spec.torchvision_class()(
         str(result.root), train=train, transform=transform,
         target_transform=target_transform, download=False, **spec.tv_kwargs,
     )  # fmt: skip
@@ -196,7 +196,7 @@ def dataset_info(
         }
     mean, std = pixel_stats(read_idx(result.files[spec.files["train"].images.name]))
     spec_mean, spec_std = dataset_normalization(name, root, mirror, **fetch_kwargs)
-    tv = spec.tv_class
+    tv = spec.torchvision_class()
     return {
         "name": spec.name,
         "folder": spec.folder,

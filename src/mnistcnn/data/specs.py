@@ -101,7 +101,10 @@ class DatasetSpec:
         name: registry name, e.g. ``"fashion-mnist"``.
         folder: torchvision's class name, which is also its folder under the root
             (``<root>/<folder>/raw/``), e.g. ``"FashionMNIST"``.
-        tv_class: the torchvision dataset class (``torchvision.datasets.FashionMNIST``).
+        tv_class: the torchvision dataset class (``torchvision.datasets.FashionMNIST``), or
+            its name in ``torchvision.datasets`` (``"FashionMNIST"``), resolved on first use by
+            :meth:`torchvision_class`: importing torchvision costs about a second, which
+            reading the IDX files never needs.
         classes: class names, index = label.
         files: ``{"train": SplitFiles, "test": SplitFiles}`` (read-only mapping).
         mirrors: official base URLs, each ending in ``/`` (torchvision's list).
@@ -126,7 +129,7 @@ class DatasetSpec:
 
     name: str
     folder: str
-    tv_class: type
+    tv_class: type | str
     classes: tuple[str, ...]
     files: Mapping[str, SplitFiles] = field(hash=False)
     mirrors: tuple[str, ...]
@@ -144,16 +147,26 @@ class DatasetSpec:
     def __post_init__(self) -> None:
         if set(self.files) != set(SPLITS):
             raise ValueError(f"{self.name}: files needs splits {SPLITS}, got {sorted(self.files)}")
-        if self.folder != self.tv_class.__name__:
+        tv_name = self.tv_class if isinstance(self.tv_class, str) else self.tv_class.__name__
+        if self.folder != tv_name:
             raise ValueError(
                 f"{self.name}: folder {self.folder!r} must equal the torchvision class name "
-                f"{self.tv_class.__name__!r} (torchvision reads <root>/<ClassName>/raw/)"
+                f"{tv_name!r} (torchvision reads <root>/<ClassName>/raw/)"
             )
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
         object.__setattr__(self, "system_dirs", tuple(self.system_dirs))
         object.__setattr__(self, "tv_kwargs", MappingProxyType(dict(self.tv_kwargs)))
+
+    def torchvision_class(self) -> type:
+        """The torchvision dataset class that reads this dataset (imports torchvision)."""
+        if not isinstance(self.tv_class, str):
+            return self.tv_class
+        from torchvision import datasets as tvd
+
+        cls: type = getattr(tvd, self.tv_class)
+        return cls
 
     @property
     def num_classes(self) -> int:
@@ -197,50 +210,41 @@ def make_files(
     return out
 
 
-def _tv_gz_md5s(tv_class: type) -> Md5s:
-    """torchvision's ``.gz`` md5 sums, ordered train images/labels, test images/labels."""
-    table: dict[str, str] = dict(tv_class.resources)  # type: ignore[attr-defined]
-    get = table.get
-    return (
-        get("train-images-idx3-ubyte.gz"),
-        get("train-labels-idx1-ubyte.gz"),
-        get("t10k-images-idx3-ubyte.gz"),
-        get("t10k-labels-idx1-ubyte.gz"),
-    )
-
-
-def _from_torchvision(
-    name: str,
-    tv_class: type,
-    md5s: Md5s,
-    mean: float,
-    std: float,
-    system_dirs: tuple[str, ...] = (),
-    pypi_fallback: bool = False,
-) -> DatasetSpec:
-    return DatasetSpec(
-        name=name,
-        folder=tv_class.__name__,
-        tv_class=tv_class,
-        classes=tuple(tv_class.classes),  # type: ignore[attr-defined]
-        files=make_files((60000, 10000), md5s, _tv_gz_md5s(tv_class)),
-        mirrors=tuple(tv_class.mirrors),  # type: ignore[attr-defined]
-        mean=mean,
-        std=std,
-        system_dirs=system_dirs,
-        pypi_fallback=pypi_fallback,
-    )
-
-
 class _Row(NamedTuple):
-    """One registered dataset, before torchvision supplies mirrors, classes and .gz md5s."""
+    """One registered dataset as data: torchvision's class attributes copied, not imported.
+
+    ``mirrors``, ``gz_md5s`` and ``classes`` are torchvision's ``mirrors``,
+    ``resources`` and ``classes`` of the class named ``folder``
+    (``torchvision/datasets/mnist.py``, torchvision 0.29); tests/test_data_real.py
+    checks that they still agree. They are copied so that reading a dataset does
+    not import torchvision (about a second: it loads torch._dynamo through
+    torchvision.ops).
+    """
 
     folder: str  # torchvision class name
     md5s: Md5s  # uncompressed train images, train labels, test images, test labels
+    gz_md5s: Md5s  # the .gz files, same order
+    mirrors: tuple[str, ...]
+    classes: tuple[str, ...]
     mean: float
     std: float
     system_dirs: tuple[str, ...] = ()
     pypi_fallback: bool = False
+
+
+def _from_row(name: str, row: _Row) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        folder=row.folder,
+        tv_class=row.folder,  # resolved by DatasetSpec.torchvision_class() when needed
+        classes=row.classes,
+        files=make_files((60000, 10000), row.md5s, row.gz_md5s),
+        mirrors=row.mirrors,
+        mean=row.mean,
+        std=row.std,
+        system_dirs=row.system_dirs,
+        pypi_fallback=row.pypi_fallback,
+    )
 
 
 _TABLE: Mapping[str, _Row] = MappingProxyType(
@@ -253,11 +257,35 @@ _TABLE: Mapping[str, _Row] = MappingProxyType(
                 "8181f5470baa50b63fa0f6fddb340f0a",
                 "15d484375f8d13e6eb1aabb0c3f46965",
             ),
+            (
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ),
+            mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            classes=(
+                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            ),  # fmt: skip
             mean=0.2860,
             std=0.3530,
             system_dirs=("/usr/share/datasets/fashion-mnist",),
         ),
-        "kmnist": _Row("KMNIST", (None, None, None, None), mean=0.1918, std=0.3483),
+        "kmnist": _Row(
+            "KMNIST",
+            (None, None, None, None),
+            (
+                "bdb82020997e1d708af4cf47b453dcf7",
+                "e144d726b3acfaa3e44228e80efcd344",
+                "5c965bf0a639b31b8f53240b1b52f4d7",
+                "7320c461ea6c1c855c0b718fb2a4b134",
+            ),
+            mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+            mean=0.1918,
+            std=0.3483,
+        ),
         "mnist": _Row(
             "MNIST",
             (
@@ -266,6 +294,17 @@ _TABLE: Mapping[str, _Row] = MappingProxyType(
                 "2646ac647ad5339dbf082846283269ea",
                 "27ae3e4e09519cfbb04c329615203637",
             ),
+            (
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ),
+            mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+            classes=(
+                "0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
+                "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine",
+            ),  # fmt: skip
             mean=0.1307,
             std=0.3081,
             pypi_fallback=True,
@@ -298,21 +337,14 @@ def preparation_method(name: str) -> str:
 
 @functools.cache
 def _build(name: str) -> DatasetSpec:
-    """The spec of registered ``name`` (built on first use: importing torchvision takes ~2 s)."""
+    """The spec of registered ``name`` (built on first use: EMNIST and QMNIST import torchvision)."""
     from dataclasses import replace
-
-    from torchvision import datasets as tvd
 
     if name in _EXTRA_NAMES:
         from mnistcnn.data.extra_specs import build_extra
 
         return replace(build_extra(name), preparation=preparation_method(name))
-    row = _TABLE[name]
-    spec = _from_torchvision(
-        name, getattr(tvd, row.folder), row.md5s, row.mean, row.std, row.system_dirs,
-        row.pypi_fallback,
-    )  # fmt: skip
-    return replace(spec, preparation=preparation_method(name))
+    return replace(_from_row(name, _TABLE[name]), preparation=preparation_method(name))
 
 
 def list_datasets() -> list[str]:

@@ -80,14 +80,22 @@ def _to_tuples(obj: Any) -> Any:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, torch, torchvision and mnistcnn."""
-    import torchvision
+    """Versions of Python, torch, torchvision and mnistcnn.
+
+    torchvision's is read from its installed metadata, not by importing it (about a
+    second, which a training run of the small networks does not otherwise spend).
+    """
+    from importlib.metadata import PackageNotFoundError, version
 
     from mnistcnn import __version__
 
+    try:
+        tv_version = version("torchvision")
+    except PackageNotFoundError:  # pragma: no cover - a dependency; here for a broken install
+        tv_version = "not installed"
     return {
         "python": platform.python_version(),
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        "torchvision": tv_version,
         "mnistcnn": __version__,
     }

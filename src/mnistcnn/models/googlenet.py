@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import GoogLeNet, googlenet
-from torchvision.models.googlenet import BasicConv2d
 
 from mnistcnn.models.registry import register_model
+
+if TYPE_CHECKING:
+    from torchvision.models import GoogLeNet
 
 
 def adapt_googlenet(net: GoogLeNet, in_chans: int) -> GoogLeNet:
@@ -26,6 +29,8 @@ def adapt_googlenet(net: GoogLeNet, in_chans: int) -> GoogLeNet:
 
     Input float32 (N, in_chans, 28, 28); output logits (N, num_classes).
     """
+    from torchvision.models.googlenet import BasicConv2d
+
     net.conv1 = BasicConv2d(in_chans, 64, kernel_size=3, stride=1, padding=1)
     net.maxpool1 = nn.Identity()
     net.maxpool2 = nn.Identity()
@@ -49,5 +54,7 @@ def googlenet_28(
         from mnistcnn.models.imagenet import imagenet_net
 
         return imagenet_net("googlenet", num_classes, in_chans, freeze)
+    from torchvision.models import googlenet  # here: importing torchvision costs about a second
+
     net = googlenet(weights=None, num_classes=num_classes, aux_logits=True, init_weights=True)
     return adapt_googlenet(net, in_chans)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
-from torchvision.models import ResNet, resnet18, resnet34, resnet50
 
 from mnistcnn.models.registry import register_model
+
+if TYPE_CHECKING:
+    from torchvision.models import ResNet
+
+# torchvision is imported inside the factories: ``import torchvision`` costs about a
+# second (it loads torch._dynamo through torchvision.ops), which a run of the small
+# networks never needs.
 
 
 def adapt_resnet(builder: Callable[..., ResNet], num_classes: int, in_chans: int) -> ResNet:
@@ -29,12 +36,16 @@ def adapt_resnet(builder: Callable[..., ResNet], num_classes: int, in_chans: int
 @register_model("resnet18", "torchvision ResNet-18 with a 3x3 stride-1 stem", classifier="fc")
 def resnet18_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-18 for 28x28 inputs (see :func:`adapt_resnet`)."""
+    from torchvision.models import resnet18
+
     return adapt_resnet(resnet18, num_classes, in_chans)
 
 
 @register_model("resnet34", "torchvision ResNet-34 with a 3x3 stride-1 stem", classifier="fc")
 def resnet34_28(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     """ResNet-34 for 28x28 inputs (see :func:`adapt_resnet`)."""
+    from torchvision.models import resnet34
+
     return adapt_resnet(resnet34, num_classes, in_chans)
 
 
@@ -51,4 +62,6 @@ def resnet50_28(
         from mnistcnn.models.imagenet import imagenet_net
 
         return imagenet_net("resnet50", num_classes, in_chans, freeze)
+    from torchvision.models import resnet50
+
     return adapt_resnet(resnet50, num_classes, in_chans)

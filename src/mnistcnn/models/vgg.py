@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import VGG, vgg19
 
 from mnistcnn.models.registry import register_model
+
+if TYPE_CHECKING:
+    from torchvision.models import VGG
 
 
 def adapt_vgg(net: VGG, in_chans: int) -> VGG:
@@ -52,4 +56,6 @@ def vgg19_28(
         from mnistcnn.models.imagenet import imagenet_net
 
         return imagenet_net("vgg19", num_classes, in_chans, freeze)
+    from torchvision.models import vgg19  # here: importing torchvision costs about a second
+
     return adapt_vgg(vgg19(weights=None, num_classes=num_classes), in_chans)
