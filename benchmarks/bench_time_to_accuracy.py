@@ -18,18 +18,43 @@ Prints a table and writes JSON. Example::
 
     python benchmarks/bench_time_to_accuracy.py --mirror /work/shared/datasets \
         --json benchmarks/results/time_to_accuracy.json
+
+``--whole-process``: what a user waits for instead, start to exit of two commands, run
+interleaved for each of ``--seeds`` (the order alternates from seed to seed):
+
+* ours: ``python -m mnistcnn train --recipe fast --seed S --no-progress --out TMP``
+  (the run folder, checkpoints and metrics written; its accuracy read from the result
+  line, its inner loop (train + evaluation seconds) from ``metrics.csv``);
+* peer: ``benchmarks/peer_train_mnist_fast.py`` (tuomaso/train_mnist_fast's recipe
+  as a plain script; its docstring has the recipe), which times its own inner loop;
+* ``python -c "import torch"``, the floor of any torch command, as a yardstick.
+
+It prints each run, the medians and the ratios peer / ours (whole process and inner
+loop), and writes them to ``--json``::
+
+    python benchmarks/bench_time_to_accuracy.py --whole-process --seeds 0-7 \
+        --mirror /work/shared/datasets --json benchmarks/results/tta-whole.json
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
-from _common import add_data_args
+from _common import add_data_args, write_json
 from torch import nn
 from torch.nn import functional as F
 
@@ -243,6 +268,112 @@ def run_examples(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(wall seconds from start to exit, stdout) of ``cmd``; raises if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return seconds, proc.stdout
+
+
+def _ours(seed: int, root: str, scratch: Path, env: dict[str, str]) -> dict[str, Any]:
+    """One ``mnistcnn train --recipe fast`` process: wall, accuracy, inner loop."""
+    out = scratch / f"fast-{seed}"
+    cmd = [sys.executable, "-m", "mnistcnn", "train", "--recipe", "fast", "--seed", str(seed)]
+    cmd += ["--no-progress", "--data-root", root, "--out", str(out)]
+    seconds, stdout = _timed(cmd, env)
+    found = re.search(r"final test accuracy ([\d.]+)%", stdout)
+    if found is None:
+        raise RuntimeError(f"no result line in:\n{stdout}")
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    inner = sum(float(r["train_seconds"]) + float(r["eval_seconds"]) for r in rows)
+    shutil.rmtree(out)
+    return {"seconds": seconds, "accuracy": float(found.group(1)) / 100, "inner_s": inner}
+
+
+def _peer(seed: int, root: str, env: dict[str, str]) -> dict[str, Any]:
+    """One run of the peer script: wall, accuracy, inner loop (its own timing)."""
+    script = Path(__file__).with_name("peer_train_mnist_fast.py")
+    seconds, stdout = _timed(
+        [sys.executable, str(script), "--data", root, "--seed", str(seed)], env
+    )
+    return {"seconds": seconds, **json.loads(stdout.strip().splitlines()[-1])}
+
+
+def _seeds(text: str) -> list[int]:
+    """``"0-7"`` or ``"0,3,5"`` -> the seeds."""
+    if "-" in text:
+        first, last = text.split("-")
+        return list(range(int(first), int(last) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def whole_process(args: argparse.Namespace) -> dict[str, Any]:
+    """Race the two commands start to exit, interleaved per seed; print and return the runs."""
+    root = str(mdata.fetch_dataset("mnist", args.data_root, args.mirror).root)  # not timed
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-tta-") as scratch:
+        _timed([sys.executable, "-c", "import torch, mnistcnn.engine"], env)  # warm the file cache
+        for i, seed in enumerate(_seeds(args.seeds)):
+            row: dict[str, Any] = {"seed": seed}
+            order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
+            for name in order:
+                row[name] = (
+                    _ours(seed, root, Path(scratch), env)
+                    if name == "ours"
+                    else _peer(seed, root, env)
+                )
+            row["import_torch_s"] = _timed([sys.executable, "-c", "import torch"], env)[0]
+            runs.append(row)
+            print(
+                f"seed {seed}: ours {row['ours']['seconds']:.2f} s "
+                f"({row['ours']['accuracy']:.2%}, inner {row['ours']['inner_s']:.2f} s)  "
+                f"peer {row['peer']['seconds']:.2f} s ({row['peer']['accuracy']:.2%}, "
+                f"inner {row['peer']['inner_s']:.2f} s)  "
+                f"import torch {row['import_torch_s']:.2f} s",
+                flush=True,
+            )
+    return _summary(runs)
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(who: str, key: str) -> float:
+        return statistics.median(r[who][key] for r in runs)
+
+    out: dict[str, Any] = {"runs": runs, "load_average": os.getloadavg()}
+    for who in ("ours", "peer"):
+        out[who] = {
+            "median_s": med(who, "seconds"),
+            "median_inner_s": med(who, "inner_s"),
+            "min_accuracy": min(r[who]["accuracy"] for r in runs),
+            "mean_accuracy": statistics.mean(r[who]["accuracy"] for r in runs),
+            "seeds_at_99": sum(r[who]["accuracy"] >= 0.99 for r in runs),
+        }
+    out["import_torch_median_s"] = statistics.median(r["import_torch_s"] for r in runs)
+    out["ratio_whole"] = out["peer"]["median_s"] / out["ours"]["median_s"]
+    out["ratio_inner"] = out["peer"]["median_inner_s"] / out["ours"]["median_inner_s"]
+    n = len(runs)
+    for who in ("ours", "peer"):
+        o = out[who]
+        print(
+            f"{who}: median {o['median_s']:.2f} s whole process, {o['median_inner_s']:.2f} s "
+            f"inner loop; accuracy min {o['min_accuracy']:.2%}, mean {o['mean_accuracy']:.2%}, "
+            f"{o['seeds_at_99']}/{n} seeds >= 99.00%"
+        )
+    print(
+        f"peer / ours: {out['ratio_whole']:.2f}x whole process, {out['ratio_inner']:.2f}x inner "
+        f"loop; import torch alone {out['import_torch_median_s']:.2f} s (median); "
+        f"load average {out['load_average'][0]:.1f}"
+    )
+    return out
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = (
         "model",
@@ -275,6 +406,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     p.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="race `mnistcnn train --recipe fast` against the peer script, start to exit",
+    )
+    p.add_argument("--seeds", default="0-7", help="--whole-process seeds: 0-7 or 0,3 (0-7)")
+    p.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     p.add_argument("--device", default="cpu", help="device for the fast run (cpu)")
@@ -299,6 +436,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table, write ``--json``; returns the results."""
     args = parse_args(argv)
+    if args.whole_process:
+        results = whole_process(args)
+        write_json(args.json, results)
+        return results
     if args.threads:
         torch.set_num_threads(args.threads)
     args.seed = args.seed if args.seed is not None else 0

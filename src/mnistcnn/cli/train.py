@@ -14,7 +14,13 @@ from mnistcnn.cli.config_options import config_options
 from mnistcnn.cli.folder import prepare_and_say
 from mnistcnn.cli.train_options import config_file_options, config_for, read_config_option
 from mnistcnn.cli.train_options import print_config as show_config
-from mnistcnn.cli.train_output import epoch_line, report_resume_hint, say_result, say_start
+from mnistcnn.cli.train_output import (
+    epoch_line,
+    report_resume_hint,
+    say_report,
+    say_result,
+    say_start,
+)
 from mnistcnn.errors import SettingError
 
 
@@ -110,6 +116,12 @@ def train(
     if not main:
         logging.getLogger("mnistcnn").setLevel(logging.ERROR)
         logging.getLogger("mnistcnn.data.source").setLevel(logging.ERROR)
+    shown: list[bool] = []  # the result lines, printed as soon as training ends
+
+    def show(result: Any) -> None:
+        say_result(result)
+        shown.append(True)
+
     try:
         result = mnistcnn.train(
             config,
@@ -125,6 +137,7 @@ def train(
             dry_run=dry_run,
             nproc=nproc,
             prepare_folder=prepare_and_say if main else None,
+            on_result=show,
         )
     except ReportInterrupted as exc:
         raise report_resume_hint(exc.run_dir) from None
@@ -133,7 +146,9 @@ def train(
             sys.exit(exit_codes.INTERRUPTED)
         raise
     if result.is_main:
-        say_result(result)
+        if not shown:  # a complete run resumed, or workers of --nproc that trained it
+            say_result(result)
+        say_report(result)
         if dry_run and out is None and resume is None:
             click.echo("dry run: its temporary run folder was removed (--out DIR keeps one)")
 

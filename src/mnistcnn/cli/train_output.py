@@ -64,9 +64,22 @@ def say_result(result: Any) -> None:
     )
     click.echo(_best_line(history))
     click.echo(f"run written to {result.run_dir}")
-    click.echo(f"report written to {result.report}")
     if result.diverged:
         click.echo(f"warning: {result.diverged} with --lr", err=True)
+
+
+def say_report(result: Any) -> None:
+    """After :func:`say_result` (a run that trained): where its report was written, or how
+    to write it (``--no-report``: the fast recipe leaves it for later)."""
+    if result.already_complete:
+        return
+    if result.report is not None:
+        click.echo(f"report written to {result.report}")
+    elif not result.config.report:
+        click.echo(
+            "report: not written (--no-report); to write it: "
+            + cli_command(resume_args(result.run_dir))
+        )
 
 
 def report_resume_hint(run: Path) -> Exception:
@@ -107,10 +120,10 @@ def _say_complete(
     """What a resume of an already complete run did: nothing, or rebuilt its missing report."""
     done = plural(int(rows[-1]["epoch"]), "epoch") if rows else "all its epochs"
     if report is not None:
+        why = "trained with --no-report" if not config.report else "stopped while it was written?"
         click.echo(
             f"{run_dir}: the run is already complete ({done} of {config.epochs}), but its "
-            "report is missing or incomplete (stopped while it was written?); writing it now, "
-            "no other file changes"
+            f"report is missing or incomplete ({why}); writing it now, no other file changes"
         )
         click.echo(f"report written to {report}")
     elif config.max_steps is not None and steps >= config.max_steps:

@@ -115,6 +115,8 @@ class TrainConfig:
             (its ``pct_start``), in (0, 1).
         tensorboard: a TensorBoard log folder (``<run>/`` stands for the run
             folder; mnistcnn.engine.tblog), or None for none.
+        report: write ``report.html`` and ``curves.png`` when training ends; off,
+            ``mnistcnn train --resume RUN`` (:func:`mnistcnn.engine.train`) writes them later.
         keep_top: keep the checkpoints of the K best epochs in ``<run>/top/``
             (mnistcnn.engine.top_k), or None.
         pretrained: start ``model`` (vgg19, resnet50, googlenet) from torchvision's
@@ -285,6 +287,13 @@ class TrainConfig:
         "<run>/tensorboard]",
         math=False,
         flag_value="<run>/tensorboard",  # mnistcnn.engine.tblog.DEFAULT_LOG_DIR
+    )
+    report: bool = setting(
+        True,
+        help="Write report.html and curves.png when training ends (after the result line). "
+        "--no-report: neither (the fast recipe's default: they take seconds); `mnistcnn train "
+        "--resume RUN` writes report.html later, on demand. [recipe: on]",
+        math=False,
     )
     keep_top: int | None = setting(
         None,

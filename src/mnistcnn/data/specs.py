@@ -265,8 +265,16 @@ _TABLE: Mapping[str, _Row] = MappingProxyType(
             ),
             mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
             classes=(
-                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
             ),  # fmt: skip
             mean=0.2860,
             std=0.3530,
@@ -300,10 +308,21 @@ _TABLE: Mapping[str, _Row] = MappingProxyType(
                 "9fb629c4189551a2d022fa330f9573f3",
                 "ec29112dd5afa0611ce80d1b7f02629c",
             ),
-            mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+            mirrors=(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "http://yann.lecun.com/exdb/mnist/",
+            ),
             classes=(
-                "0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
-                "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine",
+                "0 - zero",
+                "1 - one",
+                "2 - two",
+                "3 - three",
+                "4 - four",
+                "5 - five",
+                "6 - six",
+                "7 - seven",
+                "8 - eight",
+                "9 - nine",
             ),  # fmt: skip
             mean=0.1307,
             std=0.3081,
@@ -337,7 +356,7 @@ def preparation_method(name: str) -> str:
 
 @functools.cache
 def _build(name: str) -> DatasetSpec:
-    """The spec of registered ``name`` (built on first use: EMNIST and QMNIST import torchvision)."""
+    """The spec of registered ``name`` (built on first use; EMNIST, QMNIST import torchvision)."""
     from dataclasses import replace
 
     if name in _EXTRA_NAMES:

@@ -126,6 +126,7 @@ def train(
     dry_run: bool = False,
     nproc: int | None = None,
     prepare_folder: Callable[..., Any] | None = None,
+    on_result: Callable[[TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` (or your own ``net``) on ``config.dataset``; write a run directory.
 
@@ -151,10 +152,14 @@ def train(
     ``<runs_dir>/latest`` at a new run in the default folder once its first
     checkpoint is written. ``on_start``: called (rank 0) with a :class:`StartInfo`
     once the settings, the resume and the data are checked, before the first
-    step: where a new or resumed run starts. ``report``: after the last epoch, evaluate best.pt
-    once on the test split and write ``report.html`` into the run (still
-    under the run lock; :func:`~mnistcnn.engine.finish.write_run_report`); a
-    resumed complete run gets its report only if it was missing. ``net``: your
+    step: where a new or resumed run starts. ``report`` (and ``config.report``): after the
+    last epoch, draw ``curves.png``, evaluate best.pt once on the test split and write
+    ``report.html`` into the run (still under the run lock;
+    :func:`~mnistcnn.engine.finish.write_run_report`); a resumed complete run gets its
+    report only if it was missing, so resuming a run trained with ``config.report`` off
+    writes it on demand. ``on_result``: called (rank 0) with the result as soon as
+    training ends, before the curves and the report are drawn (seconds of matplotlib,
+    longer than a short run: the CLI prints its result line there). ``net``: your
     own architecture (an ``nn.Module`` taking (N, 1, 28, 28), returning
     (N, classes) logits) instead of the registered ``config.model``; its
     checkpoints load with ``load(path, net=...)``. ``config.tensorboard`` and
@@ -269,6 +274,7 @@ def _train_here(
     report: bool,
     on_start: Callable[[StartInfo], None] | None,
     prepare_folder: Callable[..., Any] | None,
+    on_result: Callable[[TrainResult], None] | None,
 ) -> TrainResult:
     """:func:`train` in this process (every rank, under torchrun)."""
     if net is None:
@@ -344,8 +350,6 @@ def _train_here(
                     stop=lambda: flag() or (stop is not None and stop()),
                     dist=dist,
                 )
-            if history.rows and run is not None:
-                _save_curves(run.path, history, config.label_smoothing)
             device = str(dist.device)
             result = TrainResult(run_path, history, config, device, dist.is_main, False, *source)
             result.folder = folder
@@ -358,6 +362,11 @@ def _train_here(
             )
             if result.diverged and dist.is_main:
                 log.warning("%s: %s", run_path, result.diverged)
+            if on_result is not None and dist.is_main:
+                on_result(result)
+            report = report and config.report
+            if report and history.rows and run is not None:
+                _save_curves(run.path, history, config.label_smoothing)
             if report and run is not None and history.rows:
                 result.report = write_run_report(
                     run_path,

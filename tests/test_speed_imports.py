@@ -1,0 +1,57 @@
+"""Commands import only what they use: a fast training run prints its result before any
+plotting library or torchvision is loaded, and never loads torch._dynamo.
+
+Importing torchvision (which loads torch._dynamo through torchvision.ops), matplotlib or
+torch._dynamo costs seconds on a small CPU, more than the ``fast`` recipe's whole epoch
+budget (benchmarks/README.md, "Start-up"). Each test runs the real command in a fresh
+interpreter through ``tests/import_probe.py`` and reads the modules loaded when the
+result line was printed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = Path(__file__).with_name("import_probe.py")
+HEAVY = ("torchvision", "matplotlib", "torch._dynamo", "torch._inductor", "torchmetrics", "scipy")
+
+
+def loaded_at(line_prefix: str, args: list[str], tmp_path: Path) -> dict[str, list[str]]:
+    """Run ``python -m mnistcnn ARGS``; the modules loaded at the first line starting with
+    ``line_prefix`` (``"at_line"``) and at exit (``"exit"``)."""
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, str(PROBE), str(out), line_prefix, "--", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen: dict[str, list[str]] = json.loads(out.read_text())
+    assert "at_line" in seen, f"no line starting with {line_prefix!r}:\n{proc.stdout}"
+    return seen
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
+
+
+def test_fast_training_prints_its_result_before_loading_plots_or_torchvision(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--recipe", "fast", "--max-steps", "2", "--train-subset", "512"]
+    args += ["--no-progress", "--data-root", str(mnist_root), "--out", str(run)]
+    seen = loaded_at("final test accuracy", args, tmp_path)
+    assert "torch" in seen["at_line"] and "mnistcnn.engine.loop" in seen["at_line"]
+    assert heavy(seen["at_line"]) == []
+    assert heavy(seen["exit"]) == []  # the fast recipe writes its report on demand
+    assert {p.name for p in run.iterdir()} >= {"best.pt", "last.pt", "metrics.csv", "config.json"}
+    assert not (run / "report.html").exists()
+
+
+def test_the_probe_sees_what_a_command_loads(tmp_path):
+    """The probe itself: ``models`` builds the torchvision networks, and is seen doing so."""
+    seen = loaded_at("resnet18 ", ["models"], tmp_path)
+    assert "torchvision.models" in seen["at_line"] and "torch._dynamo" in seen["at_line"]
