@@ -43,6 +43,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -268,14 +269,24 @@ def run_examples(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """(wall seconds from start to exit, stdout) of ``cmd``; raises if it fails."""
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """(wall seconds from start to exit, stdout, CPU seconds: user + system) of ``cmd``.
+
+    On a shared machine the CPU seconds are the steadier figure: the wall seconds also
+    count the time the process waited for a core.
+
+    Raises:
+        RuntimeError: the command failed.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return seconds, proc.stdout
+    return seconds, proc.stdout, cpu
 
 
 def _ours(seed: int, root: str, scratch: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -283,7 +294,7 @@ def _ours(seed: int, root: str, scratch: Path, env: dict[str, str]) -> dict[str,
     out = scratch / f"fast-{seed}"
     cmd = [sys.executable, "-m", "mnistcnn", "train", "--recipe", "fast", "--seed", str(seed)]
     cmd += ["--no-progress", "--data-root", root, "--out", str(out)]
-    seconds, stdout = _timed(cmd, env)
+    seconds, stdout, cpu = _timed(cmd, env)
     found = re.search(r"final test accuracy ([\d.]+)%", stdout)
     if found is None:
         raise RuntimeError(f"no result line in:\n{stdout}")
@@ -291,7 +302,8 @@ def _ours(seed: int, root: str, scratch: Path, env: dict[str, str]) -> dict[str,
         rows = list(csv.DictReader(f))
     inner = sum(float(r["train_seconds"]) + float(r["eval_seconds"]) for r in rows)
     shutil.rmtree(out)
-    return {"seconds": seconds, "accuracy": float(found.group(1)) / 100, "inner_s": inner}
+    accuracy = float(found.group(1)) / 100
+    return {"seconds": seconds, "cpu_s": cpu, "accuracy": accuracy, "inner_s": inner}
 
 
 def _peer(seed: int, root: str, env: dict[str, str]) -> dict[str, Any]:
@@ -319,7 +331,7 @@ def whole_process(args: argparse.Namespace) -> dict[str, Any]:
         env["OMP_NUM_THREADS"] = str(args.threads)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-tta-") as scratch:
-        _timed([sys.executable, "-c", "import torch, mnistcnn.engine"], env)  # warm the file cache
+        _timed([sys.executable, "-c", "import torch, mnistcnn.engine"], env)  # warm file caches
         for i, seed in enumerate(_seeds(args.seeds)):
             row: dict[str, Any] = {"seed": seed}
             order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
@@ -329,14 +341,18 @@ def whole_process(args: argparse.Namespace) -> dict[str, Any]:
                     if name == "ours"
                     else _peer(seed, root, env)
                 )
-            row["import_torch_s"] = _timed([sys.executable, "-c", "import torch"], env)[0]
+            wall, _, cpu = _timed([sys.executable, "-c", "import torch"], env)
+            row["import_torch_s"], row["import_torch_cpu_s"] = wall, cpu
             runs.append(row)
             print(
-                f"seed {seed}: ours {row['ours']['seconds']:.2f} s "
+                f"seed {seed}: ours {row['ours']['seconds']:.2f} s, "
+                f"{row['ours']['cpu_s']:.2f} CPU s "
                 f"({row['ours']['accuracy']:.2%}, inner {row['ours']['inner_s']:.2f} s)  "
-                f"peer {row['peer']['seconds']:.2f} s ({row['peer']['accuracy']:.2%}, "
+                f"peer {row['peer']['seconds']:.2f} s, {row['peer']['cpu_s']:.2f} CPU s "
+                f"({row['peer']['accuracy']:.2%}, "
                 f"inner {row['peer']['inner_s']:.2f} s)  "
-                f"import torch {row['import_torch_s']:.2f} s",
+                f"import torch {row['import_torch_s']:.2f} s, "
+                f"{row['import_torch_cpu_s']:.2f} CPU s",
                 flush=True,
             )
     return _summary(runs)
@@ -350,6 +366,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for who in ("ours", "peer"):
         out[who] = {
             "median_s": med(who, "seconds"),
+            "median_cpu_s": med(who, "cpu_s"),
             "median_inner_s": med(who, "inner_s"),
             "min_accuracy": min(r[who]["accuracy"] for r in runs),
             "mean_accuracy": statistics.mean(r[who]["accuracy"] for r in runs),
@@ -357,17 +374,20 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
     out["import_torch_median_s"] = statistics.median(r["import_torch_s"] for r in runs)
     out["ratio_whole"] = out["peer"]["median_s"] / out["ours"]["median_s"]
+    out["ratio_cpu"] = out["peer"]["median_cpu_s"] / out["ours"]["median_cpu_s"]
     out["ratio_inner"] = out["peer"]["median_inner_s"] / out["ours"]["median_inner_s"]
     n = len(runs)
     for who in ("ours", "peer"):
         o = out[who]
         print(
-            f"{who}: median {o['median_s']:.2f} s whole process, {o['median_inner_s']:.2f} s "
+            f"{who}: median {o['median_s']:.2f} s whole process ({o['median_cpu_s']:.2f} CPU s), "
+            f"{o['median_inner_s']:.2f} s "
             f"inner loop; accuracy min {o['min_accuracy']:.2%}, mean {o['mean_accuracy']:.2%}, "
             f"{o['seeds_at_99']}/{n} seeds >= 99.00%"
         )
     print(
-        f"peer / ours: {out['ratio_whole']:.2f}x whole process, {out['ratio_inner']:.2f}x inner "
+        f"peer / ours: {out['ratio_whole']:.2f}x whole process ({out['ratio_cpu']:.2f}x in CPU "
+        f"seconds), {out['ratio_inner']:.2f}x inner "
         f"loop; import torch alone {out['import_torch_median_s']:.2f} s (median); "
         f"load average {out['load_average'][0]:.1f}"
     )

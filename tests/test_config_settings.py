@@ -33,6 +33,7 @@ TRAIN_OPTIONS_BEFORE = {
     "--init",  # fine-tuning from a checkpoint (issue 14 item 1)
     "--outlier-exposure", "--outliers",  # added since (issue 11: outlier exposure)
     "--style-digits",  # generated digits of other writers' styles
+    "--report", "--no-report",  # the report at the end of a run, or later on demand
 }  # fmt: skip
 
 

@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 
 PROBE = Path(__file__).with_name("import_probe.py")
-HEAVY = ("torchvision", "matplotlib", "torch._dynamo", "torch._inductor", "torchmetrics", "scipy")
+HEAVY = (
+    "torchvision",
+    "matplotlib",
+    "torch._dynamo",
+    "torch._inductor",
+    "torchmetrics",
+    "scipy",
+    "skimage",
+)
 
 
 def loaded_at(line_prefix: str, args: list[str], tmp_path: Path) -> dict[str, list[str]]:

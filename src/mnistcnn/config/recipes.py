@@ -43,7 +43,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {
         "model": "tinycnn",
         "epochs": 1,
-        "batch_size": 192,
+        "batch_size": 128,
         "eval_batch_size": 2000,
         "lr": 0.01,
         "optimizer": "adam",
