@@ -309,10 +309,9 @@ def _ours(seed: int, root: str, scratch: Path, env: dict[str, str]) -> dict[str,
 def _peer(seed: int, root: str, env: dict[str, str]) -> dict[str, Any]:
     """One run of the peer script: wall, accuracy, inner loop (its own timing)."""
     script = Path(__file__).with_name("peer_train_mnist_fast.py")
-    seconds, stdout = _timed(
-        [sys.executable, str(script), "--data", root, "--seed", str(seed)], env
-    )
-    return {"seconds": seconds, **json.loads(stdout.strip().splitlines()[-1])}
+    cmd = [sys.executable, str(script), "--data", root, "--seed", str(seed)]
+    seconds, stdout, cpu = _timed(cmd, env)
+    return {"seconds": seconds, "cpu_s": cpu, **json.loads(stdout.strip().splitlines()[-1])}
 
 
 def _seeds(text: str) -> list[int]:
