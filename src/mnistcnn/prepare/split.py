@@ -6,8 +6,9 @@ scheme as LeCun et al. 1998, section V, "heuristic over-segmentation"):
 
 1. The glyph's ink is deslanted (each row shifted by the line's slant), so the
    gaps between digits run vertically.
-2. **Candidate cuts**: seams, and straight vertical cuts every ``straight`` x
-   ``H`` (plain dissection, for digits whose strokes interleave). A **seam**
+2. **Candidate cuts**: seams, and in a glyph wider than ``straight_from`` x
+   ``H`` straight vertical cuts every ``straight`` x ``H`` (plain dissection,
+   for digits whose strokes interleave). A **seam**
    is the path from the top row to the bottom row that crosses the least ink,
    moving at most one column per row and staying within ``reach`` x ``H`` of
    its start (dynamic programming, as in seam carving: Avidan & Shamir 2007),
@@ -57,7 +58,8 @@ class SplitSettings:
         wide_cost: log-probability cost per ``H`` of a piece's width beyond ``wide``
             (handwritten digits are rarely wider than high: two read as one are).
         stroke: the stroke width, a fraction of ``H`` (MNIST: 2.5 px of 20).
-        straight: also straight vertical cuts every this x ``H`` (0: none).
+        straight: also straight vertical cuts every this x ``H`` (0: none),
+        straight_from: in a glyph wider than this x ``H`` (two digits or more).
     """
 
     wide: float = 0.8
@@ -73,6 +75,7 @@ class SplitSettings:
     wide_cost: float = 3.0
     stroke: float = 0.125
     straight: float = 0.2
+    straight_from: float = 1.1
 
 
 def deslant(ink: np.ndarray, slant: float) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +216,7 @@ def split_glyph(
     h, w = ink.shape
     img, offset = deslant(ink, slant)
     inner = _candidates(img, height, s)
-    if s.straight > 0:  # straight cuts too, every ``straight`` x H (dissection)
+    if s.straight > 0 and w > s.straight_from * height:  # straight cuts too (dissection)
         cols = np.flatnonzero(img.any(0))
         step = max(2, round(s.straight * height))
         for x in range(int(cols[0]) + step, int(cols[-1]) - step // 2, step):
