@@ -160,3 +160,15 @@ def test_folders_read_every_extension_the_decoder_accepts(ckpt: Path, tmp_path: 
     r = _predict(str(ckpt), str(only))
     assert r.returncode == 1
     assert f"error: no pictures found in {only} (1 file, none a picture: 1 a text file)" in r.stderr
+
+
+def test_the_skipped_note_agrees_with_its_count() -> None:
+    from collections import Counter
+
+    from mnistcnn.predict.inputs import skipped_note
+
+    assert skipped_note(Counter({"hidden": 1})) == "1 file in the folders was not read: 1 hidden"
+    assert skipped_note(Counter({"a text file": 2, "hidden": 1})) == (
+        "3 files in the folders were not read: 2 a text file, 1 hidden"
+    )
+    assert skipped_note(Counter()) == ""

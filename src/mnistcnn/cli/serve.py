@@ -126,7 +126,7 @@ def serve(
 ) -> None:
     """Serve CHECKPOINT (a .pt, a run folder or an .onnx): draw a digit at http://HOST:PORT/.
 
-    API: POST /v1/predict, GET /v1/model, GET /healthz; OpenAPI docs at /docs.
+    API: POST /v1/predict, POST /v1/read, GET /v1/model, GET /healthz; OpenAPI docs at /docs.
     A port that is taken is one error line (try another --port, or --port 0).
     """
     try:

@@ -181,7 +181,8 @@ def skipped_note(skipped: Skipped[str]) -> str:
         return ""
     total = sum(skipped.values())
     parts = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items(), key=lambda x: -x[1]))
-    return f"{total} file{'s' if total != 1 else ''} in the folders were not read: {parts}"
+    were = "were" if total != 1 else "was"
+    return f"{total} file{'s' if total != 1 else ''} in the folders {were} not read: {parts}"
 
 
 def no_pictures_message(specs: list[str]) -> str:
