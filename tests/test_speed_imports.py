@@ -63,3 +63,19 @@ def test_the_probe_sees_what_a_command_loads(tmp_path):
     """The probe itself: ``models`` builds the torchvision networks, and is seen doing so."""
     seen = loaded_at("resnet18 ", ["models"], tmp_path)
     assert "torchvision.models" in seen["at_line"] and "torch._dynamo" in seen["at_line"]
+
+
+def test_predicting_one_picture_with_a_checkpoint_loads_only_torch(tmp_path):
+    """``predict CKPT.pt one.png``: torch, Pillow and the preparation (SciPy for a drawn
+    picture); no torch._dynamo (loading once ran a forward pass on the meta device, whose
+    reference kernels import it), no torchvision, matplotlib or torchmetrics."""
+    from digits_synth import digit
+    from test_predict_inputs import encoded
+    from test_predict_predictor import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    picture = tmp_path / "one.png"
+    picture.write_bytes(encoded(digit("3")))
+    seen = loaded_at("1 picture", ["predict", str(ckpt), str(picture)], tmp_path)
+    assert "torch" in seen["exit"] and "mnistcnn.predict.predictor" in seen["exit"]
+    assert [m for m in heavy(seen["exit"]) if not m.startswith(("scipy", "skimage"))] == []

@@ -57,10 +57,10 @@ def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:
 
     The architecture is built from the registry by ``ckpt.model_name``, or is
     ``net`` (a user's own module, for checkpoints of ``train(model=...)``).
-    Everything is checked first on a skeleton on the ``meta`` device (no
-    memory): the keys and shapes of the weights, and one forward pass of the
-    declared ``input_size``, so model arguments that lie (``num_classes`` of
-    10**10) cannot make it allocate more than the weights in the file.
+    The keys and shapes of the weights are checked first on a skeleton on the ``meta``
+    device (no memory), so model arguments that lie (``num_classes`` of 10**10) cannot
+    make it allocate more than the weights in the file; then one image of the declared
+    ``input_size`` goes through the built model.
 
     Raises:
         CheckpointError: unknown model name or bad arguments, weights that do
@@ -70,6 +70,7 @@ def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:
     """
     from mnistcnn.models import create_model
 
+    registered = net is None
     if net is None:
         if ckpt.model_name == "custom":
             raise CheckpointError(
@@ -85,11 +86,14 @@ def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:
             f"{ckpt.path}: weights do not fit the given module: " + " ".join(str(exc).split())
         ) from None
     model.checkpoint = ckpt
-    return model.eval()
+    model.eval()
+    if registered:
+        _check_forward(ckpt, model)
+    return model
 
 
 def _check_on_meta(ckpt: Checkpoint) -> None:
-    """Build, load and run the architecture on the meta device; raise CheckpointError."""
+    """Build the architecture on the meta device and load the weights; raise CheckpointError."""
     from mnistcnn.models import create_model
 
     try:
@@ -106,11 +110,19 @@ def _check_on_meta(ckpt: Checkpoint) -> None:
             f"{ckpt.path}: weights do not fit architecture {ckpt.model_name!r}: "
             + " ".join(str(exc).split())
         ) from None
-    skeleton.eval()
+
+
+def _check_forward(ckpt: Checkpoint, model: nn.Module) -> None:
+    """One image of ``input_size`` through the built model: it must give one logit per class.
+
+    Run on the real model once its weights are loaded (their shapes were checked on the
+    meta device first, so building it allocated no more than the file holds), not on the
+    meta device: a meta forward runs torch's reference kernels, which import
+    ``torch._dynamo`` (seconds, for a command that predicts one picture).
+    """
     try:
-        logits = skeleton(torch.empty(1, *ckpt.input_size, device="meta"))
-    except NotImplementedError:  # an operator without a meta kernel: skip this check
-        return
+        with torch.inference_mode():
+            logits = model(torch.zeros(1, *ckpt.input_size))
     except RuntimeError as exc:
         raise CheckpointError(
             f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "

@@ -62,7 +62,6 @@ from mnistcnn.prepare import (
     array_to_image,
     to_grayscale,
 )
-from mnistcnn.prepare.segment import digits_on_page
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +288,8 @@ class Predictor:
         one confident digit would be one of them, read as if it were the whole."""
         picture = array_to_image(image) if isinstance(image, np.ndarray) else image
         gray = to_grayscale(picture)
+        from mnistcnn.prepare.segment import digits_on_page  # SciPy, scikit-image: here
+
         found = digits_on_page(gray, self.preparation.invert, self.preparation.settings)
         if found >= 2:
             pred.digits_found = found
