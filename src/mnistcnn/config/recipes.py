@@ -13,11 +13,11 @@ from mnistcnn.errors import SettingError
 #: * ``fast``: the shortest whole ``mnistcnn train`` command to 99.0% MNIST test accuracy
 #:   on a small CPU (``benchmarks/bench_time_to_accuracy.py --whole-process``): the small
 #:   ``tinycnn`` for one epoch, Adam with a one-cycle schedule, label smoothing, bf16
-#:   autocast (oneDNN's avx512_bf16 path: 1.4x per step here) and channels_last; no
-#:   report at the end (``--report`` or a later ``--resume`` writes it). The network, batch
-#:   size and learning rate were chosen on 5,000 images held out of the training split,
+#:   autocast (oneDNN: 1.3-1.5x per step here), channels_last; no report at the end
+#:   (``--report`` or a later ``--resume`` writes it). The network, batch size and
+#:   learning rate were chosen on 5,000 images held out of the training split,
 #:   never on the test split (the candidates and their validation figures are in
-#:   ``benchmarks/README.md``, "Time to 99%").
+#:   ``benchmarks/README.md``, "Time to 99 %").
 #: * ``best``: the highest single-model accuracy in about 30 minutes of a 2-core CPU:
 #:   ``bncnn`` (BatchNorm), batched random affine augmentation, label smoothing 0.1,
 #:   SGD + momentum with a one-cycle schedule and weight decay, bf16 autocast. Reported
