@@ -121,8 +121,11 @@ def _check_forward(ckpt: Checkpoint, model: nn.Module) -> None:
     ``torch._dynamo`` (seconds, for a command that predicts one picture).
     """
     try:
+        # the architecture alone (normalization keeps the shape): the model's own forward
+        # stays for the caller's pictures
+        net = getattr(model, "net", model)
         with torch.inference_mode():
-            logits = model(torch.zeros(1, *ckpt.input_size))
+            logits = net(torch.zeros(1, *ckpt.input_size))
     except RuntimeError as exc:
         raise CheckpointError(
             f"{ckpt.path}: model {ckpt.model_name!r} cannot take the checkpoint's input size "
