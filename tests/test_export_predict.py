@@ -82,6 +82,7 @@ def _close(a: Any, b: Any, where: str = "") -> None:
 def test_onnx_predictor_gives_the_pytorch_predictions(trained, mnist_root):
     pt, onnx_path = trained
     ours, theirs = Predictor.from_checkpoint(pt), Predictor.from_checkpoint(onnx_path)
+    assert theirs.graph is not None  # ONNX Runtime alone, numpy softmax: no torch
     assert isinstance(theirs.model, OnnxModel) and theirs.classes == ours.classes
     assert theirs.checkpoint is not None and theirs.checkpoint.dataset == "mnist"
     pictures = [d.image for d in make_digits(40, seed=1)]
@@ -112,6 +113,50 @@ def test_predict_json_of_the_onnx_is_the_pts(trained, tmp_path):
     assert [p["label"] for p in out[".pt"]] == [p["label"] for p in out[".onnx"]]
     assert sum(p["label"] is not None for p in out[".pt"]) >= 6
     _close(out[".pt"], out[".onnx"])
+
+
+@pytest.mark.parametrize(
+    "flags", [["--json"], ["--json", "--top-k", "10", "--invert", "no", "--threshold", "0.9"]]
+)
+def test_predict_json_of_an_idx_file_and_pictures_is_the_same_from_the_onnx(
+    trained, mnist_root, tmp_path, flags
+):
+    """An IDX file of 100 MNIST test images (forward passes of 64) and real-looking
+    pictures, in one command: the .onnx (no torch) answers as the .pt, to 1e-5."""
+    from conftest import idx_bytes
+    from mnistcnn.data import load_arrays
+
+    pt, onnx_path = trained
+    images, _ = load_arrays("mnist", train=False, root=mnist_root)
+    (tmp_path / "t100.idx").write_bytes(idx_bytes(images[:100].numpy()))
+    write_digits(tmp_path / "pics", 6, seed=5)
+    inputs = [str(tmp_path / "t100.idx"), str(tmp_path / "pics")]
+    out = {}
+    for path in (pt, onnx_path):
+        result = CliRunner().invoke(main, ["predict", str(path), *inputs, *flags])
+        assert result.exit_code == 0, result.output
+        out[path.suffix] = json.loads(result.stdout)
+    assert len(out[".onnx"]) == 106 and out[".onnx"][0]["path"].endswith("t100.idx#0")
+    assert sum(p["label"] is not None for p in out[".onnx"]) >= 50
+    assert [p["label"] for p in out[".pt"]] == [p["label"] for p in out[".onnx"]]
+    _close(out[".pt"], out[".onnx"])
+
+
+def test_a_calibrated_onnx_divides_by_its_temperature_as_the_pt(trained, mnist_root, tmp_path):
+    from mnistcnn.artifact import load_checkpoint, save_checkpoint
+
+    pt, _ = trained
+    calibrated = tmp_path / "calibrated.pt"
+    ckpt = load_checkpoint(pt)
+    save_checkpoint(calibrated, ckpt.replace(calibration={"temperature": 1.7, "fitted_on": "x"}))
+    report = export_model(calibrated, "onnx", parity_images=8, data_root=mnist_root)
+    ours, theirs = Predictor.from_checkpoint(calibrated), Predictor.from_checkpoint(report.path)
+    assert theirs.graph is not None and theirs.calibrated and theirs.temperature == 1.7
+    pictures = [d.image for d in make_digits(10, seed=6)]
+    for p, q in zip(ours.predict(pictures), theirs.predict(pictures)):
+        assert (p.label, p.unsure) == (q.label, q.unsure)
+        if p.probabilities is not None:
+            assert np.abs(p.probabilities - q.probabilities).max() <= TOLERANCE
 
 
 def test_serve_answers_the_same_from_the_onnx(trained):

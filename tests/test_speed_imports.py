@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROBE = Path(__file__).with_name("import_probe.py")
 HEAVY = (
     "torchvision",
@@ -78,4 +80,62 @@ def test_predicting_one_picture_with_a_checkpoint_loads_only_torch(tmp_path):
     picture.write_bytes(encoded(digit("3")))
     seen = loaded_at("1 picture", ["predict", str(ckpt), str(picture)], tmp_path)
     assert "torch" in seen["exit"] and "mnistcnn.predict.predictor" in seen["exit"]
+    assert [m for m in heavy(seen["exit"]) if not m.startswith(("scipy", "skimage"))] == []
+
+
+@pytest.fixture(scope="module")
+def onnx_inputs(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path) -> dict[str, Path]:
+    """An exported model.onnx and pictures: ``mnist.png`` (MNIST test image 0, already in the
+    dataset's 28x28 format), ``drawn.png`` (a digit drawn on white paper), a folder of
+    28x28 pictures and an IDX file of 20 MNIST test images."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from PIL import Image
+
+    from conftest import idx_bytes
+    from digits_synth import digit
+    from mnistcnn.artifact.export import export_model
+    from mnistcnn.data import load_arrays
+    from test_predict_inputs import encoded
+    from test_predict_predictor import make_checkpoint
+
+    folder = tmp_path_factory.mktemp("onnx-imports")
+    ckpt = make_checkpoint(folder / "model.pt")
+    onnx = export_model(ckpt, "onnx", parity_images=8, data_root=mnist_root).path
+    images = load_arrays("mnist", train=False, root=mnist_root)[0][:20].numpy()
+    (folder / "pics").mkdir()
+    for i in range(3):
+        Image.fromarray(images[i]).save(folder / "pics" / f"{i}.png")
+    Image.fromarray(images[0]).save(folder / "mnist.png")
+    (folder / "drawn.png").write_bytes(encoded(digit("3")))
+    (folder / "t20.idx").write_bytes(idx_bytes(images))
+    return {"model": onnx, "folder": folder}
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["mnist.png"], "1 picture"),
+        (["mnist.png", "--json"], "["),
+        (["pics", "--csv", "--top-k", "11"], "note: --top-k 11"),  # the CSV is not echoed
+        (["t20.idx", "--invert", "no", "--threshold", "0.9", "--json"], "["),
+    ],
+)
+def test_predicting_with_an_onnx_never_imports_torch(onnx_inputs, tmp_path, args, line):
+    """``predict model.onnx``: ONNX Runtime, Pillow, NumPy and the preparation; no torch.
+    Pictures already in the dataset's format (and IDX images) load no SciPy either."""
+    folder = onnx_inputs["folder"]
+    inputs = [str(folder / a) if (folder / a).exists() else a for a in args]
+    seen = loaded_at(line, ["predict", str(onnx_inputs["model"]), *inputs], tmp_path)
+    assert "onnxruntime" in seen["exit"] and "mnistcnn.artifact.onnx_graph" in seen["exit"]
+    assert "torch" not in seen["exit"] and "mnistcnn.artifact.trained" not in seen["exit"]
+    assert heavy(seen["exit"]) == []
+
+
+def test_predicting_a_drawn_picture_with_an_onnx_never_imports_torch(onnx_inputs, tmp_path):
+    """A picture to find the ink in loads SciPy (and scikit-image), still no torch."""
+    folder = onnx_inputs["folder"]
+    args = ["predict", str(onnx_inputs["model"]), str(folder / "drawn.png")]
+    seen = loaded_at("1 picture", args, tmp_path)
+    assert "torch" not in seen["exit"] and "onnxruntime" in seen["exit"]
     assert [m for m in heavy(seen["exit"]) if not m.startswith(("scipy", "skimage"))] == []

@@ -3,17 +3,22 @@
 ``load(path)`` gives a :class:`TrainedModel` whose forward takes raw pixels in
 [0, 1] and normalizes itself, and which knows its classes, its picture
 preparation, its calibration temperature, its precision and its provenance.
+
+Importing this package imports no torch: the checkpoint format
+(:mod:`~mnistcnn.artifact.schema`) and the ONNX Runtime path
+(:mod:`~mnistcnn.artifact.onnx_graph`) work without it, and the torch classes
+(``TrainedModel``, ``Normalize``, ``OnnxModel``, ``load_onnx``) are imported
+on first use, so ``mnistcnn predict model.onnx`` never loads torch.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from mnistcnn.artifact.onnx_model import OnnxModel, is_onnx_file, load_onnx
+from mnistcnn.artifact.onnx_graph import is_onnx_file
 from mnistcnn.artifact.schema import (
     FORMAT,
     FORMAT_VERSION,
@@ -24,8 +29,22 @@ from mnistcnn.artifact.schema import (
     save_checkpoint,
 )
 from mnistcnn.artifact.sniff import describe_non_checkpoint
-from mnistcnn.artifact.trained import Normalize, TrainedModel, model_fields
 from mnistcnn.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from mnistcnn.artifact.onnx_model import OnnxModel, load_onnx
+    from mnistcnn.artifact.trained import Normalize, TrainedModel
+
+#: The torch classes and functions of this package: imported on first use.
+_LAZY = {
+    "Normalize": "mnistcnn.artifact.trained",
+    "TrainedModel": "mnistcnn.artifact.trained",
+    "OnnxModel": "mnistcnn.artifact.onnx_model",
+    "load_onnx": "mnistcnn.artifact.onnx_model",
+}
 
 __all__ = [
     "FORMAT",
@@ -48,7 +67,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mnistcnn.artifact' has no attribute {name!r}")
+
+
 def _wrap(ckpt: Checkpoint, net: nn.Module) -> TrainedModel:
+    from mnistcnn.artifact.trained import TrainedModel, model_fields
+
     return TrainedModel(net, **model_fields(ckpt))
 
 
@@ -94,6 +121,8 @@ def build_model(ckpt: Checkpoint, net: nn.Module | None = None) -> TrainedModel:
 
 def _check_on_meta(ckpt: Checkpoint) -> None:
     """Build the architecture on the meta device and load the weights; raise CheckpointError."""
+    import torch
+
     from mnistcnn.models import create_model
 
     try:
@@ -120,6 +149,8 @@ def _check_forward(ckpt: Checkpoint, model: nn.Module) -> None:
     meta device: a meta forward runs torch's reference kernels, which import
     ``torch._dynamo`` (seconds, for a command that predicts one picture).
     """
+    import torch
+
     try:
         # the architecture alone (normalization keeps the shape): the model's own forward
         # stays for the caller's pictures
@@ -165,6 +196,8 @@ def load(
             :func:`~mnistcnn.artifact.onnx_model.load_onnx`.
     """
     if net is None and is_onnx_file(path):
+        from mnistcnn.artifact.onnx_model import load_onnx
+
         return load_onnx(path, map_location)
     ckpt = load_checkpoint(path, map_location=map_location)
     return build_model(ckpt, net).to(map_location)

@@ -51,7 +51,8 @@ from mnistcnn.artifact.export_meta import (
     dumps,
     export_metadata,
 )
-from mnistcnn.artifact.onnx_model import INSTALL_HINT, OnnxModel, inference_session
+from mnistcnn.artifact.onnx_graph import INSTALL_HINT, open_onnx
+from mnistcnn.artifact.onnx_model import OnnxModel
 from mnistcnn.artifact.parity import (
     PARITY_IMAGES,
     Parity,
@@ -158,7 +159,7 @@ def export_model(
             :data:`MAX_OPSET` (None: :data:`DEFAULT_OPSET`); the file gets the
             lowest IR version that opset allows (ONNX's own table,
             ``onnx.helper.VERSION_TABLE``), so an older ONNX Runtime reads it
-            (:func:`~mnistcnn.artifact.onnx_model.runtime_needed`). Recorded in
+            (:func:`~mnistcnn.artifact.onnx_graph.runtime_needed`). Recorded in
             the metadata (``onnx``: ``{"opset", "ir_version"}``); the parity
             check runs the file written at that opset.
 
@@ -386,7 +387,7 @@ class _Onnx:
     def load(blob: bytes) -> Logits:
         from mnistcnn.artifact.onnx_model import OnnxNet
 
-        return OnnxNet(inference_session(blob))
+        return OnnxNet(open_onnx(blob))  # the way predict opens the file
 
 
 class _TorchScript:

@@ -27,6 +27,9 @@ Where it sits: ONNX ``metadata_props`` (ONNX Runtime:
 ``session.get_modelmeta().custom_metadata_map``), TorchScript ``_extra_files``
 and ``torch.export.save``'s ``extra_files`` (both the zip member
 ``<archive>/extra/mnistcnn.json``).
+
+Reading the document (:func:`parse`, :func:`checkpoint_of`) imports no torch:
+``mnistcnn predict model.onnx`` runs on ONNX Runtime alone.
 """
 
 from __future__ import annotations
@@ -36,13 +39,13 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mnistcnn.artifact.schema import FORMAT, FORMAT_VERSION, Checkpoint, from_dict
-from mnistcnn.artifact.trained import TrainedModel
 from mnistcnn.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from mnistcnn.artifact.trained import TrainedModel
 
 #: The ONNX ``metadata_props`` key / the extra file's name (``mnistcnn.json``) of the document.
 METADATA_KEY = "mnistcnn"
@@ -104,9 +107,7 @@ def dumps(meta: dict[str, Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
+    if hasattr(value, "tolist"):  # tensors, numpy arrays and scalars
         return value.tolist()
     return str(value)
 

@@ -11,9 +11,8 @@ what to do.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import torch
 
 #: What to do with a bare state_dict.
 BARE_STATE_DICT_ADVICE = (
@@ -25,12 +24,20 @@ BARE_STATE_DICT_ADVICE = (
 )
 
 
+def is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Tensor``; False without importing torch when torch was
+    never imported (then nothing can be a tensor), so reading an exported file's metadata
+    stays torch-free."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _is_state_dict(d: Any) -> bool:
     """A non-empty dict mapping names to tensors."""
     return (
         isinstance(d, dict)
         and bool(d)
-        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
+        and all(isinstance(k, str) and is_tensor(v) for k, v in d.items())
     )
 
 

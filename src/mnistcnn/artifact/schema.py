@@ -45,20 +45,19 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mnistcnn._io import atomic_write
-from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint_kind
+from mnistcnn.artifact.foreign import BARE_STATE_DICT_ADVICE, foreign_checkpoint_kind, is_tensor
 from mnistcnn.artifact.sniff import describe_non_checkpoint
-from mnistcnn.artifact.trained import (
-    PRECISIONS,
-    TrainedModel,
-    stored_preparation,
-)
+from mnistcnn.config import PRECISIONS
 from mnistcnn.errors import CheckpointError
-from mnistcnn.prepare.records import MNIST_RECORD
+from mnistcnn.prepare.records import MNIST_RECORD, preparation_method, preparation_record
+
+if TYPE_CHECKING:
+    import torch
+
+    from mnistcnn.artifact.trained import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +161,8 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     Raises:
         OSError: the folder is not writable or the disk is full (the temp file is removed).
     """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = ckpt.to_dict()
@@ -185,6 +186,8 @@ def load_checkpoint(
             wrong type (classes, normalization, input_size...), or GPU tensors
             with a ``map_location`` that has no GPU.
     """
+    import torch
+
     path = _resolve(Path(path))
     kind = describe_non_checkpoint(path)
     if kind is not None:
@@ -327,6 +330,8 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _v1_weights(state: Any, norm: dict[str, Any]) -> Any:
     """Version-1 architecture weights -> TrainedModel weights (unchanged if not a dict)."""
+    import torch
+
     if not isinstance(state, dict):
         return state
     out = {f"net.{k}": v for k, v in state.items()}
@@ -336,6 +341,41 @@ def _v1_weights(state: Any, norm: dict[str, Any]) -> Any:
     except (KeyError, TypeError, ValueError, RuntimeError):
         raise ValueError("field 'normalization' needs lists 'mean' and 'std'") from None
     return out
+
+
+def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """A checkpoint's picture preparation record (``{"method": ..., settings}``), as used.
+
+    Checkpoints written before each dataset had its own preparation recorded
+    MNIST's for every dataset: that record on a dataset whose own method is
+    another (a Fashion-MNIST model) is read as the dataset's record
+    (:func:`mnistcnn.prepare.records.preparation_method`), so ``load`` of an old
+    Fashion-MNIST checkpoint prepares pictures the way Fashion-MNIST's were made.
+    Any other record is returned as stored (a copy).
+    """
+    prep = dict(record)
+    if prep == MNIST_RECORD and isinstance(dataset, str) and dataset:
+        method = preparation_method(dataset.strip().lower().replace("_", "-"))
+        if method != prep["method"]:
+            return preparation_record(method)
+    return prep
+
+
+def temperature_of(ckpt: Checkpoint) -> float | None:
+    """The checkpoint's fitted temperature, or None when it was never calibrated.
+
+    Raises:
+        CheckpointError: a ``calibration`` entry whose temperature is not a positive number.
+    """
+    cal = ckpt.calibration
+    if not cal:
+        return None
+    t = cal.get("temperature")
+    if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise CheckpointError(
+            f"{ckpt.path}: calibration temperature {t!r} is not a positive number"
+        )
+    return float(t)
 
 
 def _field(raw: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -353,7 +393,7 @@ def _checked(path: Path, raw: dict[str, Any], model: dict[str, Any]) -> Checkpoi
     kwargs = _field(model, "kwargs", dict, {})
     state = raw["state_dict"]
     if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        isinstance(k, str) and is_tensor(v) for k, v in state.items()
     ):
         raise ValueError("field 'state_dict' must map parameter names to tensors")
     classes = _field(raw, "classes", list, None)

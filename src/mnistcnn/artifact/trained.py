@@ -14,40 +14,18 @@ calibration temperature, the precision it was trained in and its provenance
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mnistcnn.config import PRECISIONS  # re-exported: the checkpoint format reads it
-from mnistcnn.prepare import MNIST_RECORD, Preparation, preparation_record
+from mnistcnn.artifact.model_info import ModelInfo
+from mnistcnn.config import PRECISIONS
+from mnistcnn.prepare import MNIST_RECORD
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from mnistcnn.artifact.schema import Checkpoint
-    from mnistcnn.prepare import PreparationSettings, PreparedPicture
-
-
-def stored_preparation(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
-    """A checkpoint's picture preparation record (``{"method": ..., settings}``), as used.
-
-    Checkpoints written before each dataset had its own preparation recorded
-    MNIST's for every dataset: that record on a dataset whose own method is
-    another (a Fashion-MNIST model) is read as the dataset's record
-    (:func:`mnistcnn.data.specs.preparation_method`), so ``load`` of an old
-    Fashion-MNIST checkpoint prepares pictures the way Fashion-MNIST's were made.
-    Any other record is returned as stored (a copy).
-    """
-    from mnistcnn.data.specs import preparation_method
-
-    prep = dict(record)
-    if prep == MNIST_RECORD and isinstance(dataset, str) and dataset:
-        method = preparation_method(dataset.strip().lower().replace("_", "-"))
-        if method != prep["method"]:
-            return preparation_record(method)
-    return prep
 
 
 def precision_autocast(precision: str, device: torch.device) -> torch.autocast:
@@ -98,7 +76,7 @@ class Normalize(nn.Module):
         return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
 
 
-class TrainedModel(nn.Module):
+class TrainedModel(ModelInfo, nn.Module):
     """An architecture with its normalization inside, and everything needed to use it.
 
     ``forward`` takes raw pixels float32 (N, C, 28, 28) in [0, 1] (0 background,
@@ -159,40 +137,6 @@ class TrainedModel(nn.Module):
         """float (N, C, H, W) pixels in [0, 1] -> logits float (N, num_classes)."""
         return self.net(self.normalize(x))
 
-    def preparer(
-        self,
-        invert: Literal["auto", "yes", "no"] = "auto",
-        settings: PreparationSettings | None = None,
-    ) -> Preparation:
-        """This model's :class:`~mnistcnn.prepare.Preparation` (its record), callable on pictures.
-
-        Raises:
-            ValueError: a preparation this version does not know (an ImageNet
-                network's, for one), or a bad ``invert``.
-        """
-        return Preparation.from_record(self.preparation, invert=invert, settings=settings)
-
-    def prepare(
-        self,
-        picture: Image.Image | Any,
-        *,
-        invert: Literal["auto", "yes", "no"] = "auto",
-        settings: PreparationSettings | None = None,
-        keep_preview: bool = False,
-    ) -> PreparedPicture:
-        """A decoded picture (Pillow image or array) -> this model's input, prepared its way.
-
-        ``model.prepare(picture).tensor`` is float32 (1, 28, 28) in [0, 1] for
-        ``model(x[None])``; :class:`~mnistcnn.prepare.PreparedPicture` also
-        says where the ink was and whether the picture was inverted.
-
-        Raises:
-            mnistcnn._io.ImageInputError: a size no digit picture has.
-            ValueError: a preparation this version does not know, a bad
-                ``invert``, or an array of another shape, type or range.
-        """
-        return self.preparer(invert, settings)(picture, keep_preview=keep_preview)
-
     @property
     def mean(self) -> list[float]:
         """Per-channel mean subtracted from inputs on the 0..1 scale."""
@@ -202,18 +146,6 @@ class TrainedModel(nn.Module):
     def std(self) -> list[float]:
         """Per-channel std inputs are divided by, on the 0..1 scale."""
         return [float(v) for v in self.normalize.std]
-
-    @property
-    def temperature(self) -> float:
-        """The calibration temperature T (> 0); 1.0 when not calibrated."""
-        if not self.calibration:
-            return 1.0
-        return float(self.calibration.get("temperature", 1.0))
-
-    @property
-    def calibrated(self) -> bool:
-        """True when a temperature was fitted (:mod:`mnistcnn.evaluation.calibration`)."""
-        return bool(self.calibration and "temperature" in self.calibration)
 
     def autocast(self, precision: str | None = None) -> torch.autocast:
         """A context running forward passes in ``precision`` (default: the trained one).

@@ -106,6 +106,26 @@ def check_figure_path(path: str, flag: str) -> None:
         raise SettingError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
 
 
+class _NotRaised(Exception):
+    """An exception class nothing raises (see :func:`_engine_error`)."""
+
+
+def _engine_error(name: str) -> type[Exception]:
+    """The engine's exception class ``name`` (``PeerFailure``, ``TrainingInterrupted``).
+
+    Evaluated in an ``except`` clause, so only once an exception is on its way. While the
+    engine was never imported nothing can have raised either, and importing it to catch
+    them would load torch into every command (``mnistcnn predict model.onnx`` runs
+    without it): then a class nothing raises.
+    """
+    if "mnistcnn.engine" not in sys.modules:
+        return _NotRaised
+    from mnistcnn.engine.distributed import PeerFailure
+    from mnistcnn.engine.loop import TrainingInterrupted
+
+    return {"PeerFailure": PeerFailure, "TrainingInterrupted": TrainingInterrupted}[name]
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's expected errors into a one-line message and exit status 1
     (:mod:`mnistcnn.cli.exit_codes`: 130 for an interruption).
@@ -121,18 +141,16 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mnistcnn.engine.distributed import PeerFailure
-        from mnistcnn.engine.loop import TrainingInterrupted
         from mnistcnn.errors import MnistcnnError
 
         try:
             return fn(*args, **kwargs)
-        except PeerFailure:  # another rank failed and printed why: one message, not two
+        except _engine_error("PeerFailure"):  # another rank failed and printed why: one message
             sys.exit(exit_codes.ERROR)
         except MnistcnnError as exc:
             click.echo(f"error: {cli_message(exc)}", err=True)
             sys.exit(exit_codes.ERROR)
-        except TrainingInterrupted as exc:
+        except _engine_error("TrainingInterrupted") as exc:
             click.echo(f"interrupted: {interrupted_message(exc)}", err=True)
             sys.exit(exit_codes.INTERRUPTED)
         except KeyboardInterrupt:

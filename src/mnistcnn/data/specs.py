@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from mnistcnn.data.idx import IdxKind, idx_size
 from mnistcnn.errors import SettingError
+from mnistcnn.prepare.records import preparation_method as preparation_method  # re-exported
 
 SPLITS = ("train", "test")
 # md5 sums of train images, train labels, test images, test labels (None: unknown)
@@ -341,17 +342,6 @@ _EXTRA_NAMES: tuple[str, ...] = (
     "emnist-mnist",
     "qmnist",
 )
-
-
-def preparation_method(name: str) -> str:
-    """The picture preparation of registered dataset ``name`` (:mod:`mnistcnn.prepare.records`).
-
-    MNIST and QMNIST (which re-made MNIST's process): ``"mnist"``; Fashion-MNIST:
-    ``"fashion-mnist"``; KMNIST: ``"kmnist"``; the EMNIST splits: ``"emnist"``.
-    """
-    if name.startswith("emnist-"):
-        return "emnist"
-    return name if name in ("fashion-mnist", "kmnist") else "mnist"
 
 
 @functools.cache

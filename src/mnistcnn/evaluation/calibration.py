@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mnistcnn.artifact import Checkpoint, CheckpointError, build_model, save_checkpoint
+from mnistcnn.artifact import CheckpointError, build_model, save_checkpoint
+from mnistcnn.artifact.schema import temperature_of as temperature_of  # re-exported
 from mnistcnn.errors import SettingError
 
 log = logging.getLogger(__name__)
@@ -149,23 +150,6 @@ def fit_temperature(
         ece_before = expected_calibration_error(F.softmax(z, 1), y)
         ece_after = expected_calibration_error(F.softmax(z / t, 1), y)
     return TemperatureFit(t, nll_before, nll_after, ece_before, ece_after, len(y), fitted_on)
-
-
-def temperature_of(ckpt: Checkpoint) -> float | None:
-    """The checkpoint's fitted temperature, or None when it was never calibrated.
-
-    Raises:
-        CheckpointError: a ``calibration`` entry whose temperature is not a positive number.
-    """
-    cal = ckpt.calibration
-    if not cal:
-        return None
-    t = cal.get("temperature")
-    if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-        raise CheckpointError(
-            f"{ckpt.path}: calibration temperature {t!r} is not a positive number"
-        )
-    return float(t)
 
 
 def calibrate_checkpoint(

@@ -31,6 +31,15 @@ probabilities are bit-for-bit the same whatever else is predicted with it:
   the other rows of a fixed-size batch: measured for every registered model on
   CPU, ``tests/test_predict_predictor.py``.) These agree with the one-picture
   passes to about 1e-7 in probability, not bit for bit.
+
+**Without torch.** An exported ``.onnx`` on the CPU
+(``Predictor.from_checkpoint("model.onnx")``) runs on ONNX Runtime alone: the
+model is an :class:`~mnistcnn.artifact.onnx_graph.OnnxGraph`, the softmax is
+numpy's (:func:`softmax`), and torch is never imported, so ``mnistcnn predict
+model.onnx`` starts in a fraction of ``import torch``'s time. :attr:`Predictor.model`
+(what ``--adapt``, ``explain``, ``evaluate --ood`` and ``serve``'s details
+use) is then its :class:`~mnistcnn.artifact.onnx_model.OnnxModel`, built on
+first use over the same ONNX Runtime session.
 """
 
 from __future__ import annotations
@@ -39,17 +48,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from mnistcnn._io import ImageInputError, decode_picture, open_image
-from mnistcnn.artifact import Checkpoint, CheckpointError, TrainedModel, load
-from mnistcnn.engine.utils import select_device
-from mnistcnn.evaluation.calibration import temperature_of
-from mnistcnn.models.fast_path import fast_path_enabled
+from mnistcnn.artifact.onnx_graph import OnnxGraph, is_onnx_file, open_onnx
+from mnistcnn.artifact.schema import Checkpoint, temperature_of
+from mnistcnn.errors import CheckpointError
 from mnistcnn.predict.inputs import Input, InputItem, prepare_picture, python_inputs, read_item
 from mnistcnn.predict.prediction import Prediction, short_label
 from mnistcnn.predict.unsure import unsure_threshold
@@ -62,6 +69,11 @@ from mnistcnn.prepare import (
     array_to_image,
     to_grayscale,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from mnistcnn.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +90,38 @@ def _failed(name: str, error: str) -> Prediction:
     return Prediction(name, None, None, [], False, error)
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Calibrated probabilities ``softmax(logits / T)`` per row, in float32, with numpy.
+
+    The operations of ``torch.nn.functional.softmax(logits / T, dim=1)`` on the
+    CPU: a float32 division by ``T`` (bitwise torch's), the row maximum
+    subtracted, ``exp``, and a division by the row sum. numpy's ``exp`` and
+    torch's differ in the last bit, so the probabilities agree with torch's
+    within 1e-6, not bit for bit (at most 4e-7 measured on random logits;
+    ``tests/test_predict_onnx.py``).
+
+    Args:
+        logits: float (N, C).
+        temperature: T > 0 (1.0: the plain softmax).
+
+    Returns:
+        float32 (N, C), each row summing to 1.
+    """
+    z = np.asarray(logits, np.float32) / np.float32(temperature)  # (N, C)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 class Predictor:
     """A trained model ready for pictures: preprocessing, calibrated probabilities, unsure rule.
 
     Args:
         model: the trained model (:func:`mnistcnn.load`): pixels float (N, 1, 28, 28)
             in [0, 1] in, logits (N, C) out; its classes and temperature are used.
-            Put in eval mode on ``device``.
+            Put in eval mode on ``device``. Or an
+            :class:`~mnistcnn.artifact.onnx_graph.OnnxGraph`
+            (:func:`~mnistcnn.artifact.onnx_graph.open_onnx`): ONNX Runtime on
+            the CPU, without torch (``device`` must then be ``"cpu"``).
         temperature: overrides the model's calibration temperature (> 0;
             1.0 gives the raw softmax); None: the model's.
         threshold: top probability below which a prediction is unsure, in [0, 1].
@@ -97,15 +134,18 @@ class Predictor:
     Attributes:
         preparation: the model's :class:`~mnistcnn.prepare.Preparation` with
             ``invert`` and ``settings``: what every picture goes through.
+        graph: the OnnxGraph that computes the logits without torch, or None
+            (a torch model: :attr:`model`).
 
     Raises:
         ValueError: a bad ``threshold``, ``temperature``, ``invert`` or
-            ``top_k``, or a model whose preparation this version does not know.
+            ``top_k``, a model whose preparation this version does not know,
+            or an OnnxGraph on another device than the CPU.
     """
 
     def __init__(
         self,
-        model: TrainedModel,
+        model: TrainedModel | OnnxGraph,
         *,
         temperature: float | None = None,
         threshold: float = DEFAULT_THRESHOLD,
@@ -122,8 +162,15 @@ class Predictor:
             raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.graph: OnnxGraph | None = None
+        self._model: TrainedModel | None = None
+        self._device: torch.device | str = device
+        if isinstance(model, OnnxGraph):  # ONNX Runtime alone: no torch
+            if str(device) != "cpu":
+                raise ValueError(f"an OnnxGraph runs on the CPU, not {device!r}: use load()")
+            self.graph = model
+        else:
+            self.model = model.to(self.device).eval()
         self.classes = list(model.classes)
         self.temperature = float(model.temperature if temperature is None else temperature)
         self.calibrated = model.calibrated if temperature is None else temperature != 1.0
@@ -134,6 +181,32 @@ class Predictor:
         self.preparation = model.preparer(invert, self.settings)
         #: The checkpoint the model was loaded from (dataset, history, ...), if any.
         self.checkpoint: Checkpoint | None = model.checkpoint
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs (``torch.device``; asking imports torch)."""
+        import torch
+
+        return torch.device(self._device)
+
+    @property
+    def model(self) -> TrainedModel:
+        """The trained model as a torch module (for layers, gradients, adaptation).
+
+        For an OnnxGraph, its :class:`~mnistcnn.artifact.onnx_model.OnnxModel`
+        over the same session, built (and torch imported) on first use.
+        Setting it makes the Predictor use that model from then on.
+        """
+        if self._model is None:
+            from mnistcnn.artifact.onnx_model import OnnxModel
+
+            assert self.graph is not None
+            self._model = OnnxModel(self.graph).eval()
+        return self._model
+
+    @model.setter
+    def model(self, model: TrainedModel) -> None:
+        self._model, self.graph = model, None
 
     @classmethod
     def from_checkpoint(
@@ -146,8 +219,11 @@ class Predictor:
     ) -> Predictor:
         """Load a checkpoint (a file, or a run directory's best.pt) for prediction.
 
+        An exported ``.onnx`` on the ``cpu`` is opened with ONNX Runtime alone
+        (:func:`~mnistcnn.artifact.onnx_graph.open_onnx`): torch is not imported.
+
         Args:
-            path: checkpoint written by training.
+            path: checkpoint written by training, or its ``.onnx`` export.
             device: ``cpu``, ``cuda``, ``mps``, ``auto``, ...
             invert: polarity handling (see :class:`~mnistcnn.prepare.Preparation`).
             threshold: unsure below this calibrated top probability; when None,
@@ -162,8 +238,16 @@ class Predictor:
                 know (the message lists the known methods).
             ValueError: a bad device, threshold, invert mode or top_k.
         """
-        dev = select_device(device)
-        model = load(path, map_location=dev)
+        model: TrainedModel | OnnxGraph
+        dev: torch.device | str
+        if device == "cpu" and is_onnx_file(path):
+            model, dev = open_onnx(path), "cpu"
+        else:
+            from mnistcnn.artifact import load
+            from mnistcnn.engine.utils import select_device
+
+            dev = select_device(device)
+            model = load(path, map_location=dev)
         ckpt = model.checkpoint
         assert ckpt is not None
         if list(ckpt.input_size) != [1, 28, 28]:
@@ -185,13 +269,25 @@ class Predictor:
             top_k=top_k,
         )
 
-    @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """One forward pass: uint8 (N, 28, 28) -> calibrated float32 (N, C) probabilities."""
-        x = torch.from_numpy(batch).to(self.device).float().div(255.0)[:, None]  # (N, 1, 28, 28)
-        with fast_path_enabled(self.model):  # the same function, faster CPU kernels
-            logits = self.model(x).float()  # (N, C); the model normalizes its pixels itself
-        return F.softmax(logits / self.temperature, dim=1).cpu().numpy()
+        if self.graph is not None:  # ONNX Runtime, numpy: no torch
+            x = batch.astype(np.float32)[:, None] / np.float32(255.0)  # (N, 1, 28, 28)
+            return softmax(self.graph.logits(x), self.temperature)
+        return self._torch_forward(batch)
+
+    def _torch_forward(self, batch: np.ndarray) -> np.ndarray:
+        """:meth:`_forward` with the torch model (:attr:`model`) on :attr:`device`."""
+        import torch
+        from torch.nn import functional as F
+
+        from mnistcnn.models.fast_path import fast_path_enabled
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device).float().div(255.0)[:, None]  # (N,1,28,28)
+            with fast_path_enabled(self.model):  # the same function, faster CPU kernels
+                logits = self.model(x).float()  # (N, C); the model normalizes its pixels itself
+            return F.softmax(logits / self.temperature, dim=1).cpu().numpy()
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of uint8 (N, 28, 28) images in one forward pass of N.

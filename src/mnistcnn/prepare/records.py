@@ -91,3 +91,16 @@ def preparation_record(method: str) -> dict[str, Any]:
             f"unknown picture preparation {method!r}; known: {', '.join(sorted(PREPARATIONS))}"
         )
     return dict(PREPARATIONS[method])
+
+
+def preparation_method(dataset: str) -> str:
+    """The preparation method of registered dataset ``dataset`` (a name in :data:`PREPARATIONS`).
+
+    MNIST and QMNIST (which re-made MNIST's process): ``"mnist"``; Fashion-MNIST:
+    ``"fashion-mnist"``; KMNIST: ``"kmnist"``; the EMNIST splits (``emnist-*``):
+    ``"emnist"``. Any other name gets ``"mnist"``. Each
+    :class:`~mnistcnn.data.DatasetSpec` is built with it (``DatasetSpec.preparation``).
+    """
+    if dataset.startswith("emnist-"):
+        return "emnist"
+    return dataset if dataset in ("fashion-mnist", "kmnist") else "mnist"
