@@ -75,6 +75,25 @@ def strided(widths: tuple[int, int, int] = (16, 32, 64)) -> nn.Module:
     )  # fmt: skip
 
 
+def space_to_depth(
+    widths: tuple[int, ...] = (24, 48, 64), pool_after: int = 0, pad_first: bool = False
+) -> nn.Module:
+    """A space-to-depth stem (each 2x2 block of pixels as 4 channels: (4, 14, 14)), then one
+    3x3 convolution (+ BatchNorm, ReLU) per width, a 2x2 max-pool after convolution
+    ``pool_after`` (and after the second too when there are only two), global max pool.
+    ``(24, 48, 64)``: mnistcnn.models.s2dcnn, the recipe's network."""
+    layers: list[nn.Module] = [nn.PixelUnshuffle(2)]
+    previous = 4
+    for i, width in enumerate(widths):
+        pad = 1 if pad_first and i == 0 else 0
+        layers.append(nn.Conv2d(previous, width, 3, padding=pad, bias=False))
+        if i == pool_after or (len(widths) == 2 and i == 1):
+            layers.append(nn.MaxPool2d(2))
+        layers += _bn_relu(width)
+        previous = width
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(previous, 10))
+
+
 def peer(batchnorm: bool = False) -> nn.Module:
     """tuomaso/train_mnist_fast's network (benchmarks/peer_train_mnist_fast.py), logits out;
     ``batchnorm``: BatchNorm after each pooling, a 128-unit hidden layer."""
@@ -98,6 +117,11 @@ NETS: dict[str, Callable[[], nn.Module]] = {
     "tinycnn-hidden": lambda: tinycnn(hidden=128),
     "strided": strided,
     "strided-32": lambda: strided((32, 32, 64)),
+    "s2dcnn": space_to_depth,
+    "s2dcnn-32": lambda: space_to_depth((32, 64, 64)),
+    "s2d-two": lambda: space_to_depth((32, 64)),
+    "s2d-two-24": lambda: space_to_depth((24, 48)),
+    "s2d-two-pad": lambda: space_to_depth((32, 64), pad_first=True),
     "peer": peer,
     "peer-bn": lambda: peer(batchnorm=True),
 }

@@ -60,7 +60,13 @@ def test_unknown_model_lists_valid_names():
 
 @pytest.mark.parametrize(
     "name, params",
-    [("fastcnn", 24_314), ("tinycnn", 24_314), ("bncnn", 278_890), ("bncnn-wide", 625_690)],
+    [
+        ("fastcnn", 24_314),
+        ("tinycnn", 24_314),
+        ("s2dcnn", 39_802),
+        ("bncnn", 278_890),
+        ("bncnn-wide", 625_690),
+    ],
 )
 def test_documented_parameter_counts(name, params):
     assert sum(p.numel() for p in create_model(name).parameters()) == params

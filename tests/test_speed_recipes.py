@@ -266,7 +266,7 @@ def test_every_recipe_builds_and_its_model_trains_a_few_steps(name):
 def test_recipes_differ_where_documented():
     fast, best = recipe_config("fast"), recipe_config("best")
     assert recipe_config("tutorial").model == "tutorial"
-    assert fast.model == "tinycnn" and fast.scheduler == "onecycle" and not fast.report
+    assert fast.model == "s2dcnn" and fast.scheduler == "onecycle" and not fast.report
     assert best.model == "bncnn" and best.augment == "affine" and best.precision == "bf16"
     assert best.label_smoothing > 0 and best.val_fraction == 0  # final epoch, no test picking
     fashion = recipe_config("best-fashion")

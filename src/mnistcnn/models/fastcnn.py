@@ -57,5 +57,5 @@ class FastCNN(nn.Sequential):
 
 @register_model("fastcnn", "Small BatchNorm CNN (3 conv stages, global max pool)", classifier="13")
 def fastcnn(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
-    """A small BatchNorm CNN (see :class:`FastCNN`); the ``fast`` recipe now uses ``tinycnn``."""
+    """A small BatchNorm CNN (see :class:`FastCNN`); the ``fast`` recipe now uses ``s2dcnn``."""
     return FastCNN(num_classes=num_classes, in_chans=in_chans)

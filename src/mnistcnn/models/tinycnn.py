@@ -1,7 +1,7 @@
 """``tinycnn``: ``fastcnn``'s layers with unpadded convolutions and pooling first.
 
-The ``fast`` recipe's network since it was chosen for the whole command's time to 99%
-(``benchmarks/README.md``, "Time to 99%"): the same 24,314 parameters as ``fastcnn``,
+The ``fast`` recipe's network until ``s2dcnn`` (chosen for the whole command's time to 99%
+(``benchmarks/README.md``, "Time to 99%")): the same 24,314 parameters as ``fastcnn``,
 but each convolution is unpadded and each 2x2 max-pool comes straight after its
 convolution, before BatchNorm and ReLU, so that those two run on a quarter of the
 values (max-pooling commutes with ReLU and with BatchNorm's per-channel affine map
@@ -64,5 +64,6 @@ class TinyCNN(nn.Sequential):
     "tinycnn", "fastcnn with unpadded convolutions, pooling before BN+ReLU", classifier="13"
 )
 def tinycnn(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
-    """The ``fast`` recipe's network (see :class:`TinyCNN`)."""
+    """``fastcnn`` with pooling first (see :class:`TinyCNN`); the ``fast`` recipe now uses
+    ``s2dcnn``."""
     return TinyCNN(num_classes=num_classes, in_chans=in_chans)
