@@ -1,10 +1,13 @@
-"""Inference speed of the tutorial model: eager vs TorchScript, compile, ONNX Runtime, bf16.
+"""Inference speed of a model (the tutorial's by default): eager vs TorchScript, compile, ONNX
+Runtime, bf16.
 
 For each variant: images/s at batch ``--batch`` (1000) and single-image
 latency (median and 99th percentile over ``--latency-iters`` calls, in
 microseconds), plus the largest logit difference from eager fp32 and whether
-the predicted classes agree (on ``--batch`` random 0..1 images). The baseline,
-``eager (layers)``, runs the tutorial model layer by layer (its default forward,
+the predicted classes agree (on ``--batch`` random 0..1 images). ``--model NAME``
+times another registered network (``s2dcnn``, the ``fast`` recipe's; ``bncnn``, the
+``best`` and ``robust`` recipes'), untrained, in eval mode. The baseline,
+``eager (layers)``, runs the model layer by layer (its default forward,
 fast path off), as the seed's code does; ``eager (mnistcnn)`` has the fast path
 on (``set_fast_path``, as training uses it). Every variant is measured in this
 one process, so the speed-ups hold on a noisy machine. Targets here: >= 60,000 images/s and
@@ -132,7 +135,7 @@ def _onnxruntime(
         import onnxruntime as ort
     except ImportError:
         return "skipped: onnxruntime is not installed (pip install 'mnistcnn[bench]')"
-    path = tmp / "tutorial.onnx"
+    path = tmp / "model.onnx"
     try:
         torch.onnx.export(
             plain,
@@ -176,7 +179,7 @@ def _onnxruntime(
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Time every variant (or row) in this process; returns the rows with ratios."""
     torch.manual_seed(0)
-    model = create_model("tutorial").eval()  # fast path off: layer by layer
+    model = create_model(args.model).eval()  # fast path off: layer by layer
     x = torch.rand(args.batch, 1, 28, 28)
     with torch.inference_mode():
         reference = model(x)
@@ -206,6 +209,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="tutorial", help="registered network (tutorial)")
     p.add_argument("--batch", type=int, default=1000, help="batch size for images/s (1000)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per throughput run (2)")
     p.add_argument("--latency-iters", type=int, default=2000, help="single-image calls (2000)")
@@ -223,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = measure(args)
     result = {
         "rows": rows,
+        "model": args.model,
         "batch": args.batch,
         "threads": torch.get_num_threads(),
         "loadavg_1min": [load0, os.getloadavg()[0]],
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     load = result["loadavg_1min"]
     print(
-        f"tutorial model inference ({result['threads']} threads; batch {result['batch']}; "
+        f"{result['model']} model inference ({result['threads']} threads; batch {result['batch']}; "
         f"load {load[0]:.1f} -> {load[1]:.1f})"
     )
     print(

@@ -39,6 +39,7 @@ from torch import nn
 from mnistcnn import data as mdata
 from mnistcnn.config import recipe_config
 from mnistcnn.data.loaders import TensorSource
+from mnistcnn.engine.allocator import keep_freed_memory
 from mnistcnn.engine.optim import build_optimizer, build_scheduler
 from mnistcnn.engine.sources import normalization_for
 from mnistcnn.models import create_model
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as training does (mnistcnn.engine.allocator)
     step = Step(args)
     step.timed(10)  # warm-up: oneDNN primitives, allocator
     phases = step.timed(args.steps)

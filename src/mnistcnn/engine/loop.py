@@ -30,6 +30,7 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns in notebooks without ipy
 from mnistcnn.artifact import Checkpoint, TrainedModel
 from mnistcnn.config import TrainConfig
 from mnistcnn.data.loaders import BatchSource
+from mnistcnn.engine.allocator import keep_freed_memory
 from mnistcnn.engine.distributed import DistContext, evaluate_gathered
 from mnistcnn.engine.evaluate import evaluate_batches
 from mnistcnn.engine.loop_state import (
@@ -247,6 +248,7 @@ def fit(
     if not isinstance(model, TrainedModel):
         model = TrainedModel(model, precision=config.precision, dataset=config.dataset)
     set_fast_path(model, True)  # same function, faster CPU kernels (models/fast_path.py)
+    keep_freed_memory()  # a step's feature maps reuse the last step's memory (engine/allocator)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     dist = dist or DistContext(next(model.parameters()).device)
