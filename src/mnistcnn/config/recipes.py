@@ -43,9 +43,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {
         "model": "s2dcnn",
         "epochs": 1,
-        "batch_size": 128,
+        "batch_size": 256,
         "eval_batch_size": 2000,
-        "lr": 0.015,
+        "lr": 0.045,
         "optimizer": "adam",
         "scheduler": "onecycle",
         "warmup_fraction": 0.25,
