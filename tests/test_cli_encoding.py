@@ -2,8 +2,9 @@
 
 With ``PYTHONIOENCODING=cp1252`` a file named ``数字.png`` once made
 ``predict`` exit 1 with empty stdout, ``--csv`` stop after its header, and
-``train --out "runs/数字 run"`` exit 1 after training. Output now degrades
-(``?`` for what the console cannot show) and every file is still written.
+``train --out "runs/数字 run"`` exit 1 after training. Text output now degrades
+(``?`` for what the console cannot show), CSV sent to a pipe is UTF-8 (see
+tests/test_cli_csv.py), and every file is still written.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def test_predict_a_cjk_file_name_on_a_cp1252_console(pictures: Path) -> None:
 def test_predict_csv_writes_every_row_on_a_cp1252_console(pictures: Path) -> None:
     r = cp1252("predict", "model.pt", "数字.png", "数字 3.png", "--csv", cwd=pictures)
     assert r.returncode == 0, r.stderr.decode("cp1252")
-    rows = list(csv.reader(io.StringIO(r.stdout.decode("cp1252"))))
-    assert [row[0] for row in rows] == ["path", "??.png", "?? 3.png"]
+    rows = list(csv.reader(io.StringIO(r.stdout.decode("utf-8"))))  # a pipe: UTF-8 data
+    assert [row[0] for row in rows] == ["path", "数字.png", "数字 3.png"]
 
 
 def test_train_into_a_cjk_folder_on_a_cp1252_console(mnist_root: Path, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -25,6 +24,7 @@ from mnistcnn.cli.common import (
     threshold_option,
     user_errors,
 )
+from mnistcnn.cli.csv_rows import ENCODING_HELP, CsvRows
 from mnistcnn.cli.torchvision_nets import CHECKPOINT, is_torchvision, predict_torchvision
 
 if TYPE_CHECKING:
@@ -71,15 +71,17 @@ def _table(preds: list[Prediction], top_k: int, notes: dict[int, str] | None = N
     return "\n".join(lines)
 
 
-def _write_csv(preds: list[Prediction], top_k: int) -> None:
-    w = csv.writer(sys.stdout, lineterminator="\n")
-    header = ["path", "label", "probability", "unsure", "error"]
-    w.writerow(header + [f"top{i}_{f}" for i in range(1, top_k + 1) for f in ("label", "prob")])
-    for p in preds:
-        top = [x for lab, prob in p.topk for x in (lab, f"{prob:.6f}")]
-        prob = "" if p.probability is None else f"{p.probability:.6f}"
-        row = [p.path, p.label or "", prob, str(p.unsure).lower(), p.error or ""]
-        w.writerow(row + top + [""] * (2 * top_k - len(top)))
+def _csv_header(top_k: int) -> list[str]:
+    top = [f"top{i}_{f}" for i in range(1, top_k + 1) for f in ("label", "prob")]
+    return ["path", "label", "probability", "unsure", "error", *top]
+
+
+def _csv_row(p: Prediction, top_k: int) -> list[str]:
+    """One picture's ``--csv`` row (columns of :func:`_csv_header`)."""
+    top = [x for lab, prob in p.topk for x in (lab, f"{prob:.6f}")]
+    prob = "" if p.probability is None else f"{p.probability:.6f}"
+    row = [p.path, p.label or "", prob, str(p.unsure).lower(), p.error or ""]
+    return row + top + [""] * (2 * top_k - len(top))
 
 
 def _safe_stem(name: str) -> str:
@@ -154,7 +156,7 @@ def _show_input_safely(folder: Path, index: int, p: Prediction, predictor: Predi
     help="Classes listed; more than the model has lists them all (with a note).",
 )
 @json_option("A JSON list, one object per picture.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option("--csv", "as_csv", is_flag=True, help=f"CSV with a header row; {ENCODING_HELP}")
 @invert_option
 @threshold_option
 @click.option(
@@ -299,7 +301,11 @@ def predict(
     counter = iter(range(len(items)))
     show_failed: dict[int, str] = {}  # id(prediction) -> why its --show-input pictures failed
 
+    rows = CsvRows(_csv_header(top_k)) if as_csv else None
+
     def shown(p: Prediction) -> None:
+        if rows is not None:  # each row as its picture is done (--adapt: once adapted)
+            rows.row(_csv_row(p, top_k))
         if folder is not None:
             why = _show_input_safely(folder, next(counter), p, predictor)
             if why is not None:
@@ -314,9 +320,7 @@ def predict(
         extra = {"adapt": adapt}
     if as_json:
         click.echo(json.dumps([{**p.to_dict(), **extra} for p in preds], indent=2))
-    elif as_csv:
-        _write_csv(preds, top_k)
-    elif preds:
+    elif not as_csv and preds:
         click.echo(_table(preds, top_k, show_failed))
     failed = sum(p.error is not None for p in preds)
     if not (as_json or as_csv):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from mnistcnn._text import pad_display, plural, printable, tail_display
 from mnistcnn.cli.common import user_errors
+from mnistcnn.cli.csv_rows import ENCODING_HELP, CsvRows
 from mnistcnn.cli.predict import EXIT_SOME_FAILED, _safe_stem
 
 if TYPE_CHECKING:
@@ -56,26 +56,24 @@ def _table(readings: list[Reading], notes: dict[int, str]) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(readings: list[Reading]) -> None:
-    """One row per digit (a picture without digits, or with an error: one row)."""
-    w = csv.writer(sys.stdout, lineterminator="\n")
-    w.writerow(CSV_HEADER)
-    for r in readings:
-        if not r.digits:
-            w.writerow([r.path, r.text, "", "", "", "", "", "", "", "", "", r.error or ""])
-        for i, d in enumerate(r.digits):
-            row = [
-                r.path,
-                r.text,
-                i,
-                d.line,
-                d.label or "",
-                f"{d.probability:.6f}",
-                str(d.unsure).lower(),
-                *d.box,
-                "",
-            ]
-            w.writerow(row)
+def _csv_rows(r: Reading) -> list[list[object]]:
+    """A picture's ``--csv`` rows (:data:`CSV_HEADER`): one per digit; one when it has none."""
+    if not r.digits:
+        return [[r.path, r.text, "", "", "", "", "", "", "", "", "", r.error or ""]]
+    return [
+        [
+            r.path,
+            r.text,
+            i,
+            d.line,
+            d.label or "",
+            f"{d.probability:.6f}",
+            str(d.unsure).lower(),
+            *d.box,
+            "",
+        ]
+        for i, d in enumerate(r.digits)
+    ]
 
 
 def _show(folder: Path, index: int, r: Reading) -> str | None:
@@ -106,7 +104,12 @@ def _show(folder: Path, index: int, r: Reading) -> str | None:
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("pictures", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per picture.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row, one row per digit.")
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help=f"CSV with a header row, one row per digit; {ENCODING_HELP}",
+)
 @click.option(
     "--invert",
     type=click.Choice(["auto", "yes", "no"]),
@@ -193,8 +196,12 @@ def read(
 
         reader = adapted_reader(reader, before, adapt)
     readings, notes = [], {}
+    rows = CsvRows(CSV_HEADER) if as_csv else None
     for i, item in enumerate(items):
         r = reader.read_item(item, keep_preview=folder is not None)
+        if rows is not None:  # as each picture is read: a Ctrl-C keeps the rows so far
+            for row in _csv_rows(r):
+                rows.row(row)
         if folder is not None and r.error is None:
             why = _show(folder, i, r)
             if why is not None:
@@ -210,9 +217,7 @@ def read(
         click.echo(outcome.summary("digits", "reading"), err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in readings], indent=2))
-    elif as_csv:
-        _write_csv(readings)
-    elif readings:
+    elif not as_csv and readings:
         click.echo(_table(readings, notes))
     failed = sum(r.error is not None for r in readings)
     if not readings:
