@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_clutter.py CHECKPOINT [--pages 20]
 
-For each clutter kind of tests/clutter_synth.py (seed 0, ``--pages`` pages per
+For each clutter kind of mnistcnn.data.page_clutter (seed 0, ``--pages`` pages per
 kind, digits cycling 0-9) it prints how many pages ``predict``'s preparation gets
 right, how many it gets right with all ink kept (clutter removal and the
 morphological background off: ``PreparationSettings(clutter=None,
@@ -22,8 +22,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from clutter_synth import KINDS, make_clutter  # noqa: E402
+from clutter_synth import make_clutter  # noqa: E402
 from digits_synth import FONT_DIR  # noqa: E402
+from mnistcnn.data.page_clutter import CLUTTER_KINDS  # noqa: E402
 from mnistcnn.predict import Predictor  # noqa: E402
 from mnistcnn.prepare import InkSettings, Preparation, PreparationSettings  # noqa: E402
 
@@ -48,7 +49,7 @@ def main() -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint, threshold=0.0)
     keep_all = PreparationSettings(clutter=None, ink=InkSettings(local_background=0))
     print(f"{'kind':14s} predict  all-ink-kept  clean   ({args.pages} pages each)")
-    for kind in KINDS:
+    for kind in CLUTTER_KINDS:
         pages = [make_clutter(kind, 0, i) for i in range(args.pages)]
         labels = np.array([pg.label for pg in pages])
         made = {

@@ -1,4 +1,4 @@
-"""Picture preparation among clutter: each kind of tests/clutter_synth.py, one test each.
+"""Picture preparation among clutter: each kind of mnistcnn.data.page_clutter, one test each.
 
 For every kind (frame, box around the digit, narrow and wide table edge,
 shadow, ruled lines, punch holes, page corner, stray marks) six seeded pages
@@ -12,14 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clutter_synth import KINDS, make_clutter
+from clutter_synth import make_clutter
+from mnistcnn.data.page_clutter import CLUTTER_KINDS
 from mnistcnn.prepare import Preparation, PreparationSettings
 from mnistcnn.prepare.clutter import ClutterSettings, isolate, remove_lines
 
 N_PAGES = 6
 #: mean absolute difference (grey levels, 0..255) to the clean page's 28x28, over the pages:
 #: removing ruled lines leaves small gaps and stubs where they crossed the strokes.
-MAX_DIFF = {kind: 6.0 for kind in KINDS} | {"ruled-lines": 12.0}
+MAX_DIFF = {kind: 6.0 for kind in CLUTTER_KINDS} | {"ruled-lines": 12.0}
 
 
 def diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,7 +39,7 @@ def inside(box, digit, slack: float = 0.08) -> bool:
     )
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", CLUTTER_KINDS)
 def test_clutter_is_left_out(kind):
     diffs = []
     for i in range(N_PAGES):
@@ -63,7 +64,7 @@ def test_without_clutter_removal_the_clutter_is_kept(kind):
 
 
 def test_generated_clutter_is_deterministic_and_differs_from_the_clean_page():
-    for kind in KINDS:
+    for kind in CLUTTER_KINDS:
         a, b = make_clutter(kind, 3, 1), make_clutter(kind, 3, 1)
         assert a.picture.tobytes() == b.picture.tobytes() and a.label == 1
         changed = diff(np.asarray(a.picture), np.asarray(a.clean))

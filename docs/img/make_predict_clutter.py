@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python docs/img/make_predict_clutter.py [DATASETS_ROOT]
 
-predict_clutter.png: one generated page per clutter kind (tests/clutter_synth.py,
+predict_clutter.png: one generated page per clutter kind (mnistcnn.data.page_clutter,
 seed 0, page 3 of each kind), the 28x28 made with all ink kept (clutter removal
 and the morphological background off) and the 28x28 ``predict`` makes.
 predict_datasets.png: Fashion-MNIST test images drawn as pictures (dark on a
@@ -27,15 +27,16 @@ from PIL import Image  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
-from clutter_synth import KINDS, make_clutter  # noqa: E402
+from clutter_synth import make_clutter  # noqa: E402
+from mnistcnn.data.page_clutter import CLUTTER_KINDS  # noqa: E402
 from mnistcnn.prepare import InkSettings, Preparation, PreparationSettings  # noqa: E402
 
 
 def clutter_figure(out: Path) -> None:
     keep_all = PreparationSettings(clutter=None, ink=InkSettings(local_background=0))
-    fig, axes = plt.subplots(3, len(KINDS), figsize=(1.45 * len(KINDS), 4.6))
+    fig, axes = plt.subplots(3, len(CLUTTER_KINDS), figsize=(1.45 * len(CLUTTER_KINDS), 4.6))
     rows = ("picture", "all ink kept", "predict")
-    for j, kind in enumerate(KINDS):
+    for j, kind in enumerate(CLUTTER_KINDS):
         page = make_clutter(kind, seed=0, index=3)
         shown = [
             np.asarray(page.picture),
