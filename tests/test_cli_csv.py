@@ -155,3 +155,26 @@ def test_csv_on_a_cp1252_terminal_says_once_that_names_were_replaced(foreign: Pa
     assert [row[0] for row in csv.reader(io.StringIO(text))][1:] == ["??_3.png", "?mega.png"]
     notes = [line for line in r.stderr.decode("cp1252").splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "cp1252" in notes[0] and "redirect to a file" in notes[0]
+
+
+def test_adapt_writes_each_row_once_with_the_adapted_answers(tmp_path: Path) -> None:
+    """``--adapt`` re-predicts after seeing every picture: its rows are the adapted ones, once."""
+    from click.testing import CliRunner
+
+    from ckpt_files import write_checkpoint
+    from mnistcnn.cli import main
+    from test_adapt import _bn_model
+
+    ckpt = write_checkpoint(tmp_path / "bn.pt", _bn_model().net, model_name="bncnn")
+    pictures = tmp_path / "in"
+    pictures.mkdir()
+    for i in range(5):
+        digit(str(i), ink=40 * i).save(pictures / f"{i}.png")
+    args = ["predict", str(ckpt), str(pictures), "--adapt", "--threshold", "0"]
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    as_csv = CliRunner().invoke(main, [*args, "--csv"])
+    assert as_json.exit_code == 0 and as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0] == PREDICT_HEADER
+    adapted = json.loads(as_json.stdout)
+    assert [(r[0], r[1]) for r in rows[1:]] == [(p["path"], p["label"]) for p in adapted]
