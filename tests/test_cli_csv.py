@@ -59,6 +59,7 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a SIGINT to a child process is POSIX")
 @pytest.mark.parametrize(("command", "header"), [("predict", PREDICT_HEADER), ("read", CSV_HEADER)])
 def test_ctrl_c_keeps_the_rows_written_so_far(many: Path, command: str, header: list[str]) -> None:
     proc = subprocess.Popen(
