@@ -68,6 +68,10 @@ def test_ctrl_c_keeps_the_rows_written_so_far(many: Path, command: str, header: 
         env=env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A shell that started the tests in the background passed SIGINT on as ignored,
+        # and a Python started so never turns it into KeyboardInterrupt: a terminal's
+        # Ctrl-C reaches a command with the default disposition, so give it that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None and proc.stderr is not None
     lines = [proc.stdout.readline() for _ in range(3)]  # the header and two rows, as they come

@@ -113,3 +113,20 @@ def test_a_graph_runs_on_the_cpu_only(exported):
     _, onnx_path = exported
     with pytest.raises(ValueError, match="an OnnxGraph runs on the CPU, not 'cuda'"):
         Predictor(open_onnx(onnx_path), device="cuda")
+
+
+def test_evaluate_says_an_onnx_graph_runs_in_float32(exported, mnist_root):
+    """ONNX Runtime computes the graph in float32 whatever the training precision:
+    evaluate says so instead of "as trained", and refuses --precision bf16."""
+    from click.testing import CliRunner
+
+    from mnistcnn.cli import main
+
+    _, onnx = exported
+    args = ["evaluate", str(onnx), "--data-root", str(mnist_root)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "(precision fp32, ONNX Runtime)" in result.output
+    refused = CliRunner().invoke(main, [*args, "--precision", "bf16"])
+    assert refused.exit_code == 2
+    assert "computes in float32" in refused.output and "--precision bf16" in refused.output

@@ -197,6 +197,21 @@ def test_finished_needs_a_complete_report(runs_dir):
     assert summarize_run(runs_dir / "a-finished").status == "stopped"
 
 
+def test_a_run_told_to_write_no_report_is_finished_without_one(runs_dir):
+    """The fast recipe writes its report on demand: all its epochs done, it is finished."""
+    import json
+
+    run = runs_dir / "a-finished"
+    (run / "report.html").unlink()
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    (run / "config.json").write_text(json.dumps({**config, "report": False}), encoding="utf-8")
+    assert summarize_run(run).status == "finished"
+    (run / "metrics.csv").write_text(
+        (run / "metrics.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    assert summarize_run(run).status == "stopped"  # epochs left: not finished
+
+
 def test_a_run_being_trained_is_running_and_nothing_is_written(runs_dir):
     run = runs_dir / "b-stopped"
     before = sorted(p.name for p in run.iterdir())

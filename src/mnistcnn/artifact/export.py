@@ -339,6 +339,13 @@ class _Onnx:
             import onnxscript  # noqa: F401
         except ImportError as exc:
             raise ExportError(f"ONNX export needs {exc.name}: {INSTALL_HINT}") from None
+        # The exporter's own modules, imported here rather than inside it: a Ctrl-C during
+        # these seconds of imports is then a KeyboardInterrupt (the command's "interrupted"),
+        # not a half-imported torch._dynamo that the exporter reports as a failed export.
+        import torch._dynamo  # noqa: F401
+        import torch.export  # noqa: F401
+        import torch.onnx._internal.exporter  # noqa: F401
+
         try:
             program = torch.onnx.export(
                 model,

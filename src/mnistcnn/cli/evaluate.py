@@ -154,8 +154,15 @@ def evaluate(
       mnistcnn evaluate runs/latest/best.pt --corruptions          # MNIST-C, all 15
       mnistcnn evaluate runs/latest/best.pt --styles               # other writers' styles
     """
+    from mnistcnn.artifact.onnx_graph import is_onnx_file
     from mnistcnn.evaluation import evaluate as evaluate_models
 
+    onnx = [c for c in checkpoints if is_onnx_file(c)]
+    if onnx and precision == "bf16":
+        raise click.UsageError(
+            f"{onnx[0]}: an exported ONNX graph computes in float32 whatever the training "
+            "precision; --precision bf16 needs the .pt checkpoint it was exported from"
+        )
     check_out(out)
     _check_evaluation_out(out)
     if corruptions is None and (corruption_limit is not None or corruption_seed != 0):
@@ -192,7 +199,7 @@ def evaluate(
         click.echo(json.dumps(record, indent=2))
         return
     click.echo(f"dataset {result.dataset} test split: {plural(result.num_samples, 'image')}")
-    how = "--precision" if precision else "as trained"
+    how = "--precision" if precision else "ONNX Runtime" if onnx else "as trained"
     click.echo(
         f"loss {result.loss:.4f}  accuracy {pct(result.accuracy)}  "
         f"(precision {result.precision}, {how})"

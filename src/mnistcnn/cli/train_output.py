@@ -76,9 +76,13 @@ def say_report(result: Any) -> None:
     if result.report is not None:
         click.echo(f"report written to {result.report}")
     elif not result.config.report:
+        from mnistcnn.config.recipes import RECIPES
+
+        recipe = result.config.recipe
+        by_recipe = RECIPES.get(recipe or "", {}).get("report", True) is False
+        why = f"the {recipe} recipe writes it on demand" if by_recipe else "--no-report"
         click.echo(
-            "report: not written (--no-report); to write it: "
-            + cli_command(resume_args(result.run_dir))
+            f"report: not written ({why}); to write it: " + cli_command(resume_args(result.run_dir))
         )
 
 

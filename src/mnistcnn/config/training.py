@@ -147,7 +147,9 @@ class TrainConfig:
 
     recipe: str = setting(
         "tutorial",
-        help="Starting point for every setting; flags below override it. robust (the model "
+        help="Starting point for every setting; flags below override it. tutorial: the "
+        "classic CNN, 10 epochs; fast: 99 % on MNIST in one epoch, seconds on a laptop CPU; "
+        "best: 99.7 %, 15 epochs; robust (the model "
         "for predict and serve) also needs Fashion-MNIST, whose train split it learns as "
         "non-digits: offline, `apt-get install dataset-fashion-mnist` or --mirror DIR with "
         "its .gz files. [default: tutorial]",

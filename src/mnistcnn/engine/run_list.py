@@ -11,7 +11,8 @@ far the run got::
 Status, checked in this order:
 
 * ``running``: another process holds the run's lock (:class:`~mnistcnn.engine.run_dir.RunLock`);
-* ``finished``: every planned epoch is in metrics.csv and ``report.html`` is complete;
+* ``finished``: every planned epoch is in metrics.csv and ``report.html`` is complete
+  (or the run was not to write one: ``report`` false, as the ``fast`` recipe);
 * ``stopped``: a ``last.pt`` to resume from, but not finished (epochs left, or the
   report cut short; ``mnistcnn train --resume RUN`` completes it);
 * ``failed``: no checkpoint at all (the run ended before its first one).
@@ -177,7 +178,11 @@ def summarize_run(run_dir: str | os.PathLike[str]) -> RunSummary:
     summary.pid = lock_holder(path)
     if summary.pid is not None:
         summary.status = "running"
-    elif planned is not None and summary.epochs_done >= planned and _report_is_complete(path):
+    elif (
+        planned is not None
+        and summary.epochs_done >= planned
+        and (config.get("report") is False or _report_is_complete(path))
+    ):
         summary.status = "finished"
     elif (path / "last.pt").is_file():
         summary.status = "stopped"
